@@ -1,0 +1,50 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+# Where the CPU build of torch comes from. These machines keep it in $PIP_FIND_LINKS; elsewhere
+# PyTorch's CPU wheel page serves the same build (override with TORCH_FIND_LINKS=...).
+TORCH_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),https://download.pytorch.org/whl/cpu/torch/)
+INSTALL = $(BIN)/uv pip install --python $(BIN)/python --find-links $(TORCH_FIND_LINKS)
+
+.PHONY: setup demo test test-unit lint format bench lock infra clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(INSTALL) -r requirements.lock
+	$(INSTALL) --no-deps -e .
+	touch $@
+
+demo: setup
+	$(BIN)/riskctl demo
+
+test: setup
+	$(BIN)/pytest
+
+test-unit: setup
+	$(BIN)/pytest -m "not integration and not slow"
+
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy decisioning
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python -m bench
+
+# Re-resolve the whole stack to exact versions (needs the package registries).
+lock:
+	test -x $(BIN)/uv || (test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install --quiet uv==$(UV_VERSION))
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--find-links $(TORCH_FIND_LINKS) -c constraints-torch-cpu.txt -o requirements.lock
+
+clean:
+	rm -rf var build infra/cdk.out .pytest_cache .ruff_cache .mypy_cache

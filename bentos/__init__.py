@@ -1,0 +1,1 @@
+"""BentoML services: thin layers that parse, call decisioning, and respond."""

@@ -1,0 +1,13 @@
+"""Failures of the decisioning package, one class per failure mode."""
+
+
+class RiskPlatformError(Exception):
+    """Base class: every error the platform raises on purpose."""
+
+
+class SettingsError(RiskPlatformError):
+    """A profile is unknown, malformed, or refers to an unset environment variable."""
+
+
+class SchemaError(RiskPlatformError):
+    """Input data does not meet its contract (DESIGN 4.1); the message names the column."""

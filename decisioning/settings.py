@@ -1,0 +1,131 @@
+"""Settings: one frozen, strict model built from a profile in ``configs/profiles`` and the environment.
+
+``RISK_ENV`` picks the profile (``local`` by default); ``RISK_HOME`` is where local state lives
+(``./var`` by default). Profile values may name environment variables as ``${NAME}`` or
+``${NAME:-default}``, which is how endpoints and secrets reach the settings without being written
+in a file. Nothing here runs at import time: call :func:`load_settings` from an entry point.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from decisioning.errors import SettingsError
+
+PROFILES = ("local", "services", "aws")
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>(?:[^{}]|\$\{[^}]*\})*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FeastSettings(_Strict):
+    store_config: str
+    online_store: Literal["sqlite", "redis"]
+
+
+class MlflowSettings(_Strict):
+    tracking_uri: str
+    artifact_root: str
+
+
+class AuditSettings(_Strict):
+    url: str
+
+
+class EvidenceSettings(_Strict):
+    backend: Literal["sqlite", "opensearch"]
+    url: str
+
+
+class CacheSettings(_Strict):
+    backend: Literal["sqlite", "redis"]
+    url: str
+
+
+class ObservabilitySettings(_Strict):
+    trace_exporter: Literal["none", "console", "otlp"]
+    otlp_endpoint: str = ""
+
+
+class Settings(_Strict):
+    """Everything an entry point needs to know about where things are."""
+
+    name: Literal["local", "services", "aws"]
+    home: Path
+    config_dir: Path
+    data_dir: str
+    feast: FeastSettings
+    mlflow: MlflowSettings
+    audit: AuditSettings
+    evidence: EvidenceSettings
+    embeddings_cache: CacheSettings
+    observability: ObservabilitySettings
+    api_keys: tuple[SecretStr, ...] = ()
+
+    def config_path(self, relative: str) -> Path:
+        """A file under ``configs/``, given as the profile names it (``configs/...``)."""
+        path = Path(relative)
+        if path.parts and path.parts[0] == "configs":
+            path = Path(*path.parts[1:])
+        return self.config_dir / path
+
+    @property
+    def data_path(self) -> Path:
+        path = Path(self.data_dir)
+        return path if path.is_absolute() else self.home / path
+
+
+def _expand(value: object, env: Mapping[str, str], profile: str) -> object:
+    if isinstance(value, dict):
+        return {key: _expand(item, env, profile) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand(item, env, profile) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return str(_expand(default, env, profile))
+        raise SettingsError(f"profile {profile!r} needs the environment variable {name}")
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings for ``RISK_ENV`` from its profile and the environment."""
+    env = dict(os.environ if env is None else env)
+    profile = env.get("RISK_ENV", "local")
+    if profile not in PROFILES:
+        raise SettingsError(f"unknown RISK_ENV {profile!r}; choose one of {', '.join(PROFILES)}")
+    config_dir = Path(env.get("RISK_CONFIG_DIR", DEFAULT_CONFIG_DIR)).resolve()
+    home = Path(env.get("RISK_HOME", "var")).resolve()
+    env["RISK_HOME"] = str(home)
+    path = config_dir / "profiles" / f"{profile}.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise SettingsError(f"profile file {path} is missing") from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(f"profile file {path} is not a mapping")
+    values = _expand(raw, env, profile)
+    assert isinstance(values, dict)
+    keys = tuple(k.strip() for k in env.get("RISK_API_KEYS", "").split(",") if k.strip())
+    try:
+        return Settings(home=home, config_dir=config_dir, api_keys=keys, **values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise SettingsError(f"profile {profile!r}: {where}: {first['msg']}") from exc

@@ -1,0 +1,1 @@
+"""Feast definitions only; the store config per profile lives in configs/feast/."""

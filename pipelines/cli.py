@@ -1,0 +1,51 @@
+"""``riskctl``: the one console entry point. ``main(argv) -> int`` is what tests call."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+
+from decisioning.errors import RiskPlatformError
+from pipelines.commands import data
+
+app = typer.Typer(
+    name="riskctl",
+    help="Risk intelligence platform: simulate, validate, train, serve, decide, audit.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code. Failures print one line on stderr."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=list(sys.argv[1:] if argv is None else argv),
+            prog_name="riskctl",
+            standalone_mode=False,
+        )
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("riskctl: aborted", file=sys.stderr)
+        return 130
+    except RiskPlatformError as exc:
+        print(f"riskctl: {exc}", file=sys.stderr)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module of ``riskctl`` subcommands per area; ``pipelines.cli`` mounts them."""

@@ -1,0 +1,1 @@
+"""The MLflow workflow: model names, logging, registering, aliases, promotion gates."""
