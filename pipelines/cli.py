@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+# One sub-app per area; each lives in pipelines/commands/<area>.py.
 app.add_typer(data.app, name="data")
 
 
