@@ -6,11 +6,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
 
 from decisioning.errors import RiskPlatformError
-from pipelines.commands import data
+from pipelines.commands import data, demo
 
 app = typer.Typer(
     name="riskctl",
@@ -21,11 +20,13 @@ app = typer.Typer(
 )
 # One sub-app per area; each lives in pipelines/commands/<area>.py.
 app.add_typer(data.app, name="data")
+app.command(name="demo")(demo.demo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code. Failures print one line on stderr."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     command = typer.main.get_command(app)
     try:
         result = command.main(
@@ -33,14 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             prog_name="riskctl",
             standalone_mode=False,
         )
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
         print("riskctl: aborted", file=sys.stderr)
         return 130
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value, no command
+        exc.show()  # type: ignore[attr-defined]
+        return int(exc.exit_code)
     except RiskPlatformError as exc:
         print(f"riskctl: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,125 @@
+"""Bring-your-own ingestion: any CSV or Parquet with the DESIGN 4.1 columns becomes a typed frame.
+
+This is the point where unchecked input becomes checked: structure and types here (a one-line
+``SchemaError`` naming the column), then content through the quality gate (``pipelines.quality``).
+Nothing is written by these functions; a refused file leaves no trace.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from decisioning.errors import SchemaError
+from decisioning.events import (
+    TEXT_OPTIONAL,
+    TEXT_REQUIRED,
+    TRANSACTION_OPTIONAL,
+    TRANSACTION_REQUIRED,
+    ColumnKind,
+)
+
+CONTRACTS: dict[str, tuple[dict[str, ColumnKind], dict[str, ColumnKind]]] = {
+    "transactions": (TRANSACTION_REQUIRED, TRANSACTION_OPTIONAL),
+    "texts": (TEXT_REQUIRED, TEXT_OPTIONAL),
+}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file as it is, refusing other formats and unreadable files."""
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".gz"):
+            return pd.read_csv(path, dtype=str, keep_default_na=True)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise SchemaError(f"{path}: cannot be read ({exc})") from exc
+    raise SchemaError(f"{path}: expected a .csv or .parquet file, got {suffix or 'no suffix'}")
+
+
+def conform(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Check required columns and coerce every known column to its contract type.
+
+    Missing optional columns are added as nulls, so features built from them are null rather
+    than a crash. Unknown columns are kept (labels, scenario names) for the jobs that want them.
+    """
+    required, optional = CONTRACTS[kind]
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        raise SchemaError(f"{kind}: missing required column {', '.join(missing)}")
+    out = frame.copy()
+    for column, column_kind in {**required, **optional}.items():
+        if column not in out.columns:
+            out[column] = _empty(column_kind, len(out))
+            continue
+        out[column] = _coerce(out[column], column, column_kind)
+        if column in required and out[column].isna().any():
+            rows = int(out[column].isna().sum())
+            raise SchemaError(f"{kind}: column {column} has {rows} empty values")
+    return out.reset_index(drop=True)
+
+
+def load_events(path: Path, kind: str) -> pd.DataFrame:
+    """Read and conform an event file (structure and types only; run the gate for content)."""
+    return conform(read_table(path), kind)
+
+
+def _empty(kind: ColumnKind, length: int) -> pd.Series:
+    if kind == "timestamp":
+        return pd.Series(pd.NaT, index=range(length), dtype="datetime64[ns, UTC]")
+    if kind == "float":
+        return pd.Series(float("nan"), index=range(length), dtype="float64")
+    if kind == "label":
+        return pd.Series(pd.NA, index=range(length), dtype="Int8")
+    return pd.Series(pd.NA, index=range(length), dtype="string")
+
+
+def _coerce(values: pd.Series, column: str, kind: ColumnKind) -> pd.Series:
+    present = values.notna()
+    if kind == "timestamp":
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+        return _refuse_unparsed(values, parsed, present, column, "timestamps")
+    if kind == "float":
+        parsed = pd.to_numeric(values, errors="coerce").astype("float64")
+        return _refuse_unparsed(values, parsed, present, column, "numbers")
+    if kind == "label":
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = present & ~parsed.isin([0, 1])
+        if bad.any():
+            raise SchemaError(
+                f"column {column}: {int(bad.sum())} values are not 0, 1 or empty "
+                f"(first: {values[bad].iloc[0]!r})"
+            )
+        return parsed.astype("Int8")
+    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
+        # Integer identifiers stored as floats (1.0) would not join with their string form ("1").
+        values = values.astype("Int64")
+    return values.astype("string").str.strip()
+
+
+def _refuse_unparsed(
+    raw: pd.Series, parsed: pd.Series, present: pd.Series, column: str, what: str
+) -> pd.Series:
+    bad = present & parsed.isna()
+    if bad.any():
+        raise SchemaError(
+            f"column {column}: {int(bad.sum())} values are not {what} (first: {raw[bad].iloc[0]!r})"
+        )
+    return parsed
+
+
+def load_checked(path: Path, kind: str) -> pd.DataFrame:
+    """What every pipeline step calls to read events: conform, then the quality gate.
+
+    Raises ``SchemaError`` or ``QualityGateFailed``; the step stops before using the data.
+    """
+    from pipelines.quality import require_valid
+
+    frame = load_events(path, kind)
+    require_valid(frame, kind)
+    return frame

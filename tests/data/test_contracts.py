@@ -1,0 +1,116 @@
+"""The Great Expectations suites: pass on simulated data, fail on each kind of corruption."""
+
+from collections.abc import Callable
+
+import pandas as pd
+import pytest
+
+from pipelines.errors import QualityGateFailed
+from pipelines.ingest import conform
+from pipelines.quality import require_valid, validate_frame
+from pipelines.simulate import SimulatedWorld
+
+Corruption = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def _set(column: str, value: object, rows: int = 3) -> Corruption:
+    def corrupt(frame: pd.DataFrame) -> pd.DataFrame:
+        bad = frame.copy()
+        bad.loc[bad.index[:rows], column] = value
+        return bad
+
+    return corrupt
+
+
+def _duplicate(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([frame, frame.head(2)], ignore_index=True)
+
+
+FUTURE = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=30)
+
+TRANSACTION_CORRUPTIONS: dict[str, tuple[Corruption, str]] = {
+    "negative amount": (_set("amount", -10.0), "amount"),
+    "null amount": (_set("amount", float("nan")), "amount"),
+    "zero amount": (_set("amount", 0.0), "amount"),
+    "duplicate ids": (_duplicate, "transaction_id"),
+    "missing column": (lambda f: f.drop(columns=["terminal_id"]), "table"),
+    "unknown currency": (_set("currency", "XYZ"), "currency"),
+    "future timestamp": (_set("occurred_at", FUTURE), "occurred_at"),
+    "label before payment": (
+        lambda f: f.assign(label_available_at=f["occurred_at"] - pd.Timedelta(days=1)),
+        "label_available_at",
+    ),
+}
+
+TEXT_CORRUPTIONS: dict[str, tuple[Corruption, str]] = {
+    "empty text": (_set("text", ""), "text"),
+    "blank text": (_set("text", "   "), "text"),
+    "null text": (_set("text", None), "text"),
+    "duplicate ids": (_duplicate, "message_id"),
+    "future timestamp": (_set("received_at", FUTURE), "received_at"),
+    "unknown channel": (_set("channel", "fax"), "channel"),
+    "missing column": (lambda f: f.drop(columns=["received_at"]), "table"),
+}
+
+
+@pytest.fixture(scope="module")
+def transactions(small_world: SimulatedWorld) -> pd.DataFrame:
+    return conform(small_world.transactions, "transactions")
+
+
+@pytest.fixture(scope="module")
+def texts(small_world: SimulatedWorld) -> pd.DataFrame:
+    return conform(small_world.texts, "texts")
+
+
+def test_simulated_transactions_pass(transactions: pd.DataFrame) -> None:
+    result = validate_frame(transactions, "transactions")
+
+    assert result.success, result.report()
+
+
+def test_simulated_texts_pass(texts: pd.DataFrame) -> None:
+    result = validate_frame(texts, "texts")
+
+    assert result.success, result.report()
+
+
+@pytest.mark.parametrize("name", sorted(TRANSACTION_CORRUPTIONS))
+def test_transactions_suite_fails_on(name: str, transactions: pd.DataFrame) -> None:
+    corrupt, column = TRANSACTION_CORRUPTIONS[name]
+
+    result = validate_frame(corrupt(transactions), "transactions")
+
+    assert not result.success, f"the suite accepted {name}"
+    assert column in result.summary(), f"the summary should name {column}: {result.summary()}"
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_CORRUPTIONS))
+def test_texts_suite_fails_on(name: str, texts: pd.DataFrame) -> None:
+    corrupt, column = TEXT_CORRUPTIONS[name]
+
+    result = validate_frame(corrupt(texts), "texts")
+
+    assert not result.success, f"the suite accepted {name}"
+    assert column in result.summary(), f"the summary should name {column}: {result.summary()}"
+
+
+def test_training_set_suite_needs_both_classes(transactions: pd.DataFrame) -> None:
+    training = transactions.rename(columns={"occurred_at": "event_timestamp"}).dropna(
+        subset=["label"]
+    )
+    assert validate_frame(training, "training-set").success
+
+    only_genuine = training[training["label"] == 0]
+    result = validate_frame(only_genuine, "training-set")
+
+    assert not result.success and "label" in result.summary()
+
+
+def test_the_gate_stops_with_a_report(transactions: pd.DataFrame) -> None:
+    corrupt, _ = TRANSACTION_CORRUPTIONS["negative amount"]
+
+    with pytest.raises(QualityGateFailed) as failure:
+        require_valid(corrupt(transactions), "transactions")
+
+    assert "3 rows" in failure.value.report

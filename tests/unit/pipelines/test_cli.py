@@ -1,0 +1,63 @@
+"""The CLI's contract: exit codes and a one-line reason on stderr (DESIGN 4.5)."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.cli import main
+
+
+def test_simulate_writes_the_four_files(tmp_path: Path) -> None:
+    code = main(["data", "simulate", "--out", str(tmp_path), "--customers", "30", "--days", "7"])
+
+    assert code == 0
+    for name in ("transactions", "texts", "customers", "terminals"):
+        assert (tmp_path / f"{name}.parquet").is_file(), f"{name}.parquet not written"
+
+
+def test_validate_accepts_simulated_data(small_world_dir: Path) -> None:
+    assert (
+        main(["data", "validate", "transactions", str(small_world_dir / "transactions.parquet")])
+        == 0
+    )
+    assert main(["data", "validate", "texts", str(small_world_dir / "texts.parquet")]) == 0
+
+
+def test_validate_fails_with_a_reason_on_stderr(
+    small_world_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = pd.read_parquet(small_world_dir / "transactions.parquet")
+    frame.loc[frame.index[:4], "amount"] = -1.0
+    frame.to_parquet(tmp_path / "negative.parquet")
+
+    code = main(["data", "validate", "transactions", str(tmp_path / "negative.parquet")])
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "amount" in err[0], err
+
+
+def test_validate_refuses_a_missing_column_before_the_suite(
+    small_world_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pd.read_parquet(small_world_dir / "transactions.parquet").drop(
+        columns=["customer_id"]
+    ).to_parquet(tmp_path / "nocol.parquet")
+
+    code = main(["data", "validate", "transactions", str(tmp_path / "nocol.parquet")])
+
+    assert code == 1
+    assert "missing required column customer_id" in capsys.readouterr().err
+
+
+def test_missing_file_and_unknown_kind_exit_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["data", "validate", "transactions", str(tmp_path / "none.csv")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert main(["data", "validate", "payments", str(tmp_path / "none.csv")]) == 2
+
+
+def test_no_command_shows_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) != 0
