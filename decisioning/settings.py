@@ -1,4 +1,4 @@
-"""Settings: one frozen, strict model built from a profile in ``configs/profiles`` and the environment.
+"""Settings: one frozen, strict model built from a profile in ``configs/profiles`` and the env.
 
 ``RISK_ENV`` picks the profile (``local`` by default); ``RISK_HOME`` is where local state lives
 (``./var`` by default). Profile values may name environment variables as ``${NAME}`` or
@@ -122,7 +122,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"profile file {path} is not a mapping")
     values = _expand(raw, env, profile)
     assert isinstance(values, dict)
-    keys = tuple(k.strip() for k in env.get("RISK_API_KEYS", "").split(",") if k.strip())
+    keys = tuple(SecretStr(k.strip()) for k in env.get("RISK_API_KEYS", "").split(",") if k.strip())
     try:
         return Settings(home=home, config_dir=config_dir, api_keys=keys, **values)
     except ValidationError as exc:

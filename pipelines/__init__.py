@@ -1,1 +1,1 @@
-"""Offline jobs, each a typed function of data and settings, and the ``riskctl`` CLI that wires them."""
+"""Offline jobs, each a typed function of data and settings, and the ``riskctl`` CLI."""
