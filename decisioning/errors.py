@@ -11,3 +11,7 @@ class SettingsError(RiskPlatformError):
 
 class SchemaError(RiskPlatformError):
     """Input data does not meet its contract (DESIGN 4.1); the message names the column."""
+
+
+class AuditError(RiskPlatformError):
+    """The audit store cannot be opened, or a record is missing."""

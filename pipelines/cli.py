@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import typer
 
 from decisioning.errors import RiskPlatformError
-from pipelines.commands import data, demo
+from pipelines.commands import audit, data, demo
 
 app = typer.Typer(
     name="riskctl",
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 # One sub-app per area; each lives in pipelines/commands/<area>.py.
 app.add_typer(data.app, name="data")
+app.add_typer(audit.app, name="audit")
 app.command(name="demo")(demo.demo)
 
 

@@ -1,0 +1,189 @@
+"""Append to and verify the hash chain. SQLite in the embedded default, PostgreSQL otherwise.
+
+Appends serialise on a database lock (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL transaction-level
+advisory lock), so several worker processes appending at once still build one chain.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, insert, select, text
+from sqlalchemy.engine import make_url
+
+from decisioning.audit.schema import AuditRow
+from decisioning.decision import canonical_json, sha256_hex
+
+logger = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_PG_CHAIN_LOCK = 0x5249534B  # "RISK": one advisory lock id for the chain
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    seq: int
+    record_id: str
+    kind: str
+    recorded_at: str
+    body: dict[str, Any]
+    prev_hash: str
+    row_hash: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    first_broken_seq: int | None = None
+    first_broken_id: str | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_seq is None
+
+
+def row_hash(kind: str, record_id: str, recorded_at: str, body: str, prev_hash: str) -> str:
+    """The hash a row must carry: over its content and the hash of the row before it."""
+    material = canonical_json(
+        {
+            "kind": kind,
+            "record_id": record_id,
+            "recorded_at": recorded_at,
+            "body": body,
+            "prev_hash": prev_hash,
+        }
+    )
+    return sha256_hex(material)
+
+
+class AuditStore:
+    """The one way to write and read the audit trail."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> AuditStore:
+        """Connect and bring the schema to the latest migration."""
+        engine = _engine(url)
+        with engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(_MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return cls(engine)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def append(self, kind: str, record_id: str, body: dict[str, Any]) -> AuditRecord:
+        """Add one record at the head of the chain."""
+        body_text = canonical_json(body)
+        recorded_at = datetime.now(UTC).isoformat()
+        with self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CHAIN_LOCK}
+                )
+            head = connection.execute(
+                select(AuditRow.row_hash).order_by(AuditRow.seq.desc()).limit(1)
+            ).scalar()
+            prev_hash = head or GENESIS
+            digest = row_hash(kind, record_id, recorded_at, body_text, prev_hash)
+            result = connection.execute(
+                insert(AuditRow).values(
+                    record_id=record_id,
+                    kind=kind,
+                    recorded_at=recorded_at,
+                    body=body_text,
+                    prev_hash=prev_hash,
+                    row_hash=digest,
+                )
+            )
+            seq = int(result.inserted_primary_key[0])  # type: ignore[index]
+        logger.info("audit append kind=%s record_id=%s seq=%d", kind, record_id, seq)
+        return AuditRecord(seq, record_id, kind, recorded_at, body, prev_hash, digest)
+
+    def get(self, record_id: str) -> AuditRecord | None:
+        with self._engine.connect() as connection:
+            row = connection.execute(
+                select(AuditRow.__table__).where(AuditRow.record_id == record_id)
+            ).first()
+        return None if row is None else _record(row)
+
+    def records(self, kind: str | None = None, batch: int = 1000) -> Iterator[AuditRecord]:
+        """Every record in chain order, streamed in batches."""
+        last = 0
+        while True:
+            query = select(AuditRow.__table__).where(AuditRow.seq > last)
+            if kind is not None:
+                query = query.where(AuditRow.kind == kind)
+            with self._engine.connect() as connection:
+                rows = connection.execute(query.order_by(AuditRow.seq).limit(batch)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _record(row)
+            last = rows[-1].seq
+
+    def verify(self) -> ChainReport:
+        """Recompute every hash in order; name the first row that does not match."""
+        expected_prev, checked = GENESIS, 0
+        for record in self.records():
+            body_text = canonical_json(record.body)
+            if record.prev_hash != expected_prev:
+                reason = "previous-hash link broken: a row before it was removed or altered"
+                return ChainReport(checked, record.seq, record.record_id, reason)
+            digest = row_hash(
+                record.kind, record.record_id, record.recorded_at, body_text, record.prev_hash
+            )
+            if digest != record.row_hash:
+                return ChainReport(
+                    checked, record.seq, record.record_id, "content does not match its hash"
+                )
+            expected_prev = record.row_hash
+            checked += 1
+        return ChainReport(checked)
+
+
+def _record(row: Any) -> AuditRecord:
+    return AuditRecord(
+        seq=row.seq,
+        record_id=row.record_id,
+        kind=row.kind,
+        recorded_at=row.recorded_at,
+        body=json.loads(row.body),
+        prev_hash=row.prev_hash,
+        row_hash=row.row_hash,
+    )
+
+
+def _engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    # pysqlite's own transaction handling defers the lock; take the write lock when a transaction
+    # begins so two processes can never both read the same chain head.
+    @event.listens_for(engine, "connect")
+    def _autocommit(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

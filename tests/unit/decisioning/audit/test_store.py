@@ -1,0 +1,97 @@
+"""The audit chain on SQLite: appends verify, edits and deletions are named, workers share it."""
+
+import multiprocessing
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from decisioning.audit import AuditStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[AuditStore]:
+    audit = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")
+    yield audit
+    audit.close()
+
+
+def fill(store: AuditStore, n: int = 5) -> None:
+    for i in range(n):
+        store.append("decision", f"d{i}", {"risk_score": i / 10, "action": "approve"})
+
+
+def test_appended_records_form_a_valid_chain(store: AuditStore) -> None:
+    fill(store)
+
+    report = store.verify()
+
+    assert report.ok and report.checked == 5
+    records = list(store.records())
+    assert [r.prev_hash for r in records[1:]] == [r.row_hash for r in records[:-1]]
+    assert store.get("d3") is not None and store.get("d3").body["risk_score"] == 0.3
+
+
+def test_the_database_refuses_updates_and_deletes(store: AuditStore) -> None:
+    fill(store, 2)
+
+    with pytest.raises(DBAPIError, match="append-only"), store._engine.begin() as connection:
+        connection.execute(text("UPDATE audit_records SET body = '{}' WHERE record_id = 'd1'"))
+    with pytest.raises(DBAPIError, match="append-only"), store._engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_records WHERE record_id = 'd1'"))
+
+
+def tamper(store: AuditStore, statement: str) -> None:
+    """What someone with database rights could do: lift the guard, then edit."""
+    with store._engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER audit_records_no_update"))
+        connection.execute(text("DROP TRIGGER audit_records_no_delete"))
+        connection.execute(text(statement))
+
+
+def test_an_edited_row_is_named(store: AuditStore) -> None:
+    fill(store)
+    tamper(
+        store, """UPDATE audit_records SET body = '{"action":"decline"}' WHERE record_id = 'd2'"""
+    )
+
+    report = store.verify()
+
+    assert not report.ok
+    assert report.first_broken_id == "d2" and "hash" in (report.reason or "")
+
+
+def test_a_deleted_row_breaks_the_link_of_the_next(store: AuditStore) -> None:
+    fill(store)
+    tamper(store, "DELETE FROM audit_records WHERE record_id = 'd1'")
+
+    report = store.verify()
+
+    assert report.first_broken_id == "d2", "the row after the gap must be named"
+
+
+def _append_many(url: str, worker: int, count: int) -> None:
+    store = AuditStore(AuditStore.open(url)._engine)
+    for i in range(count):
+        store.append("decision", f"w{worker}-{i}", {"worker": worker, "i": i})
+
+
+@pytest.mark.slow
+def test_concurrent_workers_keep_one_chain(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    AuditStore.open(url).close()
+    workers = [
+        multiprocessing.get_context("spawn").Process(target=_append_many, args=(url, w, 25))
+        for w in range(4)
+    ]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+
+    report = AuditStore.open(url).verify()
+
+    assert report.ok and report.checked == 100, report
