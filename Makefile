@@ -40,6 +40,10 @@ format: setup
 bench: setup
 	$(BIN)/python -m bench
 
+# Synthesize every environment's CloudFormation into infra/cdk.out and lint it (offline).
+infra: setup
+	bash infra/synth.sh
+
 # Re-resolve the whole stack to exact versions (needs the package registries).
 lock:
 	test -x $(BIN)/uv || (test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install --quiet uv==$(UV_VERSION))

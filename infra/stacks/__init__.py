@@ -1,0 +1,1 @@
+"""The stacks of one environment, in dependency order: network, data, observability, service."""

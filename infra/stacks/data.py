@@ -1,0 +1,239 @@
+"""Stateful services of the `aws` profile: RDS PostgreSQL, ElastiCache Redis, OpenSearch, S3.
+
+All of it is encrypted at rest with one customer-managed key per environment, sits in the
+isolated ``data`` subnets, and accepts connections from the task security group only. The URLs the
+service reads (``RISK_AUDIT_URL``, ``RISK_MLFLOW_URL``, ``RISK_REDIS_URL``, ``RISK_FEAST_REDIS``)
+carry credentials, so they are kept in a Secrets Manager secret built from dynamic references:
+no password appears in a template or in a plain environment variable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_opensearchservice as opensearch
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.environments import EnvironmentConfig
+from infra.stacks.network import DATA_SUBNET_GROUP, DATA_SUBNETS, NetworkStack
+
+POSTGRES_VERSION = rds.PostgresEngineVersion.VER_16_11
+REDIS_VERSION = "7.1"
+OPENSEARCH_VERSION = opensearch.EngineVersion.OPENSEARCH_2_19
+POSTGRES_PORT = 5432
+REDIS_PORT = 6379
+HTTPS_PORT = 443
+DATABASE_USER = "risk"
+# The database names of the `services` profile, so URLs differ only in host and credentials.
+AUDIT_DATABASE = "risk_audit"
+MLFLOW_DATABASE = "risk_mlflow"
+
+
+class DataStack(cdk.Stack):
+    """Database, cache, search domain and buckets, plus the secret holding their URLs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        network: NetworkStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self._config = config
+        self._network = network
+        self.key = kms.Key(
+            self,
+            "DataKey",
+            description=f"Encrypts {config.stack_prefix} data at rest",
+            enable_key_rotation=True,
+            removal_policy=config.removal_policy,
+        )
+        self.data_bucket = self._bucket("Data")
+        self.artifacts_bucket = self._bucket("Artifacts")
+        self.evaluations_bucket = self._bucket("Evaluations")
+        self.database = self._database()
+        self.cache, cache_token = self._cache()
+        self.search = self._search_domain()
+        self.connection_urls = self._connection_urls(cache_token)
+
+    def _security_group(self, name: str, port: int) -> ec2.SecurityGroup:
+        """A group that admits the tasks on one port and opens no outbound connection."""
+        group = ec2.SecurityGroup(
+            self,
+            f"{name}SecurityGroup",
+            vpc=self._network.vpc,
+            description=f"{name} ({self.stack_name})",
+            allow_all_outbound=False,
+        )
+        group.add_ingress_rule(
+            self._network.task_security_group, ec2.Port.tcp(port), "from API and worker tasks"
+        )
+        return group
+
+    def _bucket(self, name: str) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            f"{name}Bucket",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            versioned=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            removal_policy=self._config.removal_policy,
+        )
+
+    def _database(self) -> rds.DatabaseInstance:
+        """PostgreSQL for the audit store and the MLflow backend; TLS is forced server-side."""
+        engine = rds.DatabaseInstanceEngine.postgres(version=POSTGRES_VERSION)
+        config = self._config
+        return rds.DatabaseInstance(
+            self,
+            "Database",
+            engine=engine,
+            instance_type=ec2.InstanceType(config.database_instance_type),
+            vpc=self._network.vpc,
+            vpc_subnets=DATA_SUBNETS,
+            security_groups=[self._security_group("Database", POSTGRES_PORT)],
+            credentials=rds.Credentials.from_generated_secret(DATABASE_USER),
+            database_name=AUDIT_DATABASE,
+            parameter_group=rds.ParameterGroup(
+                self, "DatabaseParameters", engine=engine, parameters={"rds.force_ssl": "1"}
+            ),
+            allocated_storage=config.database_storage_gib,
+            max_allocated_storage=config.database_storage_gib * 4,
+            storage_type=rds.StorageType.GP3,
+            storage_encrypted=True,
+            storage_encryption_key=self.key,
+            publicly_accessible=False,
+            multi_az=config.multi_az,
+            backup_retention=cdk.Duration.days(config.database_backup_days),
+            copy_tags_to_snapshot=True,
+            deletion_protection=config.deletion_protection,
+            removal_policy=config.database_removal_policy,
+        )
+
+    def _cache(self) -> tuple[elasticache.CfnReplicationGroup, secretsmanager.Secret]:
+        """Redis for the Feast online store and embedding cache, TLS and AUTH token required."""
+        config = self._config
+        token = secretsmanager.Secret(
+            self,
+            "CacheAuthToken",
+            description=f"{config.stack_prefix} Redis AUTH token",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                exclude_punctuation=True, password_length=64
+            ),
+        )
+        subnets = elasticache.CfnSubnetGroup(
+            self,
+            "CacheSubnets",
+            description=f"{config.stack_prefix} cache subnets",
+            subnet_ids=self._network.vpc.select_subnets(
+                subnet_group_name=DATA_SUBNET_GROUP
+            ).subnet_ids,
+        )
+        cache = elasticache.CfnReplicationGroup(
+            self,
+            "Cache",
+            replication_group_description=f"{config.stack_prefix} Feast online store",
+            engine="redis",
+            engine_version=REDIS_VERSION,
+            cache_node_type=config.cache_node_type,
+            num_node_groups=1,
+            replicas_per_node_group=config.cache_replicas,
+            automatic_failover_enabled=config.multi_az,
+            multi_az_enabled=config.multi_az,
+            cache_subnet_group_name=subnets.ref,
+            security_group_ids=[self._security_group("Cache", REDIS_PORT).security_group_id],
+            port=REDIS_PORT,
+            at_rest_encryption_enabled=True,
+            kms_key_id=self.key.key_id,
+            transit_encryption_enabled=True,
+            auth_token=token.secret_value.unsafe_unwrap(),
+            snapshot_retention_limit=config.cache_snapshot_days,
+            auto_minor_version_upgrade=True,
+        )
+        cache.apply_removal_policy(config.removal_policy)
+        return cache, token
+
+    def _search_domain(self) -> opensearch.Domain:
+        """OpenSearch for the evidence index; reachable only inside the VPC, over TLS 1.2+."""
+        config = self._config
+        return opensearch.Domain(
+            self,
+            "Evidence",
+            version=OPENSEARCH_VERSION,
+            vpc=self._network.vpc,
+            vpc_subnets=[self._search_subnets()],
+            security_groups=[self._security_group("Search", HTTPS_PORT)],
+            capacity=opensearch.CapacityConfig(
+                data_nodes=config.search_data_nodes,
+                data_node_instance_type=config.search_instance_type,
+                master_nodes=config.search_master_nodes or None,
+                master_node_instance_type=(
+                    config.search_instance_type if config.search_master_nodes else None
+                ),
+                multi_az_with_standby_enabled=False,
+            ),
+            zone_awareness=opensearch.ZoneAwarenessConfig(
+                enabled=config.multi_az, availability_zone_count=2 if config.multi_az else None
+            ),
+            ebs=opensearch.EbsOptions(
+                volume_size=config.search_volume_gib, volume_type=ec2.EbsDeviceVolumeType.GP3
+            ),
+            encryption_at_rest=opensearch.EncryptionAtRestOptions(enabled=True, kms_key=self.key),
+            node_to_node_encryption=True,
+            enforce_https=True,
+            tls_security_policy=opensearch.TLSSecurityPolicy.TLS_1_2,
+            removal_policy=config.removal_policy,
+        )
+
+    def _search_subnets(self) -> ec2.SubnetSelection:
+        """One data subnet per zone the domain spans: a single-node domain takes exactly one."""
+        subnets = self._network.vpc.select_subnets(subnet_group_name=DATA_SUBNET_GROUP).subnets
+        return ec2.SubnetSelection(subnets=subnets if self._config.multi_az else subnets[:1])
+
+    def _connection_urls(self, cache_token: secretsmanager.Secret) -> secretsmanager.Secret:
+        """One secret whose fields are the full URLs, each resolved by CloudFormation at deploy.
+
+        ECS injects secret fields as environment variables, and the settings read whole URLs, so
+        the URLs themselves are the secret; their parts are dynamic references to the generated
+        database and cache credentials.
+        """
+        credentials = self.database.secret
+        assert credentials is not None, "the database was created with a generated secret"
+        user = credentials.secret_value_from_json("username").unsafe_unwrap()
+        password = credentials.secret_value_from_json("password").unsafe_unwrap()
+        host = self.database.db_instance_endpoint_address
+        port = self.database.db_instance_endpoint_port
+        postgres = f"postgresql+psycopg://{user}:{password}@{host}:{port}"
+        redis_host = self.cache.attr_primary_end_point_address
+        redis_port = self.cache.attr_primary_end_point_port
+        token = cache_token.secret_value.unsafe_unwrap()
+        return secretsmanager.Secret(
+            self,
+            "ConnectionUrls",
+            description=f"{self._config.stack_prefix} audit, MLflow, Redis and Feast URLs",
+            secret_object_value={
+                "audit_url": cdk.SecretValue.unsafe_plain_text(f"{postgres}/{AUDIT_DATABASE}"),
+                "mlflow_url": cdk.SecretValue.unsafe_plain_text(f"{postgres}/{MLFLOW_DATABASE}"),
+                "redis_url": cdk.SecretValue.unsafe_plain_text(
+                    f"rediss://:{token}@{redis_host}:{redis_port}/0"
+                ),
+                # Feast's connection-string form; its store config appends ",ssl=true".
+                "feast_redis": cdk.SecretValue.unsafe_plain_text(
+                    f"{redis_host}:{redis_port},password={token}"
+                ),
+            },
+        )

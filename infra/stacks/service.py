@@ -1,0 +1,326 @@
+"""The platform on ECS Fargate: the risk API behind an internal ALB and API Gateway, and the worker.
+
+Request path: HTTP API (public, TLS, throttled, access-logged) → VPC link → internal ALB →
+Fargate tasks in the ``app`` subnets. The worker runs the offline jobs on EventBridge schedules
+from the same image. Both read the `aws` profile: endpoints as plain environment variables,
+anything carrying a credential as an ECS secret from Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.environments import EnvironmentConfig
+from infra.image import (
+    API_COMMAND,
+    API_PORT,
+    OTLP_HTTP_PORT,
+    READINESS_PATH,
+    ServiceImage,
+    scheduled_jobs,
+)
+from infra.stacks.data import DataStack
+from infra.stacks.network import APP_SUBNETS, LISTENER_PORT, NetworkStack
+from infra.stacks.observability import ObservabilityStack
+from infra.stacks.telemetry import add_collector
+
+# Searching the evidence index; only the worker writes to it.
+SEARCH_READ_ACTIONS = ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost")
+SEARCH_WRITE_ACTIONS = (*SEARCH_READ_ACTIONS, "es:ESHttpPut", "es:ESHttpDelete")
+CPU_TARGET_PERCENT = 60
+# The Feast registry file in the data bucket (configs/feast/aws.yaml reads its URI).
+FEAST_REGISTRY_KEY = "feast/registry.db"
+# HTTP API context variables, one JSON object per request.
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "integrationLatency": "$context.integrationLatency",
+}
+
+
+@jsii.implements(apigwv2.IAccessLogSettings)
+class JsonAccessLogs:
+    """API Gateway access logs as one JSON object per request (a jsii interface, not a struct)."""
+
+    def __init__(self, log_group: logs.ILogGroup) -> None:
+        self._destination = apigwv2.LogGroupLogDestination(log_group)
+
+    @property
+    def destination(self) -> apigwv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigw.AccessLogFormat:
+        return apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS))
+
+
+class ServiceStack(cdk.Stack):
+    """ECS cluster, API service with autoscaling, HTTP API, worker and its schedules."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        image: ServiceImage,
+        network: NetworkStack,
+        data: DataStack,
+        observability: ObservabilityStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self._config = config
+        self._network = network
+        self._data = data
+        self._observability = observability
+        self._image = _container_image(self, image)
+        self.api_keys = secretsmanager.Secret(
+            self,
+            "ApiKeys",
+            description=f"{config.stack_prefix} bearer keys for the API (RISK_API_KEYS)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                exclude_punctuation=True, password_length=48
+            ),
+        )
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=network.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENHANCED,
+        )
+        self.api_service, target_group, listener = self._api_service()
+        self._autoscale(self.api_service, target_group)
+        self.http_api = self._http_api(listener)
+        self.worker_task = self._worker_task()
+        self._schedule_jobs(self.worker_task)
+        cdk.CfnOutput(self, "ApiUrl", value=self.http_api.api_endpoint)
+
+    def _environment(self) -> dict[str, str]:
+        """Endpoints the `aws` profile reads; nothing here is a credential."""
+        data = self._data
+        return {
+            "RISK_ENV": "aws",
+            "RISK_DATA_URI": data.data_bucket.s3_url_for_object("data"),
+            "RISK_ARTIFACT_URI": data.artifacts_bucket.s3_url_for_object("mlflow"),
+            "RISK_FEAST_REGISTRY_URI": data.data_bucket.s3_url_for_object(FEAST_REGISTRY_KEY),
+            "OPENSEARCH_URL": f"https://{data.search.domain_endpoint}",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{OTLP_HTTP_PORT}",
+        }
+
+    def _connection_secrets(self) -> dict[str, ecs.Secret]:
+        """URLs with credentials in them, injected by ECS from Secrets Manager at task start."""
+        urls = self._data.connection_urls
+        return {
+            "RISK_AUDIT_URL": ecs.Secret.from_secrets_manager(urls, "audit_url"),
+            "RISK_MLFLOW_URL": ecs.Secret.from_secrets_manager(urls, "mlflow_url"),
+            "RISK_REDIS_URL": ecs.Secret.from_secrets_manager(urls, "redis_url"),
+            "RISK_FEAST_REDIS": ecs.Secret.from_secrets_manager(urls, "feast_redis"),
+        }
+
+    def _api_task(self) -> ecs.FargateTaskDefinition:
+        """The API reads models and the Feast registry, queries evidence, writes nothing to S3."""
+        config, data = self._config, self._data
+        task = ecs.FargateTaskDefinition(
+            self, "ApiTask", cpu=config.api_cpu, memory_limit_mib=config.api_memory_mib
+        )
+        task.add_container(
+            "api",
+            image=self._image,
+            command=list(API_COMMAND),
+            port_mappings=[ecs.PortMapping(container_port=API_PORT)],
+            environment=self._environment(),
+            secrets={
+                **self._connection_secrets(),
+                "RISK_API_KEYS": ecs.Secret.from_secrets_manager(self.api_keys),
+            },
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="api", log_group=self._observability.api_logs
+            ),
+        )
+        add_collector(
+            task,
+            log_group=self._observability.api_logs,
+            metrics_port=API_PORT,
+            remote_write_url=self._observability.remote_write_url,
+            workspace_arn=self._observability.prometheus.attr_arn,
+        )
+        data.artifacts_bucket.grant_read(task.task_role)
+        data.data_bucket.grant_read(task.task_role, f"{FEAST_REGISTRY_KEY}*")
+        self._grant_search(task.task_role, SEARCH_READ_ACTIONS)
+        return task
+
+    def _api_service(
+        self,
+    ) -> tuple[ecs.FargateService, elbv2.ApplicationTargetGroup, elbv2.ApplicationListener]:
+        """Fargate service behind an internal ALB; a failed deployment rolls itself back."""
+        config, network = self._config, self._network
+        service = ecs.FargateService(
+            self,
+            "Api",
+            cluster=self.cluster,
+            task_definition=self._api_task(),
+            desired_count=config.api_min_tasks,
+            vpc_subnets=APP_SUBNETS,
+            security_groups=[network.task_security_group],
+            assign_public_ip=False,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            health_check_grace_period=cdk.Duration.seconds(120),
+        )
+        # CDK both references the target group and adds a DependsOn on it; cfn-lint flags the
+        # redundancy (W3005), which is harmless, so it is silenced on this resource only.
+        cfn_service = service.node.default_child
+        assert isinstance(cfn_service, ecs.CfnService)
+        cfn_service.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        load_balancer = elbv2.ApplicationLoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=network.vpc,
+            internet_facing=False,
+            vpc_subnets=APP_SUBNETS,
+            security_group=network.load_balancer_security_group,
+            deletion_protection=config.deletion_protection,
+            drop_invalid_header_fields=True,
+        )
+        listener = load_balancer.add_listener(
+            "Http", port=LISTENER_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False
+        )
+        target_group = listener.add_targets(
+            "Api",
+            port=API_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            targets=[service],
+            health_check=elbv2.HealthCheck(path=READINESS_PATH, healthy_http_codes="200"),
+            deregistration_delay=cdk.Duration.seconds(30),
+        )
+        return service, target_group, listener
+
+    def _autoscale(
+        self, service: ecs.FargateService, target_group: elbv2.ApplicationTargetGroup
+    ) -> None:
+        """Scoring is stateless, so more load means more tasks: on CPU and on request count."""
+        scaling = service.auto_scale_task_count(
+            min_capacity=self._config.api_min_tasks, max_capacity=self._config.api_max_tasks
+        )
+        scaling.scale_on_cpu_utilization("Cpu", target_utilization_percent=CPU_TARGET_PERCENT)
+        scaling.scale_on_request_count(
+            "Requests",
+            requests_per_target=self._config.api_requests_per_task_minute,
+            target_group=target_group,
+        )
+
+    def _http_api(self, listener: elbv2.ApplicationListener) -> apigwv2.HttpApi:
+        """The public entry: TLS and throttling at API Gateway; bearer keys checked by the app."""
+        link = apigwv2.VpcLink(
+            self,
+            "VpcLink",
+            vpc=self._network.vpc,
+            subnets=APP_SUBNETS,
+            security_groups=[self._network.vpc_link_security_group],
+        )
+        api = apigwv2.HttpApi(
+            self,
+            "HttpApi",
+            api_name=self._config.stack_prefix,
+            create_default_stage=False,
+            default_integration=integrations.HttpAlbIntegration("Alb", listener, vpc_link=link),
+        )
+        apigwv2.HttpStage(
+            self,
+            "DefaultStage",
+            http_api=api,
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(
+                rate_limit=self._config.api_rate_limit_per_second,
+                burst_limit=self._config.api_rate_limit_per_second * 2,
+            ),
+            access_log_settings=JsonAccessLogs(self._observability.gateway_logs),
+        )
+        return api
+
+    def _worker_task(self) -> ecs.FargateTaskDefinition:
+        """The worker reads and writes data, models and evaluations, and maintains evidence."""
+        config, data = self._config, self._data
+        task = ecs.FargateTaskDefinition(
+            self, "WorkerTask", cpu=config.worker_cpu, memory_limit_mib=config.worker_memory_mib
+        )
+        task.add_container(
+            "worker",
+            image=self._image,
+            environment=self._environment(),
+            secrets=self._connection_secrets(),
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="worker", log_group=self._observability.worker_logs
+            ),
+        )
+        add_collector(task, log_group=self._observability.worker_logs)
+        # Read and add, never delete: buckets are versioned and overwrites keep their history.
+        for bucket in (data.data_bucket, data.artifacts_bucket, data.evaluations_bucket):
+            bucket.grant_read(task.task_role)
+            bucket.grant_put(task.task_role)
+        self._grant_search(task.task_role, SEARCH_WRITE_ACTIONS)
+        return task
+
+    def _schedule_jobs(self, task: ecs.FargateTaskDefinition) -> None:
+        """One EventBridge rule per job, each running the worker task with its own arguments."""
+        data = self._data
+        jobs = scheduled_jobs(
+            data_uri=data.data_bucket.s3_url_for_object("data"),
+            evaluations_uri=data.evaluations_bucket.s3_url_for_object(self._config.name),
+        )
+        for job in jobs:
+            events.Rule(
+                self,
+                f"{job.name}Schedule",
+                description=job.description,
+                schedule=events.Schedule.expression(job.schedule),
+                targets=[
+                    targets.EcsTask(
+                        cluster=self.cluster,
+                        task_definition=task,
+                        launch_type=ecs.LaunchType.FARGATE,
+                        subnet_selection=APP_SUBNETS,
+                        security_groups=[self._network.task_security_group],
+                        container_overrides=[
+                            targets.ContainerOverride(
+                                container_name="worker", command=list(job.arguments)
+                            )
+                        ],
+                    )
+                ],
+            )
+
+    def _grant_search(self, role: iam.IRole, actions: tuple[str, ...]) -> None:
+        domain_arn = self._data.search.domain_arn
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(actions), resources=[domain_arn, f"{domain_arn}/*"])
+        )
+
+
+def _container_image(scope: Construct, image: ServiceImage) -> ecs.ContainerImage:
+    """The platform image from ECR; pull rights are granted for this one repository only."""
+    repository = ecr.Repository.from_repository_name(scope, "ServiceRepository", image.repository)
+    return ecs.ContainerImage.from_ecr_repository(repository, image.tag)
