@@ -85,11 +85,12 @@ class Settings(_Strict):
         return path if path.is_absolute() else self.home / path
 
 
-def _expand(value: object, env: Mapping[str, str], profile: str) -> object:
+def expand_variables(value: object, env: Mapping[str, str], profile: str) -> object:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` in every string of a parsed YAML value."""
     if isinstance(value, dict):
-        return {key: _expand(item, env, profile) for key, item in value.items()}
+        return {key: expand_variables(item, env, profile) for key, item in value.items()}
     if isinstance(value, list):
-        return [_expand(item, env, profile) for item in value]
+        return [expand_variables(item, env, profile) for item in value]
     if not isinstance(value, str):
         return value
 
@@ -98,7 +99,7 @@ def _expand(value: object, env: Mapping[str, str], profile: str) -> object:
         if name in env and env[name] != "":
             return env[name]
         if default is not None:
-            return str(_expand(default, env, profile))
+            return str(expand_variables(default, env, profile))
         raise SettingsError(f"profile {profile!r} needs the environment variable {name}")
 
     return _VARIABLE.sub(substitute, value)
@@ -120,7 +121,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"profile file {path} is missing") from exc
     if not isinstance(raw, dict):
         raise SettingsError(f"profile file {path} is not a mapping")
-    values = _expand(raw, env, profile)
+    values = expand_variables(raw, env, profile)
     assert isinstance(values, dict)
     keys = tuple(SecretStr(k.strip()) for k in env.get("RISK_API_KEYS", "").split(",") if k.strip())
     try:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import typer
 
 from decisioning.errors import RiskPlatformError
-from pipelines.commands import audit, data, demo
+from pipelines.commands import audit, data, demo, features
 
 app = typer.Typer(
     name="riskctl",
@@ -21,6 +21,7 @@ app = typer.Typer(
 # One sub-app per area; each lives in pipelines/commands/<area>.py.
 app.add_typer(data.app, name="data")
 app.add_typer(audit.app, name="audit")
+app.add_typer(features.app, name="features")
 app.command(name="demo")(demo.demo)
 
 

@@ -1,0 +1,120 @@
+"""A customer's velocity and profile, recomputed one payment at a time from a compact history.
+
+This is the online twin of ``pipelines.features.build.customer_activity_table``: given the same
+payments in the same order, both give the same values (the skew test replays a sequence through
+both). The history keeps the payments of the longest window plus a few running totals, so it stays
+small however long the customer has banked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from decisioning.events import TransactionEvent
+
+VELOCITY_WINDOWS: dict[str, timedelta] = {
+    "10m": timedelta(minutes=10),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+LONGEST_WINDOW_NS = max(int(w.total_seconds() * 1e9) for w in VELOCITY_WINDOWS.values())
+
+
+@dataclass(frozen=True)
+class RecentPayment:
+    occurred_at_ns: int
+    amount: float
+    terminal_id: str
+
+
+@dataclass
+class CustomerHistory:
+    """What the online side remembers of one customer between payments."""
+
+    recent: list[RecentPayment] = field(default_factory=list)
+    payments: int = 0
+    amount_sum: float = 0.0
+    amount_squares: float = 0.0
+    last_payment_ns: int | None = None
+    country_counts: dict[str, int] = field(default_factory=dict)
+    usual_country: str | None = None
+    terminal_counts: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CustomerHistory:
+        recent = [RecentPayment(**item) for item in raw.pop("recent")]
+        return cls(recent=recent, **raw)
+
+
+def nanoseconds(event: TransactionEvent) -> int:
+    """The event time as integer nanoseconds since the epoch, the unit both sides compare in."""
+    moment = event.occurred_at
+    whole = int(moment.timestamp())
+    return whole * 1_000_000_000 + moment.microsecond * 1_000
+
+
+def record_payment(history: CustomerHistory, event: TransactionEvent) -> dict[str, Any]:
+    """Add the payment to the history and return the customer's activity row as of it.
+
+    Velocity includes this payment; the profile and terminal novelty describe the customer before
+    it, so a payment never dilutes the norm it is compared against.
+    """
+    now = nanoseconds(event)
+    row: dict[str, Any] = {
+        "customer_id": event.customer_id,
+        "terminal_id": event.terminal_id,
+        **_profile_before(history),
+        "payments_at_terminal_before": history.terminal_counts.get(event.terminal_id, 0),
+        "seconds_since_previous_payment": (
+            (now - history.last_payment_ns) / 1e9
+            if history.last_payment_ns is not None
+            else math.nan
+        ),
+    }
+    _remember(history, event, now)
+    for name, window in VELOCITY_WINDOWS.items():
+        since = now - int(window.total_seconds() * 1e9)
+        inside = [p for p in history.recent if p.occurred_at_ns > since]
+        row[f"velocity_{name}_count"] = len(inside)
+        row[f"velocity_{name}_amount_sum"] = math.fsum(p.amount for p in inside)
+        row[f"velocity_{name}_distinct_terminals"] = len({p.terminal_id for p in inside})
+    return row
+
+
+def _profile_before(history: CustomerHistory) -> dict[str, Any]:
+    count = history.payments
+    mean = history.amount_sum / count if count else math.nan
+    variance = max(history.amount_squares / count - mean * mean, 0.0) if count else math.nan
+    return {
+        "payments_before": count,
+        "usual_amount": mean,
+        "amount_spread": math.sqrt(variance) if count >= 2 else math.nan,
+        "usual_country": history.usual_country,
+    }
+
+
+def _remember(history: CustomerHistory, event: TransactionEvent, now: int) -> None:
+    history.recent = [p for p in history.recent if p.occurred_at_ns > now - LONGEST_WINDOW_NS]
+    history.recent.append(RecentPayment(now, event.amount, event.terminal_id))
+    history.payments += 1
+    history.amount_sum += event.amount
+    history.amount_squares += event.amount * event.amount
+    history.last_payment_ns = now
+    history.terminal_counts[event.terminal_id] = (
+        history.terminal_counts.get(event.terminal_id, 0) + 1
+    )
+    if event.country is not None:
+        seen = history.country_counts.get(event.country, 0) + 1
+        history.country_counts[event.country] = seen
+        # A tie keeps the country that reached the count first, as the offline build does.
+        leading = history.country_counts.get(history.usual_country or "", 0)
+        if event.country != history.usual_country and seen > leading:
+            history.usual_country = event.country

@@ -1,0 +1,1 @@
+"""Offline feature jobs: point-in-time build, Feast apply and materialize, training sets."""

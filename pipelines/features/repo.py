@@ -1,0 +1,128 @@
+"""Offline Feast jobs: register the definitions, materialize, seed the streaming history.
+
+Definitions are the flat objects of ``feature_repo``, applied through Feast's Python API, so
+``riskctl features apply`` needs no ``feature_store.yaml`` and no ``feast`` command on the path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from feast import FeatureStore
+
+from decisioning.features.activity import LONGEST_WINDOW_NS, CustomerHistory, RecentPayment
+from decisioning.features.history import PaymentHistory
+from feature_repo import data_sources, entities, feature_services, feature_views, on_demand_views
+from pipelines.features.errors import FeatureTablesMissing
+
+logger = logging.getLogger(__name__)
+
+FEATURE_TABLES = ("customer_activity", "customer_attributes", "terminal_risk")
+ALL_TIME_START = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def feature_definitions() -> list[Any]:
+    """Every registered object of ``feature_repo``, in the order Feast wants them."""
+    return [
+        entities.customer,
+        entities.terminal,
+        data_sources.customer_activity_source,
+        data_sources.customer_activity_push,
+        data_sources.customer_attributes_source,
+        data_sources.terminal_risk_source,
+        data_sources.payment_request,
+        feature_views.customer_velocity,
+        feature_views.customer_profile,
+        feature_views.customer_terminal_history,
+        feature_views.customer_attributes,
+        feature_views.terminal_risk,
+        on_demand_views.payment_context,
+        feature_services.fraud_v1,
+    ]
+
+
+def apply_definitions(store: FeatureStore) -> list[str]:
+    """Register the definitions in the store's registry; return the feature services' names."""
+    store.apply(feature_definitions())
+    return [service.name for service in store.list_feature_services()]
+
+
+def feature_table_path(home: Path, table: str) -> Path:
+    """Where ``features build`` writes a table: the file source's relative path under home."""
+    return Path(home) / "features" / f"{table}.parquet"
+
+
+def require_feature_tables(home: Path) -> None:
+    missing = [t for t in FEATURE_TABLES if not feature_table_path(home, t).is_file()]
+    if missing:
+        raise FeatureTablesMissing(
+            f"no feature tables ({', '.join(missing)}) under {home / 'features'}; "
+            "run `riskctl features build --transactions PATH` first"
+        )
+
+
+def materialize(store: FeatureStore, history: PaymentHistory, home: Path, end: datetime) -> int:
+    """Load the latest values up to ``end`` online and seed the streaming history to match.
+
+    Seeding matters: the first payment pushed after materialize must count the ones before it.
+    Returns the number of customers whose history was seeded.
+    """
+    require_feature_tables(home)
+    store.materialize(start_date=ALL_TIME_START, end_date=end)
+    activity = pd.read_parquet(feature_table_path(home, "customer_activity"))
+    return history.replace_all(histories_as_of(activity, end))
+
+
+def histories_as_of(activity: pd.DataFrame, end: datetime) -> Iterator[tuple[str, CustomerHistory]]:
+    """Each customer's online history after their payments up to ``end``, from the activity table.
+
+    The last row per customer carries the profile before its payment; folding that payment in
+    gives the running totals the online side would hold after replaying every payment.
+    """
+    upto = activity[activity["event_timestamp"] <= pd.Timestamp(end)]
+    upto = upto.sort_values(["customer_id", "event_timestamp", "transaction_id"], kind="stable")
+    nanos = upto["event_timestamp"].astype("int64")
+    for customer_id, rows in upto.groupby("customer_id", sort=False):
+        times = nanos.loc[rows.index].to_numpy()
+        amounts = rows["amount"].to_numpy(dtype="float64")
+        recent = times > times[-1] - LONGEST_WINDOW_NS
+        countries = rows["country"].dropna()
+        country_counts = countries.value_counts().to_dict()
+        yield (
+            str(customer_id),
+            CustomerHistory(
+                recent=[
+                    RecentPayment(int(t), float(a), str(m))
+                    for t, a, m in zip(
+                        times[recent], amounts[recent], rows["terminal_id"][recent], strict=True
+                    )
+                ],
+                payments=len(rows),
+                amount_sum=float(amounts.sum()),
+                amount_squares=float((amounts * amounts).sum()),
+                last_payment_ns=int(times[-1]),
+                country_counts={str(k): int(v) for k, v in country_counts.items()},
+                usual_country=_usual_country_after(rows),
+                terminal_counts={
+                    str(k): int(v) for k, v in rows["terminal_id"].value_counts().items()
+                },
+            ),
+        )
+
+
+def _usual_country_after(rows: pd.DataFrame) -> str | None:
+    """The usual country once the last payment is counted: the build's rule, one step on."""
+    before = rows["usual_country"].iloc[-1]
+    last = rows["country"].iloc[-1]
+    if pd.isna(last):
+        return None if pd.isna(before) else str(before)
+    counts = rows["country"].value_counts()
+    leading = 0 if pd.isna(before) else int(counts.get(before, 0))
+    if pd.isna(before) or (last != before and int(counts[last]) > leading):
+        return str(last)
+    return str(before)

@@ -1,0 +1,158 @@
+"""Point-in-time feature tables: windows, late labels, missing columns, no look-ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.features.build import FeatureTables, build_feature_tables
+from tests.unit.features.payments import (
+    assert_frames_agree,
+    payments,
+    random_payments,
+    replay_online,
+)
+
+
+def _row(table: pd.DataFrame, transaction_id: str) -> pd.Series:
+    return table.set_index("transaction_id").loc[transaction_id]
+
+
+def test_a_payment_61_minutes_old_is_out_of_the_hour_but_59_minutes_is_in() -> None:
+    # given payments at 0, 2 and 61 minutes, at two terminals
+    frame = payments(
+        {"minutes": 0, "amount": 5.0},
+        {"minutes": 2, "amount": 7.0, "terminal_id": "m2"},
+        {"minutes": 61, "amount": 11.0},
+    )
+    # when the customer activity is built
+    table = build_feature_tables(frame).customer_activity
+    # then the last payment's hour holds itself and the one 59 minutes before, not 61
+    last = _row(table, "tx0002")
+    assert last["velocity_1h_count"] == 2, "the payment 61 minutes earlier must have expired"
+    assert last["velocity_1h_amount_sum"] == pytest.approx(18.0)
+    assert last["velocity_1h_distinct_terminals"] == 2
+    assert last["velocity_24h_count"] == 3
+    assert last["velocity_10m_count"] == 1
+    assert last["seconds_since_previous_payment"] == pytest.approx(59 * 60)
+
+
+def test_a_burst_counts_each_payment_and_those_before_it() -> None:
+    # given ten payments a few seconds apart at the same terminal
+    frame = payments(*({"minutes": i / 10} for i in range(10)))
+    # when built
+    table = build_feature_tables(frame).customer_activity.sort_values("event_timestamp")
+    # then the counts rise 1..10 and distinct terminals stay at one
+    assert table["velocity_10m_count"].tolist() == list(range(1, 11))
+    assert set(table["velocity_10m_distinct_terminals"]) == {1}
+
+
+def test_the_profile_describes_only_earlier_payments() -> None:
+    # given three payments of 10, 30 and 1000
+    frame = payments(
+        {"minutes": 0, "amount": 10.0, "country": "GB"},
+        {"minutes": 5, "amount": 30.0, "country": "FR"},
+        {"minutes": 9, "amount": 1000.0, "country": "FR"},
+    )
+    # when built
+    table = build_feature_tables(frame).customer_activity
+    # then the large payment is compared with the two before it, not with itself
+    last = _row(table, "tx0002")
+    assert last["usual_amount"] == pytest.approx(20.0)
+    assert last["amount_spread"] == pytest.approx(10.0)
+    assert last["usual_country"] == "GB", "a tie keeps the country that got there first"
+    assert pd.isna(_row(table, "tx0000")["usual_amount"]), "no history, no usual amount"
+
+
+def test_a_fraud_label_counts_only_once_it_is_available() -> None:
+    # given a fraud on day 0 whose chargeback arrives on day 2, and payments on days 1 and 3
+    day = 24 * 60
+    frame = payments(
+        {"minutes": 0, "terminal_id": "m9"},
+        {"minutes": day, "terminal_id": "m9"},
+        {"minutes": 3 * day, "terminal_id": "m9"},
+    )
+    frame["label"] = pd.array([1, pd.NA, pd.NA], dtype="Int8")
+    frame["label_available_at"] = [frame["occurred_at"][0] + pd.Timedelta(days=2), pd.NaT, pd.NaT]
+    # when the terminal risk is built
+    table = build_feature_tables(frame).terminal_risk
+    # then day 1 does not see the fraud yet; day 3 does, in the 7-day rate only
+    assert _row(table, "tx0001")["terminal_fraud_rate_7d"] == 0.0, "label seen before it arrived"
+    assert _row(table, "tx0002")["terminal_fraud_rate_7d"] == pytest.approx(0.5)
+    assert _row(table, "tx0002")["terminal_payments_1d_count"] == 0
+    assert pd.isna(_row(table, "tx0000")["terminal_fraud_rate_7d"]), "no earlier payment"
+
+
+def test_a_file_with_only_required_columns_gives_null_features_not_a_crash() -> None:
+    # given bring-your-own payments without country, labels or a customers file
+    frame = payments({"minutes": 0}, {"minutes": 1}, {"minutes": 2, "customer_id": "c2"})
+    # when built
+    tables = build_feature_tables(frame)
+    # then the features from missing columns are null and the rest are computed
+    assert tables.customer_activity["usual_country"].isna().all()
+    assert tables.customer_attributes[["segment", "home_country"]].isna().all().all()
+    assert tables.customer_attributes["account_opened_at"].isna().all()
+    assert (tables.terminal_risk["terminal_fraud_rate_30d"].fillna(0) == 0).all()
+    assert tables.customer_activity["velocity_1h_count"].max() == 2
+
+
+def test_customer_attributes_come_from_the_customers_file_when_given() -> None:
+    frame = payments({"minutes": 0}, {"minutes": 1, "customer_id": "c2"})
+    customers = pd.DataFrame(
+        {
+            "customer_id": ["c1"],
+            "segment": ["retail"],
+            "home_country": ["GB"],
+            "account_opened_at": [pd.Timestamp("2020-01-01", tz="UTC")],
+        }
+    )
+    attributes = build_feature_tables(frame, customers).customer_attributes.set_index("customer_id")
+    assert attributes.loc["c1", "home_country"] == "GB"
+    assert pd.isna(attributes.loc["c2", "segment"]), "an unknown customer has null attributes"
+
+
+def _visible_at(frame: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """What a system knew at ``cutoff``: payments up to it, and only labels already available."""
+    known = frame[frame["occurred_at"] <= cutoff].copy()
+    late = known["label_available_at"] > cutoff
+    known.loc[late, "label"] = pd.NA
+    known.loc[late, "label_available_at"] = pd.NaT
+    return known
+
+
+def _feature_rows(tables: FeatureTables, ids: pd.Index) -> pd.DataFrame:
+    activity = tables.customer_activity.set_index("transaction_id")
+    risk = tables.terminal_risk.set_index("transaction_id")
+    features = activity.drop(columns=["event_timestamp"]).join(
+        risk.drop(columns=["event_timestamp", "terminal_id"])
+    )
+    return features.loc[ids].sort_index()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_no_feature_at_time_t_depends_on_later_payments_or_labels(seed: int) -> None:
+    # given random payments with late labels, and a random moment t
+    frame = random_payments(seed)
+    rng = np.random.default_rng(seed)
+    cutoff = frame["occurred_at"].iloc[int(rng.integers(50, len(frame) - 50))]
+    # when features are built from everything, and from only what was known at t
+    full = build_feature_tables(frame)
+    known = build_feature_tables(_visible_at(frame, cutoff))
+    # then every payment up to t has the same features both ways
+    ids = pd.Index(_visible_at(frame, cutoff)["transaction_id"])
+    pd.testing.assert_frame_equal(
+        _feature_rows(full, ids), _feature_rows(known, ids), check_exact=False, rtol=1e-9
+    )
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_online_replay_equals_offline_point_in_time(seed: int) -> None:
+    # given random payments
+    frame = random_payments(seed)
+    # when replayed one by one through the online computation and built offline
+    online = replay_online(frame)
+    offline = build_feature_tables(frame).customer_activity
+    # then every velocity and profile value agrees
+    columns = [c for c in online.columns if c not in ("transaction_id", "customer_id")]
+    assert_frames_agree(online, offline, columns)

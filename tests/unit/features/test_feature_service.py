@@ -1,0 +1,68 @@
+"""fraud_v1 on the embedded default: one feature list for training and serving."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from feast import FeatureStore
+
+from decisioning.features.online import feature_names, online_features, push_payment
+from decisioning.features.store import open_feature_store, open_payment_history
+from decisioning.settings import load_settings
+from pipelines.features.build import build_feature_tables
+from pipelines.features.repo import apply_definitions, materialize
+from pipelines.features.training import entity_frame, training_frame
+from tests.unit.features.payments import as_event, random_payments
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def local_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FeatureStore, Path]]:
+    home = tmp_path_factory.mktemp("home")
+    env = {"RISK_ENV": "local", "RISK_HOME": str(home)}
+    settings = load_settings(env)
+    frame = random_payments(7, count=300, days=20)
+    build_feature_tables(frame).write(home / "features")
+    store = open_feature_store(settings, env)
+    apply_definitions(store)
+    end = frame["occurred_at"].max().to_pydatetime()
+    materialize(store, open_payment_history(settings, env), home, end)
+    yield store, home
+
+
+def test_training_columns_equal_serving_columns(local_store: tuple[FeatureStore, Path]) -> None:
+    # given the registered fraud_v1 service and a few payments
+    store, home = local_store
+    frame = random_payments(7, count=300, days=20)
+    settings = load_settings({"RISK_ENV": "local", "RISK_HOME": str(home)})
+    # when a training set is built and one payment is served
+    training = training_frame(store, entity_frame(frame.head(20)))
+    event = as_event(next(frame.tail(1).itertuples()))
+    push_payment(store, open_payment_history(settings, {"RISK_HOME": str(home)}), event)
+    served = online_features(store, event)
+    # then both carry exactly the service's features, in its order
+    names = feature_names(store)
+    assert list(served) == names, "serving must return the service's features in order"
+    assert list(training.columns[-len(names) :]) == names, "training must end with them too"
+    assert len(names) == len(set(names)), "feature names must be unique across views"
+
+
+def test_training_rows_are_point_in_time(local_store: tuple[FeatureStore, Path]) -> None:
+    # given payments whose features were built offline
+    store, home = local_store
+    frame = random_payments(7, count=300, days=20)
+    offline = pd.read_parquet(home / "features" / "customer_activity.parquet")
+    # when their training set is fetched through Feast
+    training = training_frame(store, entity_frame(frame))
+    # then each row carries its own payment's velocity, not a later one
+    joined = training.merge(offline, on="transaction_id", suffixes=("", "_offline"))
+    assert len(joined) == len(frame)
+    mismatched = joined["velocity_24h_count"] != joined["velocity_24h_count_offline"]
+    assert not mismatched.any(), f"{int(mismatched.sum())} rows joined another payment's features"
