@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 import typer
 
 from decisioning.errors import RiskPlatformError
-from pipelines.commands import audit, data, demo, features
+from pipelines.commands import (
+    audit,
+    conduct,
+    data,
+    demo,
+    features,
+    fraud,
+    registry,
+    serve,
+    train,
+)
 
 app = typer.Typer(
     name="riskctl",
@@ -21,14 +33,19 @@ app = typer.Typer(
 # One sub-app per area; each lives in pipelines/commands/<area>.py.
 app.add_typer(data.app, name="data")
 app.add_typer(audit.app, name="audit")
+app.add_typer(train.app, name="train")
+app.add_typer(conduct.app, name="conduct")
+app.add_typer(registry.app, name="registry")
 app.add_typer(features.app, name="features")
+app.add_typer(fraud.app, name="fraud")
 app.command(name="demo")(demo.demo)
+app.command(name="serve")(serve.serve)
+app.command(name="decide")(serve.decide)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code. Failures print one line on stderr."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    quiet_third_party_output()
     command = typer.main.get_command(app)
     try:
         result = command.main(
@@ -50,6 +67,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def quiet_third_party_output() -> None:
+    """Keep the CLI's output ours: frameworks' progress bars, INFO lines and warnings go quiet."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for package in ("feast", "mlflow", "dask", "great_expectations", "sklearn", "xgboost"):
+        warnings.filterwarnings("ignore", module=rf"{package}(\..*)?$")
+
+
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,1 +1,1 @@
-"""The MLflow workflow: model names, logging, registering, aliases, promotion gates."""
+"""The MLflow workflow every model shares: names, logging, aliases, gates, promotion, rollback."""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from decisioning.audit import AuditStore
+if TYPE_CHECKING:
+    from decisioning.audit import AuditStore
+
 from decisioning.settings import load_settings
 
 app = typer.Typer(help="Verify, replay and export the audit trail.", no_args_is_help=True)
@@ -17,6 +19,8 @@ console = Console()
 
 
 def open_store() -> AuditStore:
+    from decisioning.audit import AuditStore  # SQLAlchemy and Alembic load on use
+
     return AuditStore.open(load_settings().audit.url)
 
 
@@ -35,6 +39,31 @@ def verify() -> None:
         )
         raise typer.Exit(1)
     console.print(f"audit chain intact: {report.checked:,} records verified", highlight=False)
+
+
+@app.command()
+def replay(decision_id: Annotated[str, typer.Argument(help="the decision to recompute")]) -> None:
+    """Recompute a decision from what it stored; print every difference and exit 1 if any."""
+    from decisioning.serving import build_engine
+
+    with console.status("loading the models the decision names"):
+        parts = build_engine(load_settings())
+    try:
+        report = parts.engine.replay(decision_id)
+    except LookupError as exc:
+        print(f"riskctl: {exc.args[0]}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    if report.identical:
+        console.print(
+            f"decision {decision_id} replayed: identical "
+            f"(action, score, category, reasons, policy version)",
+            highlight=False,
+        )
+        return
+    for field, (stored, recomputed) in report.differences.items():
+        console.print(f"{field}: stored {stored!r}, recomputed {recomputed!r}", highlight=False)
+    print(f"riskctl: decision {decision_id} differs on replay", file=sys.stderr)
+    raise typer.Exit(1)
 
 
 @app.command()

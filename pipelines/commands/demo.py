@@ -1,48 +1,204 @@
 """``riskctl demo``: the main job end to end on the embedded default (DESIGN section 2).
 
-Each stage is a function of the settings and what earlier stages made; the demo only wires them
-and prints what happened. Later stages (features, training, serving, audit) join this list as the
-platform grows.
+simulate → validate → features (build, apply, materialize) → train fraud and conduct →
+promote both through their gates → serve the bento → decide a sample → verify the audit chain →
+replay a decision. Each stage calls the same function its own command does; the demo only wires
+them and prints what happened.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import sys
 import time
-from pathlib import Path
-from typing import Annotated
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
 
+import pandas as pd
 import typer
-from rich.console import Console
 
-from decisioning.settings import load_settings
+from decisioning.errors import RiskPlatformError
+from decisioning.settings import Settings, load_settings
 from pipelines.commands.data import simulate_and_write, summary_table
+from pipelines.commands.serve import (
+    console,
+    decision_table,
+    last_day_start,
+    post_decision,
+    sample_requests,
+)
 from pipelines.ingest import load_checked
+from pipelines.progress import rich_progress
 from pipelines.simulate import SimulationConfig
 
-console = Console()
+DEMO_PORT = 3917
+READY_TIMEOUT_S = 240
+
+
+class DemoFailed(RiskPlatformError):
+    """A stage of the demo did not do what it must."""
 
 
 def demo(
     customers: Annotated[int, typer.Option(min=10)] = 5_000,
     days: Annotated[int, typer.Option(min=7)] = 90,
     seed: Annotated[int, typer.Option()] = 7,
+    sample: Annotated[int, typer.Option(min=1, help="events to decide through the service")] = 12,
+    port: Annotated[int, typer.Option(help="port for the demo's service")] = DEMO_PORT,
 ) -> None:
-    """Simulate, validate and summarise a world (then features, models, decisions as they land)."""
+    """Run the whole main job on the embedded default and print the decisions it made."""
     settings = load_settings()
-    data_dir: Path = settings.data_path
     started = time.perf_counter()
+    data_dir = settings.data_path
+    transactions_path = data_dir / "transactions.parquet"
 
-    console.rule(f"1. simulate ({customers:,} customers, {days} days, seed {seed}) → {data_dir}")
+    stage(1, f"simulate {customers:,} customers over {days} days (seed {seed}) → {data_dir}")
     world = simulate_and_write(
         SimulationConfig(customers=customers, days=days, seed=seed), data_dir
     )
-
-    console.rule("2. quality gate (Great Expectations)")
-    for kind in ("transactions", "texts"):
-        with console.status(f"validating {kind}"):
-            frame = load_checked(data_dir / f"{kind}.parquet", kind)
-        console.print(f"{kind}: {len(frame):,} rows passed the {kind} suite", highlight=False)
-
-    console.rule("summary")
     console.print(summary_table(world))
-    console.print(f"demo finished in {time.perf_counter() - started:.1f} s", highlight=False)
+
+    stage(2, "quality gate (Great Expectations)")
+    for kind in ("transactions", "texts"):
+        frame = load_checked(data_dir / f"{kind}.parquet", kind)
+        console.print(f"{kind}: {len(frame):,} rows passed", highlight=False)
+
+    # Serving starts where the simulated history stops being known: the last day is decided live.
+    cutoff = last_day_start(world.transactions)
+    stage(3, f"features: build, apply, materialize up to {cutoff:%Y-%m-%d %H:%M}")
+    features_up_to(settings, transactions_path, cutoff)
+
+    stage(4, "train fraud-detector and conduct-classifier (MLflow), register as challengers")
+    train_both(settings, transactions_path)
+
+    stage(5, "promote both through their gates (challenger → champion)")
+    promote_both(settings)
+
+    stage(6, f"serve the bento and decide {sample} events")
+    with served(port) as (url, key):
+        bodies = sample_requests(data_dir, sample)
+        decisions = [post_decision(url, key, body) for body in bodies]
+    console.print(decision_table(decisions))
+
+    stage(7, "audit: verify the chain, replay a decision")
+    audit_and_replay(settings, decisions[0]["decision_id"])
+    console.print(f"demo finished in {time.perf_counter() - started:.0f} s", highlight=False)
+
+
+def stage(number: int, title: str) -> None:
+    console.rule(f"{number}. {title}")
+
+
+def features_up_to(settings: Settings, transactions: Any, cutoff: pd.Timestamp) -> None:
+    from pipelines.features.jobs import apply_features, build_features, materialize_features
+
+    with console.status("building point-in-time feature tables") as status:
+        build_features(
+            settings.home, transactions, transactions.with_name("customers.parquet"), status.update
+        )
+    services = apply_features(settings)
+    customers = materialize_features(settings, cutoff.to_pydatetime())
+    console.print(
+        f"feature services {', '.join(services)}; online store and velocity history seeded "
+        f"for {customers:,} customers",
+        highlight=False,
+    )
+
+
+def train_both(settings: Settings, transactions: Any) -> None:
+    from pipelines.conduct.jobs import train_conduct
+    from pipelines.fraud.training import train_and_register
+
+    version, fraud = train_and_register(settings, transactions, progress=_note)
+    console.print(f"fraud-detector v{version}: {_metrics(fraud.metrics)}", highlight=False)
+    registered, conduct = train_conduct(
+        settings, settings.data_path / "texts.parquet", progress=rich_progress
+    )
+    console.print(
+        f"conduct-classifier v{registered.version}: {_metrics(conduct.metrics)}", highlight=False
+    )
+
+
+def promote_both(settings: Settings) -> None:
+    from pipelines.commands.registry import record_in_audit
+    from registry.gates import load_gates
+    from registry.tracking import mlflow_session
+    from registry.workflow import promote_if_gates_pass
+
+    for name in ("fraud-detector", "conduct-classifier"):
+        gates = load_gates(settings.config_path("configs/gates.yaml"), name)
+        with mlflow_session(settings.mlflow) as client:
+            promotion = promote_if_gates_pass(client, name, "demo", gates)
+        record_in_audit(
+            settings,
+            "promotion",
+            {"model": name, "version": promotion.version, "approver": "demo",
+             "gates": promotion.gate_tags},
+        )  # fmt: skip
+        console.print(f"{name} v{promotion.version} is champion", highlight=False)
+
+
+@contextmanager
+def served(port: int) -> Iterator[tuple[str, str]]:
+    """``riskctl serve`` in a subprocess with a one-off API key, stopped on the way out."""
+    key = secrets.token_urlsafe(16)
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "RISK_API_KEYS": key}
+    command = [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        with console.status(f"waiting for {url}/readyz"):
+            wait_until_ready(url, process)
+        console.print(f"service ready at {url}", highlight=False)
+        yield url, key
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = (process.stderr.read() if process.stderr else "")[-800:]
+            raise DemoFailed(f"the service exited with {process.returncode}: {tail}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise DemoFailed(f"the service was not ready within {READY_TIMEOUT_S} s")
+
+
+def audit_and_replay(settings: Settings, decision_id: str) -> None:
+    from decisioning.audit import AuditStore
+    from decisioning.serving import build_engine
+
+    store = AuditStore.open(settings.audit.url)
+    report = store.verify()
+    if not report.ok:
+        raise DemoFailed(f"audit chain broken at {report.first_broken_id}: {report.reason}")
+    console.print(f"audit chain intact: {report.checked:,} records", highlight=False)
+    replayed = build_engine(settings).engine.replay(decision_id)
+    if not replayed.identical:
+        raise DemoFailed(f"replay of {decision_id} differs: {replayed.differences}")
+    console.print(f"replayed {decision_id}: identical", highlight=False)
+
+
+def _metrics(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{key} {value:.3f}" for key, value in sorted(metrics.items()))
+
+
+def _note(message: str) -> None:
+    console.print(f"  {message}", highlight=False)

@@ -1,0 +1,175 @@
+"""The BentoML services (DESIGN 4.6): a fraud scorer, a conduct scorer and ``RiskService``.
+
+Thin on purpose: parse (pydantic), call ``decisioning``, respond. ``RiskService`` is composed from
+the two scorers with ``bentoml.depends``; a scorer that fails or times out becomes a degraded
+decision with the policy's fallback, never an error to the caller and never an approval.
+Serve with ``riskctl serve`` (or ``bentoml serve bentos.service:RiskService``).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import bentoml
+from bentoml.exceptions import BentoMLException
+
+from bentos.auth import ApiKeyMiddleware
+from bentos.contracts import ConductAssessment, FraudScore
+from decisioning.audit import AuditStore
+from decisioning.decision import FeatureValue, ModelVersion, RiskDecision
+from decisioning.engine import (
+    ConductResult,
+    DecisionEngine,
+    DecisionRequest,
+    FraudResult,
+    PillarUnavailable,
+)
+from decisioning.events import TextEvent, TransactionEvent
+from decisioning.policy import ConductInput, FraudInput, load_policy
+from decisioning.serving import conduct_pillar, fraud_pillar
+from decisioning.settings import load_settings
+
+logger = logging.getLogger(__name__)
+
+
+class ScorerUnavailable(BentoMLException):
+    """The scorer has no model or its inputs failed: 503, with the policy's cause first."""
+
+    error_code = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+@bentoml.service(name="fraud_scorer", workers=1, traffic={"timeout": 30})
+class FraudScorer:
+    """Feast online features (after pushing the payment's velocity) and the fraud champion."""
+
+    def __init__(self) -> None:
+        self.problem = ""
+        try:
+            self.pillar: Any = fraud_pillar(load_settings())
+        except Exception as exc:  # no champion, no feature registry: degrade, do not crash
+            self.pillar, self.problem = None, f"{type(exc).__name__}: {exc}"
+            logger.warning("fraud scorer unavailable: %s", self.problem)
+
+    # async: the SQLite-backed stores stay on the event loop's one thread.
+    @bentoml.api(route="/v1/fraud/score")
+    async def score(self, transaction: TransactionEvent) -> FraudScore:
+        if self.pillar is None:
+            raise ScorerUnavailable(f"fraud_model_unavailable: {self.problem}")
+        try:
+            return FraudScore.of(self.pillar.assess(transaction))
+        except PillarUnavailable as exc:
+            raise ScorerUnavailable(f"{exc.cause}: {exc.detail}") from exc
+
+
+@bentoml.service(name="conduct_scorer", workers=1, traffic={"timeout": 30})
+class ConductScorer:
+    """Rules, the conduct classifier on the one embeddings model, and evidence retrieval."""
+
+    def __init__(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # one thread per worker: 19 ms a text instead of 250 ms
+        self.problem = ""
+        try:
+            self.pillar: Any = conduct_pillar(load_settings())
+        except Exception as exc:  # no champion, no evidence index: degrade, do not crash
+            self.pillar, self.problem = None, f"{type(exc).__name__}: {exc}"
+            logger.warning("conduct scorer unavailable: %s", self.problem)
+
+    @bentoml.api(route="/v1/conduct/assess")
+    async def assess(self, text: TextEvent) -> ConductAssessment:
+        if self.pillar is None:
+            raise ScorerUnavailable(f"conduct_model_unavailable: {self.problem}")
+        return ConductAssessment.of(self.pillar.assess(text))
+
+
+class _RemoteFraud:
+    """The engine's fraud pillar, answered by the fraud scorer service."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def assess(self, event: TransactionEvent) -> FraudResult:
+        return FraudScore.model_validate(
+            _call(_sync(self.client).score, "fraud", transaction=event)
+        ).result()
+
+    def rescore(self, feature_values: dict[str, FeatureValue], model: ModelVersion) -> FraudInput:
+        raise NotImplementedError("replay runs in process: riskctl audit replay")
+
+
+class _RemoteConduct:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def assess(self, event: TextEvent) -> ConductResult:
+        answer = _call(_sync(self.client).assess, "conduct", text=event)
+        return ConductAssessment.model_validate(answer).result()
+
+    def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput:
+        raise NotImplementedError("replay runs in process: riskctl audit replay")
+
+
+def _sync(client: Any) -> Any:
+    """The blocking client of a dependency (its API methods are async); the instance in tests."""
+    return getattr(client, "to_sync", client)
+
+
+def _call(method: Any, pillar: str, **kwargs: Any) -> Any:
+    """Call a scorer; turn its failure into the policy cause it names (or a timeout)."""
+    try:
+        answer = method(**kwargs)
+    except Exception as exc:
+        message = str(exc)
+        for cause in (
+            "features_unavailable",
+            "features_stale",
+            "fraud_model_unavailable",
+            "conduct_model_unavailable",
+        ):
+            if cause in message:
+                raise PillarUnavailable(cause, message[-300:]) from exc
+        raise PillarUnavailable("timeout", f"{pillar} scorer: {type(exc).__name__}") from exc
+    return answer.model_dump() if hasattr(answer, "model_dump") else answer
+
+
+@bentoml.service(name="risk_service", workers=1, traffic={"timeout": 60})
+class RiskService:
+    """``/v1/decisions`` and the two scorers' routes behind one API key check."""
+
+    fraud = bentoml.depends(FraudScorer)
+    conduct = bentoml.depends(ConductScorer)
+
+    def __init__(self) -> None:
+        settings = load_settings()
+        self.engine = DecisionEngine(
+            load_policy(settings.config_path("configs/policy.yaml")),
+            AuditStore.open(settings.audit.url),
+            _RemoteFraud(self.fraud),
+            _RemoteConduct(self.conduct),
+        )
+
+    @bentoml.api(route="/v1/decisions", input_spec=DecisionRequest)
+    def decide(self, **request: Any) -> RiskDecision:
+        return self.engine.decide(DecisionRequest.model_validate(request))
+
+    @bentoml.api(route="/v1/fraud/score")
+    def fraud_score(self, transaction: TransactionEvent) -> FraudScore:
+        return FraudScore.model_validate(_proxy(_sync(self.fraud).score, transaction=transaction))
+
+    @bentoml.api(route="/v1/conduct/assess")
+    def conduct_assess(self, text: TextEvent) -> ConductAssessment:
+        return ConductAssessment.model_validate(_proxy(_sync(self.conduct).assess, text=text))
+
+
+def _proxy(method: Any, **kwargs: Any) -> Any:
+    try:
+        answer = method(**kwargs)
+    except Exception as exc:
+        raise ScorerUnavailable(str(exc)[-300:]) from exc
+    return answer.model_dump() if hasattr(answer, "model_dump") else answer
+
+
+RiskService.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]

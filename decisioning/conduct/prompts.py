@@ -1,0 +1,72 @@
+"""Versioned prompt templates from ``configs/prompts/<name>/v<N>.yaml``.
+
+A published version is never edited, so the (name, version) pair logged with an LLM call is
+enough to know exactly what the provider was asked.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from decisioning.conduct.config_files import load_yaml_model
+from decisioning.conduct.errors import ConductConfigError, PromptNotFoundError
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+_VERSION_FILE = re.compile(r"^v(\d+)\.yaml$")
+
+
+class PromptParameters(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    temperature: float = Field(ge=0, le=2)
+    max_tokens: int = Field(gt=0)
+
+
+class PromptTemplate(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    version: int = Field(ge=1)
+    task: Literal["extraction", "explanation"]
+    description: str
+    parameters: PromptParameters
+    template: str
+
+    @property
+    def variables(self) -> set[str]:
+        return set(_PLACEHOLDER.findall(self.template))
+
+    def render(self, values: dict[str, str]) -> str:
+        """Fill every placeholder; a missing value is an error, never an empty string."""
+        missing = self.variables - set(values)
+        if missing:
+            raise ConductConfigError(f"prompt {self.name} v{self.version} needs {sorted(missing)}")
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template)
+
+
+def prompt_versions(directory: Path, name: str) -> dict[int, Path]:
+    folder = directory / name
+    found = {}
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = _VERSION_FILE.match(path.name)
+            if match:
+                found[int(match.group(1))] = path
+    return found
+
+
+def load_prompt(directory: Path, name: str, version: int | None = None) -> PromptTemplate:
+    """The pinned ``version`` of a prompt, or its highest version."""
+    versions = prompt_versions(directory, name)
+    if not versions:
+        raise PromptNotFoundError(f"no prompt {name!r} under {directory}")
+    chosen = max(versions) if version is None else version
+    if chosen not in versions:
+        raise PromptNotFoundError(f"prompt {name!r} has no version {chosen}")
+    prompt = load_yaml_model(versions[chosen], PromptTemplate)
+    if (prompt.name, prompt.version) != (name, chosen):
+        raise ConductConfigError(f"{versions[chosen]} declares {prompt.name} v{prompt.version}")
+    return prompt

@@ -1,0 +1,286 @@
+"""The decision engine: one request in, one audited ``RiskDecision`` out, and its replay.
+
+The engine only wires the two pillars, the policy and the audit store; each pillar hides its
+models and features behind a small protocol, so tests can swap them and a pillar that fails or is
+missing becomes a recorded degradation with the policy's fallback, never an approval.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from opentelemetry import trace
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from decisioning.audit import AuditStore
+from decisioning.decision import (
+    DecisionTimestamps,
+    Evidence,
+    FeatureValue,
+    ModelVersion,
+    RiskDecision,
+    input_hash,
+)
+from decisioning.events import TextEvent, TransactionEvent, utc_now
+from decisioning.policy import (
+    ConductInput,
+    DegradationCause,
+    FraudInput,
+    Policy,
+    apply_policy,
+)
+
+logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+DECISION_KIND = "decision"
+
+
+class DecisionRequest(BaseModel):
+    """``POST /v1/decisions``: a payment, a message, or both; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transaction: TransactionEvent | None = None
+    text: TextEvent | None = None
+
+    @model_validator(mode="after")
+    def _something_to_decide(self) -> DecisionRequest:
+        if self.transaction is None and self.text is None:
+            raise ValueError("give a transaction, a text, or both")
+        return self
+
+    @property
+    def subject(self) -> str:
+        if self.transaction is not None and self.text is not None:
+            return "both"
+        return "transaction" if self.transaction is not None else "message"
+
+
+class PillarUnavailable(Exception):
+    """A pillar could not produce a result; ``cause`` names the policy fallback to apply."""
+
+    def __init__(self, cause: DegradationCause, detail: str) -> None:
+        super().__init__(detail)
+        self.cause = cause
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class FraudResult:
+    assessment: FraudInput
+    feature_values: dict[str, FeatureValue]
+    features_as_of: datetime | None
+    model: ModelVersion
+    feature_service: str
+    problems: tuple[tuple[DegradationCause, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ConductResult:
+    assessment: ConductInput
+    model: ModelVersion
+    rules_version: str
+    prompt_version: str | None = None
+
+
+class FraudPillar(Protocol):
+    def assess(self, event: TransactionEvent) -> FraudResult: ...
+
+    def rescore(self, feature_values: dict[str, FeatureValue], model: ModelVersion) -> FraudInput:
+        """Score stored feature values with a stated model version (replay)."""
+        ...
+
+
+class ConductPillar(Protocol):
+    def assess(self, event: TextEvent) -> ConductResult: ...
+
+    def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput: ...
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    decision_id: str
+    differences: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def identical(self) -> bool:
+        return not self.differences
+
+
+class DecisionEngine:
+    def __init__(
+        self,
+        policy: Policy,
+        audit: AuditStore,
+        fraud: FraudPillar | None,
+        conduct: ConductPillar | None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.policy = policy
+        self.audit = audit
+        self.fraud = fraud
+        self.conduct = conduct
+        self.clock = clock
+
+    def decide(self, request: DecisionRequest) -> RiskDecision:
+        """Assess, apply the policy, write the audit record, return the decision."""
+        with tracer.start_as_current_span("decision") as span:
+            trace_id = _trace_id(span)
+            problems: list[tuple[DegradationCause, str]] = []
+            fraud = self._assess_fraud(request.transaction, problems)
+            conduct = self._assess_conduct(request.text, problems)
+            outcome = apply_policy(
+                self.policy,
+                None if fraud is None else fraud.assessment,
+                None if conduct is None else conduct.assessment,
+                problems,
+            )
+            payload = request.model_dump(mode="json", exclude_none=True)
+            decision = RiskDecision(
+                decision_id=f"dec_{uuid.uuid4().hex}",
+                subject=request.subject,  # type: ignore[arg-type]
+                risk_score=outcome.risk_score,
+                risk_category=outcome.risk_category,
+                action=outcome.action,
+                reason_codes=outcome.reason_codes,
+                evidence=_feature_evidence(fraud) + outcome.evidence,
+                model_versions=tuple(r.model for r in (fraud, conduct) if r is not None),
+                feature_service=None if fraud is None else fraud.feature_service,
+                feature_values={} if fraud is None else fraud.feature_values,
+                prompt_version=None if conduct is None else conduct.prompt_version,
+                rules_version=None if conduct is None else conduct.rules_version,
+                policy_version=self.policy.version,
+                timestamps=DecisionTimestamps(
+                    event=_event_time(request),
+                    features_as_of=None if fraud is None else fraud.features_as_of,
+                    decided=self.clock(),
+                ),
+                trace_id=trace_id,
+                input_hash=input_hash(payload),
+                degraded=outcome.degraded,
+            )
+            with tracer.start_as_current_span("audit.write"):
+                self.audit.append(
+                    DECISION_KIND,
+                    decision.decision_id,
+                    {"decision": decision.model_dump(mode="json"), "request": payload},
+                )
+            span.set_attribute("risk.decision_id", decision.decision_id)
+            span.set_attribute("risk.action", decision.action)
+            logger.info(
+                "decided decision_id=%s action=%s category=%s degraded=%d",
+                decision.decision_id,
+                decision.action,
+                decision.risk_category,
+                len(decision.degraded),
+            )
+            return decision
+
+    def replay(self, decision_id: str) -> ReplayReport:
+        """Recompute a stored decision from what it recorded and report every difference."""
+        record = self.audit.get(decision_id)
+        if record is None or record.kind != DECISION_KIND:
+            raise LookupError(f"no decision {decision_id!r} in the audit store")
+        stored = RiskDecision.model_validate(record.body["decision"])
+        request = DecisionRequest.model_validate(record.body["request"])
+        versions = {model.name: model for model in stored.model_versions}
+        problems = [(d.component, d.cause) for d in stored.degraded]
+        fraud_input = conduct_input = None
+        if request.transaction is not None and self.fraud is not None and stored.feature_values:
+            model = versions.get("fraud-detector")
+            if model is not None:
+                fraud_input = self.fraud.rescore(stored.feature_values, model)
+        if request.text is not None and self.conduct is not None:
+            model = versions.get("conduct-classifier")
+            if model is not None:
+                conduct_input = self.conduct.reassess(request.text, model)
+        outcome = apply_policy(self.policy, fraud_input, conduct_input, problems)  # type: ignore[arg-type]
+        recomputed = {
+            "risk_score": outcome.risk_score,
+            "risk_category": outcome.risk_category,
+            "action": outcome.action,
+            "reason_codes": [r.code for r in outcome.reason_codes],
+            "policy_version": self.policy.version,
+        }
+        original = {
+            "risk_score": stored.risk_score,
+            "risk_category": stored.risk_category,
+            "action": stored.action,
+            "reason_codes": [r.code for r in stored.reason_codes],
+            "policy_version": stored.policy_version,
+        }
+        differences = {
+            key: (original[key], recomputed[key])
+            for key in original
+            if not _same(original[key], recomputed[key])
+        }
+        return ReplayReport(decision_id, differences)
+
+    def _assess_fraud(
+        self, event: TransactionEvent | None, problems: list[tuple[DegradationCause, str]]
+    ) -> FraudResult | None:
+        if event is None:
+            return None
+        if self.fraud is None:
+            problems.append(("fraud_model_unavailable", "no fraud-detector champion is loaded"))
+            return None
+        try:
+            with tracer.start_as_current_span("fraud.assess"):
+                result = self.fraud.assess(event)
+        except PillarUnavailable as exc:
+            problems.append((exc.cause, exc.detail))
+            return None
+        problems.extend(result.problems)
+        return result
+
+    def _assess_conduct(
+        self, event: TextEvent | None, problems: list[tuple[DegradationCause, str]]
+    ) -> ConductResult | None:
+        if event is None:
+            return None
+        if self.conduct is None:
+            problems.append(("conduct_model_unavailable", "no conduct-classifier champion"))
+            return None
+        try:
+            with tracer.start_as_current_span("conduct.assess"):
+                return self.conduct.assess(event)
+        except PillarUnavailable as exc:
+            problems.append((exc.cause, exc.detail))
+            return None
+
+
+def _trace_id(span: trace.Span) -> str:
+    context = span.get_span_context()
+    if context.is_valid:
+        return trace.format_trace_id(context.trace_id)
+    return secrets.token_hex(16)  # no tracer provider configured: still a unique trace id
+
+
+def _event_time(request: DecisionRequest) -> datetime:
+    if request.transaction is not None:
+        return request.transaction.occurred_at
+    assert request.text is not None
+    return request.text.received_at
+
+
+def _feature_evidence(fraud: FraudResult | None) -> tuple[Evidence, ...]:
+    """The features behind the top fraud reasons, quoted with their values."""
+    if fraud is None:
+        return ()
+    return tuple(
+        Evidence(kind="feature", reference=reason.code, quote=reason.description)
+        for reason in fraud.assessment.reason_codes
+    )
+
+
+def _same(first: Any, second: Any) -> bool:
+    if isinstance(first, float) and isinstance(second, float):
+        return abs(first - second) <= 1e-6
+    return bool(first == second)

@@ -1,0 +1,233 @@
+"""The fraud scorer: an anomaly detector over all payments feeding XGBoost on labelled ones.
+
+The isolation forest needs no labels, so every payment (labelled or not) teaches it what usual
+looks like; its score is one more input to XGBoost, which learns from the labels that exist.
+XGBoost's margin is calibrated to a probability by Platt scaling on a later validation window:
+with a week of data there are too few frauds for a stable isotonic fit. Contributions are
+XGBoost's native TreeSHAP (``pred_contribs``), in log-odds, one per feature of the service.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from scipy.special import expit
+from sklearn.ensemble import IsolationForest
+from sklearn.linear_model import LogisticRegression
+
+from decisioning.fraud.config import FraudConfig
+from decisioning.fraud.encoding import FeatureEncoder, fit_encoder
+from decisioning.fraud.errors import FraudTrainingDataError
+from decisioning.fraud.reason_codes import ReasonCode, ReasonCodeBook
+from decisioning.fraud.thresholds import Thresholds, calibrate_thresholds
+
+logger = logging.getLogger(__name__)
+
+ANOMALY_FEATURE = "anomaly_score"
+MIN_POSITIVES = 2
+
+
+@dataclass(frozen=True)
+class FraudScores:
+    """Scores of a frame of payments: calibrated probability, raw margin, contributions."""
+
+    score: np.ndarray
+    margin: np.ndarray
+    anomaly: np.ndarray
+    contributions: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class FraudAssessment:
+    """One payment's fraud verdict, as the decision layer consumes it."""
+
+    score: float
+    action: str
+    reason_codes: tuple[ReasonCode, ...]
+    contributions: dict[str, float]
+
+
+@dataclass(frozen=True)
+class FraudScorer:
+    """Everything needed to score payments from their feature-service values; picklable."""
+
+    encoder: FeatureEncoder
+    anomaly_model: IsolationForest
+    booster: xgb.Booster
+    platt: tuple[float, float]
+    thresholds: Thresholds
+    reason_codes: ReasonCodeBook
+    top_reasons: int
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.encoder.features)
+
+    @property
+    def contribution_names(self) -> list[str]:
+        return [*self.encoder.features, ANOMALY_FEATURE]
+
+    def score(self, features: pd.DataFrame) -> FraudScores:
+        """Score every row; ``features`` holds the service's features (extra columns ignored)."""
+        design = self.encoder.matrix(features)
+        anomaly = -self.anomaly_model.score_samples(self.encoder.filled(design))
+        matrix = xgb.DMatrix(np.column_stack([design, anomaly]), missing=np.nan)
+        margin = self.booster.predict(matrix, output_margin=True)
+        raw = self.booster.predict(matrix, pred_contribs=True)[:, :-1]  # last column: bias
+        owners = [*self.encoder.owners, ANOMALY_FEATURE]
+        per_column = pd.DataFrame(raw, columns=owners)
+        contributions = per_column.T.groupby(level=0, sort=False).sum().T
+        a, b = self.platt
+        return FraudScores(
+            score=expit(a * margin + b),
+            margin=margin,
+            anomaly=anomaly,
+            contributions=contributions.reindex(columns=self.contribution_names, fill_value=0.0),
+        )
+
+    def decide(self, features: pd.DataFrame, scored: FraudScores | None = None) -> pd.DataFrame:
+        """Score, action and reason codes per row, in the row order of ``features``.
+
+        Pass ``scored`` when the frame was scored already, so the models run once.
+        """
+        scored = scored if scored is not None else self.score(features)
+        values = features[self.features].reset_index(drop=True).copy()
+        values[ANOMALY_FEATURE] = scored.anomaly
+        reasons = self.reason_codes.top_reasons(scored.contributions, values, self.top_reasons)
+        return pd.DataFrame(
+            {
+                "score": scored.score,
+                "action": self.thresholds.actions(scored.score),
+                "reason_codes": reasons,
+            }
+        )
+
+    def assess(self, features: Mapping[str, Any]) -> FraudAssessment:
+        """One payment, from the feature service's values keyed by name (the online path)."""
+        frame = pd.DataFrame([{name: features.get(name) for name in self.features}])
+        scored = self.score(frame)
+        decided = self.decide(frame, scored).iloc[0]
+        return FraudAssessment(
+            score=float(decided["score"]),
+            action=str(decided["action"]),
+            reason_codes=tuple(decided["reason_codes"]),
+            contributions={k: float(v) for k, v in scored.contributions.iloc[0].items()},
+        )
+
+
+def fit_fraud_scorer(
+    history: pd.DataFrame,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    features: Sequence[str],
+    config: FraudConfig,
+    reason_codes: ReasonCodeBook,
+) -> FraudScorer:
+    """Fit both models, calibrate on the validation window, and set the action thresholds.
+
+    ``history``: every payment of the training period (labels not needed); ``train``: labelled
+    payments (``label`` 0/1); ``validation``: later payments, ``label`` null where unknown.
+    """
+    reason_codes.require_features([*features, ANOMALY_FEATURE])
+    labels = _labels(train)
+    encoder = fit_encoder(history, features)
+    anomaly_model = IsolationForest(
+        n_estimators=config.anomaly.n_estimators,
+        max_samples=min(config.anomaly.max_samples, len(history)),
+        random_state=config.anomaly.seed,
+        n_jobs=1,
+    ).fit(encoder.filled(encoder.matrix(history)))
+    train_design = encoder.matrix(train)
+    anomaly = -anomaly_model.score_samples(encoder.filled(train_design))
+    booster = xgb.train(
+        _booster_params(config, [*encoder.columns, ANOMALY_FEATURE]),
+        xgb.DMatrix(np.column_stack([train_design, anomaly]), label=labels, missing=np.nan),
+        num_boost_round=config.xgboost.rounds,
+    )
+    uncalibrated = FraudScorer(
+        encoder=encoder,
+        anomaly_model=anomaly_model,
+        booster=booster,
+        platt=(1.0, 0.0),
+        thresholds=Thresholds(review=1.0, alert_budget=0.5, decline_precision=1.0),
+        reason_codes=reason_codes,
+        top_reasons=config.top_reasons,
+    )
+    platt = _fit_platt(uncalibrated, train, validation)
+    calibrated = replace(uncalibrated, platt=platt)
+    thresholds = _thresholds(calibrated, validation, config)
+    logger.info(
+        "fraud scorer fitted on %d labelled payments (%d fraud); review >= %.4f, decline >= %s",
+        len(train),
+        int(labels.sum()),
+        thresholds.review,
+        thresholds.decline,
+    )
+    return replace(calibrated, thresholds=thresholds)
+
+
+def _labels(frame: pd.DataFrame) -> np.ndarray:
+    labels = frame["label"].astype("float64").to_numpy()
+    if np.isnan(labels).any():
+        raise FraudTrainingDataError("training payments must all be labelled")
+    positives = int(labels.sum())
+    if positives < MIN_POSITIVES or positives == len(labels):
+        raise FraudTrainingDataError(
+            f"training needs both classes: {positives} fraud and {len(labels) - positives} "
+            f"genuine labelled payments before the cut-off (at least {MIN_POSITIVES} fraud)"
+        )
+    return labels
+
+
+def _booster_params(config: FraudConfig, columns: list[str]) -> dict[str, Any]:
+    booster = config.xgboost
+    increasing = set(booster.monotone_increasing)
+    return {
+        "monotone_constraints": f"({','.join('1' if c in increasing else '0' for c in columns)})",
+        "objective": "binary:logistic",
+        "tree_method": "hist",
+        "device": "cpu",
+        "max_depth": booster.max_depth,
+        "eta": booster.learning_rate,
+        "subsample": booster.subsample,
+        "min_child_weight": booster.min_child_weight,
+        "nthread": booster.nthread,
+        "seed": booster.seed,
+        "verbosity": 0,
+    }
+
+
+def _fit_platt(
+    scorer: FraudScorer, train: pd.DataFrame, validation: pd.DataFrame
+) -> tuple[float, float]:
+    """Platt scaling of the margin on the validation window's labelled payments.
+
+    A window with no fraud yet (labels still pending) cannot calibrate; the training payments
+    stand in then, which overstates confidence, and the log says so.
+    """
+    labelled = validation[validation["label"].notna()]
+    if labelled["label"].astype(int).nunique() < 2:
+        logger.warning("validation window has one class only; calibrating on training payments")
+        labelled = train
+    margin = scorer.score(labelled).margin.reshape(-1, 1)
+    platt = LogisticRegression(C=1.0).fit(margin, labelled["label"].astype(int).to_numpy())
+    return float(platt.coef_[0, 0]), float(platt.intercept_[0])
+
+
+def _thresholds(scorer: FraudScorer, validation: pd.DataFrame, config: FraudConfig) -> Thresholds:
+    scores = scorer.score(validation).score
+    known = validation["label"].notna().to_numpy()
+    return calibrate_thresholds(
+        scores,
+        scores[known],
+        validation["label"][known].astype(int).to_numpy(),
+        config.alert_budget,
+        config.decline_precision,
+        config.min_decline_alerts,
+    )

@@ -1,0 +1,186 @@
+"""Reason codes: per-feature contributions summed per code, the top ones turned into sentences.
+
+One vocabulary (``configs/reason_codes.yaml``) serves the model, the rules and the text findings,
+so a decision's reasons read alike whatever produced them. Codes are stable identifiers; the
+sentence carries the payment's actual values.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from decisioning.fraud.errors import FraudConfigError
+
+ReasonSource = Literal["model", "rule", "text"]
+
+# Values a sentence may quote beyond the features themselves: rates people read more easily.
+DERIVED_VALUES: dict[str, Callable[[Mapping[str, Any]], float]] = {
+    "usual_hourly_rate": lambda row: _before_burst(row) / (30 * 24),
+    "usual_daily_rate": lambda row: _before_burst(row) / 30,
+}
+
+
+class ReasonCodeSpec(BaseModel):
+    """One entry of the vocabulary."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(pattern=r"^[a-z]+\.[a-z0-9_]+$")
+    source: ReasonSource
+    description: str = Field(min_length=3)
+    features: tuple[str, ...] = ()
+    sentences: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _model_codes_name_features(self) -> ReasonCodeSpec:
+        if self.source == "model" and not self.features:
+            raise ValueError(f"model reason code {self.code} lists no features")
+        return self
+
+
+class ReasonCodeFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int
+    codes: tuple[ReasonCodeSpec, ...] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class ReasonCode:
+    """A reason attached to one decision (DESIGN 4.2): code, sentence, contribution, source."""
+
+    code: str
+    description: str
+    contribution: float
+    source: ReasonSource
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "description": self.description,
+            "contribution": round(self.contribution, 4),
+            "source": self.source,
+        }
+
+
+class ReasonCodeBook:
+    """The vocabulary plus the feature-to-code mapping of the model's features."""
+
+    def __init__(self, specs: Sequence[ReasonCodeSpec], version: int) -> None:
+        self.version = version
+        self.specs = {spec.code: spec for spec in specs}
+        if len(self.specs) != len(specs):
+            raise FraudConfigError("reason codes: a code is listed twice")
+        self.code_of_feature: dict[str, str] = {}
+        for spec in specs:
+            for feature in spec.features:
+                if feature in self.code_of_feature:
+                    raise FraudConfigError(f"reason codes: feature {feature} has two codes")
+                self.code_of_feature[feature] = spec.code
+
+    def require_features(self, features: Sequence[str]) -> None:
+        """Every model feature must have a code, or its contribution could never be explained."""
+        missing = [feature for feature in features if feature not in self.code_of_feature]
+        if missing:
+            raise FraudConfigError(f"reason codes: no code for feature(s) {', '.join(missing)}")
+
+    def model_codes(self, features: Sequence[str]) -> list[str]:
+        """The codes of these features, in vocabulary order (the columns of :meth:`code_matrix`)."""
+        used = {self.code_of_feature[feature] for feature in features}
+        return [code for code in self.specs if code in used]
+
+    def code_matrix(self, features: Sequence[str]) -> np.ndarray:
+        """A 0/1 matrix features x codes: contributions @ matrix sums them per code."""
+        codes = self.model_codes(features)
+        matrix = np.zeros((len(features), len(codes)))
+        for row, feature in enumerate(features):
+            matrix[row, codes.index(self.code_of_feature[feature])] = 1.0
+        return matrix
+
+    def sentence(self, code: str, values: Mapping[str, Any]) -> str:
+        """The first sentence of the code whose values are all known, else its description."""
+        spec = self.specs[code]
+        known = _with_derived(values)
+        for template in spec.sentences:
+            filled = _fill(template, known)
+            if filled is not None:
+                return filled
+        return spec.description
+
+    def top_reasons(
+        self, contributions: pd.DataFrame, values: pd.DataFrame, top: int
+    ) -> list[list[ReasonCode]]:
+        """Per row, the ``top`` codes with the largest positive summed contribution.
+
+        Only contributions that raise the score are reasons: a reason must say why the payment
+        looks risky, never why it looks safe.
+        """
+        features = list(contributions.columns)
+        codes = self.model_codes(features)
+        per_code = contributions.to_numpy(dtype="float64") @ self.code_matrix(features)
+        order = np.argsort(-per_code, axis=1)[:, :top]
+        records = values.to_dict("records")
+        reasons: list[list[ReasonCode]] = []
+        for row, ranked in enumerate(order):
+            reasons.append(
+                [
+                    ReasonCode(
+                        code=codes[column],
+                        description=self.sentence(codes[column], records[row]),
+                        contribution=float(per_code[row, column]),
+                        source="model",
+                    )
+                    for column in ranked
+                    if per_code[row, column] > 0
+                ]
+            )
+        return reasons
+
+
+def load_reason_codes(path: Path) -> ReasonCodeBook:
+    """Read ``configs/reason_codes.yaml``; a bad vocabulary stops training with the reason."""
+    try:
+        parsed = ReasonCodeFile.model_validate(yaml.safe_load(Path(path).read_text()))
+    except FileNotFoundError as exc:
+        raise FraudConfigError(f"{path} is missing") from exc
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise FraudConfigError(f"{path} is malformed: {str(exc).splitlines()[0]}") from exc
+    return ReasonCodeBook(parsed.codes, parsed.version)
+
+
+def _before_burst(row: Mapping[str, Any]) -> float:
+    """Payments of the last 30 days before the last 10 minutes: the usual rate, burst excluded."""
+    return float(row["velocity_30d_count"]) - float(row["velocity_10m_count"])
+
+
+def _with_derived(row: Mapping[str, Any]) -> dict[str, Any]:
+    known = dict(row)
+    for name, derive in DERIVED_VALUES.items():
+        try:
+            known[name] = derive(row)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return known
+
+
+def _fill(template: str, values: Mapping[str, Any]) -> str | None:
+    """The template with its values, or None when one is missing, null or NaN."""
+    fields = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    for name in fields:
+        value = values.get(name)
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+            return None
+    try:
+        return template.format_map(values)
+    except (KeyError, TypeError, ValueError):
+        return None

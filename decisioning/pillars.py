@@ -1,0 +1,169 @@
+"""The two pillars behind the engine's protocols: Feast + the fraud scorer, and conduct.
+
+Each turns its library's result into the policy's inputs and the decision's vocabulary, and
+turns an infrastructure failure into ``PillarUnavailable`` with the policy's cause name.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from decisioning.conduct.assessment import ConductAssessment, ConductAssessor
+from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCode
+from decisioning.engine import ConductResult, FraudResult, PillarUnavailable
+from decisioning.events import TextEvent, TransactionEvent
+from decisioning.fraud.model import FraudAssessment, FraudScorer
+from decisioning.policy import ConductInput, FraudInput
+
+logger = logging.getLogger(__name__)
+
+Fetch = Callable[[TransactionEvent], Mapping[str, Any]]
+
+
+class FraudScorerPillar:
+    """Push the payment's velocity, fetch the feature service online, score with the scorer."""
+
+    def __init__(
+        self,
+        fetch_features: Fetch,
+        scorer: FraudScorer,
+        model: ModelVersion,
+        feature_service: str,
+        load_scorer: Callable[[ModelVersion], FraudScorer],
+    ) -> None:
+        self._fetch = fetch_features
+        self._scorer = scorer
+        self._model = model
+        self._service = feature_service
+        self._load_scorer = load_scorer
+
+    @property
+    def model(self) -> ModelVersion:
+        return self._model
+
+    def assess(self, event: TransactionEvent) -> FraudResult:
+        try:
+            raw = self._fetch(event)
+        except Exception as exc:  # any store failure: the policy's fallback, never a crash
+            logger.warning("feature fetch failed: %s", type(exc).__name__)
+            raise PillarUnavailable("features_unavailable", f"{type(exc).__name__}: {exc}") from exc
+        values = {name: json_value(raw.get(name)) for name in self._scorer.features}
+        problems: tuple[tuple[Any, str], ...] = ()
+        if all(value is None for value in values.values()):
+            problems = (("features_unavailable", "every feature of the service was empty"),)
+        return FraudResult(
+            assessment=fraud_input(self._scorer.assess(values)),
+            feature_values=values,
+            features_as_of=event.occurred_at,
+            model=self._model,
+            feature_service=self._service,
+            problems=problems,
+        )
+
+    def rescore(self, feature_values: dict[str, FeatureValue], model: ModelVersion) -> FraudInput:
+        scorer = self._scorer if model == self._model else self._load_scorer(model)
+        return fraud_input(scorer.assess(feature_values))
+
+
+class ConductAssessorPillar:
+    """Rules, classifier and evidence retrieval on one message."""
+
+    def __init__(
+        self,
+        assessor: ConductAssessor,
+        model: ModelVersion,
+        load_assessor: Callable[[ModelVersion], ConductAssessor],
+        prompt_version: str | None = None,
+    ) -> None:
+        self._assessor = assessor
+        self._model = model
+        self._load_assessor = load_assessor
+        self._prompt_version = prompt_version
+
+    @property
+    def model(self) -> ModelVersion:
+        return self._model
+
+    def assess(self, event: TextEvent) -> ConductResult:
+        assessment = self._assessor.assess(event.text)
+        return ConductResult(
+            assessment=conduct_input(assessment, event.message_id),
+            model=self._model,
+            rules_version=assessment.rules_version,
+            prompt_version=self._prompt_version,
+        )
+
+    def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput:
+        assessor = self._assessor if model == self._model else self._load_assessor(model)
+        return conduct_input(assessor.assess(event.text), event.message_id)
+
+
+def fraud_input(assessment: FraudAssessment) -> FraudInput:
+    reasons = tuple(ReasonCode(**reason.as_dict()) for reason in assessment.reason_codes)
+    return FraudInput(
+        score=float(assessment.score),
+        action=assessment.action,  # type: ignore[arg-type]
+        reason_codes=reasons,
+    )
+
+
+def conduct_input(assessment: ConductAssessment, message_id: str) -> ConductInput:
+    flagged = assessment.flagged
+    reasons: tuple[ReasonCode, ...] = ()
+    if flagged:
+        reasons = (
+            ReasonCode(
+                code=assessment.category,
+                description=f"{assessment.severity} severity {assessment.category} "
+                f"({assessment.source}, p={assessment.category_probability:.2f})",
+                contribution=assessment.risk_score,
+                source="rule" if assessment.source.startswith("rule") else "text",
+            ),
+        )
+    spans = tuple(
+        Evidence(
+            kind="span",
+            reference=f"{message_id}:{item.reference}",
+            quote=item.span.text,
+            start=item.span.start,
+            end=item.span.end,
+            score=item.score,
+        )
+        for item in assessment.spans
+    )
+    documents = tuple(
+        Evidence(
+            kind="document",
+            reference=hit.document.doc_id,
+            quote=hit.snippet,
+            score=round(hit.score, 6),
+        )
+        for hit in assessment.documents
+    )
+    return ConductInput(
+        category=assessment.category,
+        severity=assessment.severity,
+        score=assessment.risk_score,
+        source=assessment.source,
+        reason_codes=reasons,
+        evidence=spans + documents,
+    )
+
+
+def json_value(value: Any) -> FeatureValue:
+    """Feature values as stored in a decision: plain JSON scalars, NaN and NaT as null."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

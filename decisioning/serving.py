@@ -1,0 +1,119 @@
+"""Build the decision engine for a profile: models pinned at start-up, stores opened once.
+
+The bento and ``riskctl audit replay`` both call :func:`build_engine`, so a replay recomputes a
+decision with exactly the components that serve.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from dataclasses import dataclass
+from typing import Any
+
+from decisioning.audit import AuditStore
+from decisioning.conduct.assessment import ConductAssessor, ConductModel
+from decisioning.conduct.embeddings import Embedder, build_embedding_cache
+from decisioning.conduct.evidence import build_evidence_index, load_policy_documents
+from decisioning.decision import ModelVersion
+from decisioning.engine import DecisionEngine
+from decisioning.events import TransactionEvent
+from decisioning.fraud.model import FraudScorer
+from decisioning.fraud.pyfunc import MODEL_ARTIFACT as FRAUD_ARTIFACT
+from decisioning.fraud.pyfunc import load_fraud_scorer
+from decisioning.model_store import ModelNotAvailable, pyfunc_artifact, resolve
+from decisioning.pillars import ConductAssessorPillar, FraudScorerPillar
+from decisioning.policy import load_policy
+from decisioning.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+FRAUD_MODEL = "fraud-detector"
+CONDUCT_MODEL = "conduct-classifier"
+CONDUCT_ARTIFACT = "conduct_model"
+FRAUD_SERVICE = "fraud_v1"
+# A bento pins versions at build time; these variables carry them into the running service.
+PINNED_VERSION_VARIABLES = {
+    FRAUD_MODEL: "RISK_FRAUD_MODEL_VERSION",
+    CONDUCT_MODEL: "RISK_CONDUCT_MODEL_VERSION",
+}
+
+
+@dataclass(frozen=True)
+class EngineParts:
+    engine: DecisionEngine
+    models: tuple[ModelVersion, ...]
+    unavailable: tuple[str, ...]
+
+
+def pinned_or_champion(settings: Settings, name: str) -> ModelVersion:
+    version = os.environ.get(PINNED_VERSION_VARIABLES[name])
+    if version:
+        return ModelVersion(name=name, version=version)
+    return resolve(settings.mlflow.tracking_uri, name, "champion")
+
+
+def build_engine(settings: Settings) -> EngineParts:
+    """Open the audit store, load both champions and the feature store; note what is missing."""
+    policy = load_policy(settings.config_path("configs/policy.yaml"))
+    audit = AuditStore.open(settings.audit.url)
+    unavailable: list[str] = []
+    models: list[ModelVersion] = []
+
+    fraud = None
+    try:
+        fraud = fraud_pillar(settings)
+        models.append(fraud.model)
+    except ModelNotAvailable as exc:
+        unavailable.append(str(exc))
+        logger.warning("fraud pillar unavailable: %s", exc)
+
+    conduct = None
+    try:
+        conduct = conduct_pillar(settings)
+        models.append(conduct.model)
+    except ModelNotAvailable as exc:
+        unavailable.append(str(exc))
+        logger.warning("conduct pillar unavailable: %s", exc)
+
+    engine = DecisionEngine(policy, audit, fraud, conduct)
+    return EngineParts(engine, tuple(models), tuple(unavailable))
+
+
+def load_scorer(settings: Settings, model: ModelVersion) -> FraudScorer:
+    path = pyfunc_artifact(settings.mlflow.tracking_uri, model, FRAUD_ARTIFACT)
+    return load_fraud_scorer(path)
+
+
+def fraud_pillar(settings: Settings) -> FraudScorerPillar:
+    from decisioning.features.online import online_features, push_payment
+    from decisioning.features.store import open_feature_store, open_payment_history
+
+    model = pinned_or_champion(settings, FRAUD_MODEL)
+    scorer = load_scorer(settings, model)
+    store = open_feature_store(settings)
+    history = open_payment_history(settings)
+
+    def fetch(event: TransactionEvent) -> dict[str, Any]:
+        push_payment(store, history, event)
+        return online_features(store, event, FRAUD_SERVICE)
+
+    return FraudScorerPillar(
+        fetch, scorer, model, FRAUD_SERVICE, lambda other: load_scorer(settings, other)
+    )
+
+
+def conduct_pillar(settings: Settings) -> ConductAssessorPillar:
+    embedder = Embedder(build_embedding_cache(settings.embeddings_cache))
+    index = build_evidence_index(settings.evidence, embedder)
+    index.add(load_policy_documents(settings.config_path("configs/policies")))
+
+    def load_assessor(model: ModelVersion) -> ConductAssessor:
+        path = pyfunc_artifact(settings.mlflow.tracking_uri, model, CONDUCT_ARTIFACT)
+        with open(path, "rb") as handle:
+            conduct_model: ConductModel = pickle.load(handle)  # our own registered artifact
+        return ConductAssessor(conduct_model, embedder, index)
+
+    model = pinned_or_champion(settings, CONDUCT_MODEL)
+    return ConductAssessorPillar(load_assessor(model), model, load_assessor)

@@ -1,0 +1,159 @@
+"""``riskctl serve`` and ``riskctl decide``: run the bento locally and send it events."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from decisioning.events import TextEvent, TransactionEvent
+from decisioning.settings import DEFAULT_CONFIG_DIR, load_settings
+
+# Tables of decisions are wide: give them room even when the output is a log, not a terminal.
+console = Console(width=None if sys.stdout.isatty() else 160)
+PROJECT_ROOT = DEFAULT_CONFIG_DIR.parent
+SERVICE = "bentos.service:RiskService"
+# The fields a caller may send: the event models' own, so labels never leave the file.
+REQUEST_FIELDS = {
+    "transaction": tuple(TransactionEvent.model_fields),
+    "text": tuple(TextEvent.model_fields),
+}
+
+
+def serve(port: Annotated[int, typer.Option(help="HTTP port")] = 3000) -> None:
+    """Serve RiskService (and its two scorers) with BentoML until interrupted."""
+    load_settings()  # fail fast, with one line, on a bad profile
+    command = [
+        str(Path(sys.executable).with_name("bentoml")),
+        "serve",
+        SERVICE,
+        "--port",
+        str(port),
+        "--working-dir",
+        str(PROJECT_ROOT),
+    ]
+    console.print(f"serving {SERVICE} on http://127.0.0.1:{port}", highlight=False)
+    raise typer.Exit(subprocess.call(command, env=os.environ.copy()))
+
+
+def decide(
+    file: Annotated[Path | None, typer.Option(help="a JSON event: {transaction, text}")] = None,
+    sample: Annotated[int, typer.Option(help="decide N simulated payments and messages")] = 0,
+    url: Annotated[str, typer.Option(help="the service")] = "http://127.0.0.1:3000",
+) -> None:
+    """Post events to a running service and print the decisions."""
+    if (file is None) == (sample == 0):
+        raise typer.BadParameter("give either --file or --sample N")
+    settings = load_settings()
+    keys = [key.get_secret_value() for key in settings.api_keys]
+    if not keys:
+        raise typer.BadParameter("set RISK_API_KEYS to a key the service accepts")
+    bodies = [json.loads(file.read_text())] if file else sample_requests(settings.data_path, sample)
+    decisions = [post_decision(url, keys[0], body) for body in bodies]
+    console.print(decision_table(decisions))
+
+
+def sample_requests(data_dir: Path, count: int) -> list[dict[str, Any]]:
+    """Events from the last simulated day: payments, messages, and some of both together.
+
+    Half of each are drawn from the risky ones (a fraud scenario, a conduct category) so a short
+    sample shows every kind of outcome; the requests carry no label or ground truth.
+    """
+    import pandas as pd
+
+    payments = pd.read_parquet(data_dir / "transactions.parquet")
+    texts = pd.read_parquet(data_dir / "texts.parquet")
+    last_day = payments[payments["occurred_at"] > last_day_start(payments)]
+    picked_payments = _half_risky(last_day, last_day.get("fraud_scenario"), count)
+    picked_texts = _half_risky(texts, texts.get("category"), count)
+    requests: list[dict[str, Any]] = []
+    for i, (payment, message) in enumerate(
+        zip(picked_payments.to_dict("records"), picked_texts.to_dict("records"), strict=False)
+    ):
+        body: dict[str, Any] = {}
+        if i % 3 != 1:
+            body["transaction"] = request_fields(payment, "transaction")
+        if i % 3 != 0:
+            body["text"] = request_fields(message, "text")
+        requests.append(body)
+    return requests
+
+
+def last_day_start(payments: Any) -> Any:
+    """Where the demo's live day begins: 24 hours before the last simulated payment."""
+    import pandas as pd
+
+    return payments["occurred_at"].max() - pd.Timedelta(days=1)
+
+
+def _half_risky(frame: Any, truth: Any, count: int) -> Any:
+    """``count`` rows in time order, half of them risky by the ground-truth column if present."""
+    import pandas as pd
+
+    if truth is None:
+        return frame.sample(n=min(count, len(frame)), random_state=0)
+    risky = frame[truth != "none"]
+    risky = risky.sample(n=min(count // 2, len(risky)), random_state=0)
+    rest = frame.drop(risky.index)
+    rest = rest.sample(n=min(count - len(risky), len(rest)), random_state=0)
+    return pd.concat([risky, rest]).sample(frac=1.0, random_state=1)
+
+
+def request_fields(row: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The contract's fields of a row, labels and ground truth left out, nulls dropped."""
+    out = {}
+    for name in REQUEST_FIELDS[kind]:
+        value = row.get(name)
+        if value is None or value != value:  # None or NaN
+            continue
+        out[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    return out
+
+
+def post_decision(url: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"{url}/v1/decisions",
+        data=json.dumps(body, default=str).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            decision: dict[str, Any] = json.loads(response.read())
+            return decision
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        raise typer.BadParameter(f"the service answered {exc.code}: {detail}") from exc
+
+
+def decision_table(decisions: list[dict[str, Any]]) -> Table:
+    """One line per decision: action, score, category, top reasons, first piece of evidence."""
+    table = Table(title="decisions", show_lines=False)
+    widths = {"subject": 11, "action": 9, "score": 5, "category": 30, "top reasons": 34}
+    for column, width in {**widths, "evidence": 56}.items():
+        table.add_column(column, overflow="ellipsis", no_wrap=True, max_width=width)
+    for d in decisions:
+        reasons = ", ".join(r["code"] for r in d["reason_codes"][:2])
+        quotes = [e.get("quote") or e["reference"] for e in d["evidence"] if e["kind"] != "feature"]
+        evidence = (
+            f'"{quotes[0]}"' if quotes else (d["reason_codes"] or [{}])[0].get("description", "")
+        )
+        degraded = "*" if d["degraded"] else ""
+        table.add_row(
+            d["subject"],
+            d["action"] + degraded,
+            f"{d['risk_score']:.3f}",
+            d["risk_category"],
+            reasons,
+            evidence,
+        )
+    table.caption = "* degraded: an input was missing and the policy's fallback applied"
+    return table

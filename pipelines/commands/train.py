@@ -1,0 +1,52 @@
+"""``riskctl train``: train a model and register it as the new ``challenger``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from decisioning.settings import load_settings
+from pipelines.progress import rich_progress
+
+app = typer.Typer(help="Train models and register them as challengers.", no_args_is_help=True)
+
+
+@app.command("conduct")
+def conduct_command(
+    texts: Annotated[
+        Path | None, typer.Option(help="labelled texts (default: <data dir>/texts.parquet)")
+    ] = None,
+    text_column: Annotated[str, typer.Option(help="column holding the text")] = "text",
+    label_column: Annotated[str, typer.Option(help="column holding the label")] = "category",
+) -> None:
+    """Train the conduct classifier and register it as the conduct-classifier challenger."""
+    from pipelines.conduct.jobs import train_conduct
+
+    settings = load_settings()
+    path = texts if texts is not None else settings.data_path / "texts.parquet"
+    registered, trained = train_conduct(settings, path, text_column, label_column, rich_progress)
+    metrics = "  ".join(f"{key} {value:.4f}" for key, value in sorted(trained.metrics.items()))
+    typer.echo(
+        f"{registered.name} v{registered.version} registered as challenger "
+        f"(holdout {len(trained.holdout)} rows: {metrics})"
+    )
+
+
+@app.command("fraud")
+def fraud_command(
+    transactions: Annotated[
+        Path | None,
+        typer.Option(help="payments file (default: <data dir>/transactions.parquet)"),
+    ] = None,
+) -> None:
+    """Train the fraud scorer and register it as the fraud-detector challenger."""
+    from pipelines.fraud.training import thresholds_summary, train_and_register
+
+    settings = load_settings()
+    path = transactions if transactions is not None else settings.data_path / "transactions.parquet"
+    version, trained = train_and_register(settings, path, progress=typer.echo)
+    metrics = "  ".join(f"{key} {value:.4f}" for key, value in sorted(trained.metrics.items()))
+    typer.echo(f"fraud-detector v{version} registered as challenger ({metrics})")
+    typer.echo(f"thresholds: {thresholds_summary(trained.scorer.thresholds)}")

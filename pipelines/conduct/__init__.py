@@ -1,0 +1,1 @@
+"""Offline conduct jobs: train and register the classifier, k-fold evaluation on any table."""

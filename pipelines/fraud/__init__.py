@@ -1,0 +1,1 @@
+"""Offline fraud jobs: training sets, training and registration, backtests, metrics."""

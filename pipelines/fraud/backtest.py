@@ -1,0 +1,142 @@
+"""``riskctl fraud backtest``: train on one window, score every payment of a later one.
+
+Works on any bring-your-own transactions file (the required columns plus ``label``): features are
+built point in time over the whole file, a label counts as known ``label_delay`` after its payment
+unless the file says when it arrived, and the model sees only labels known when the training
+window ends. Feature tables and the Feast registry live in a scratch home, so a backtest never
+touches the environment's feature store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from decisioning.fraud.model import FraudScorer
+from decisioning.settings import Settings
+from pipelines.features.jobs import customers_beside
+from pipelines.fraud.dataset import (
+    FeatureSet,
+    labels_known_at,
+    point_in_time_features,
+    with_label_times,
+)
+from pipelines.fraud.errors import BacktestWindowError, ScoresFileError
+from pipelines.fraud.training import fit_on_period, load_fraud_settings
+from pipelines.ingest import load_checked, read_table
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+SCORE_SUFFIXES = (".parquet", ".csv")
+
+
+@dataclass(frozen=True)
+class BacktestWindows:
+    """Train and test windows as whole UTC days, both ends included."""
+
+    train_start: date
+    train_end: date
+    test_start: date
+    test_end: date
+
+    def train(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return _day(self.train_start), _day(self.train_end) + pd.Timedelta(days=1)
+
+    def test(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return _day(self.test_start), _day(self.test_end) + pd.Timedelta(days=1)
+
+    def check(self) -> None:
+        """Refuse inverted windows and a test window that starts before training ends (a leak)."""
+        if self.train_end < self.train_start or self.test_end < self.test_start:
+            raise BacktestWindowError("a window ends before it starts")
+        if self.test_start <= self.train_end:
+            raise BacktestWindowError(
+                f"test window starts {self.test_start}, before the training window ends "
+                f"({self.train_end}): the model would be scored on what it learned from"
+            )
+
+
+def run_backtest(
+    settings: Settings,
+    transactions_path: Path,
+    windows: BacktestWindows,
+    label_delay: pd.Timedelta,
+    progress: Progress = logger.info,
+) -> pd.DataFrame:
+    """Fit on the train window, score the test window: transaction_id, score, action, reasons."""
+    windows.check()
+    config, codes_path = load_fraud_settings(settings)
+    progress(f"reading {transactions_path}")
+    transactions = with_label_times(load_checked(transactions_path, "transactions"), label_delay)
+    customers_path = customers_beside(transactions_path)
+    customers = read_table(customers_path) if customers_path is not None else None
+    train = _within(transactions, *windows.train(), "training")
+    train = train.assign(label=labels_known_at(train, windows.train()[1]))
+    test = _within(transactions, *windows.test(), "test")
+    payments = pd.concat([train, test.assign(label=pd.NA)], ignore_index=True)
+    progress(f"point-in-time features of {len(payments):,} payments")
+    features = point_in_time_features(settings, transactions, customers, payments)
+    is_test = features.frame["transaction_id"].isin(test["transaction_id"])
+    progress(f"fitting on {int((~is_test).sum()):,} training-window payments")
+    training = FeatureSet(
+        frame=features.frame[~is_test].reset_index(drop=True),
+        features=features.features,
+        service=features.service,
+    )
+    scorer, _, _ = fit_on_period(training, config, codes_path)
+    progress(f"scoring {int(is_test.sum()):,} test-window payments")
+    return score_payments(scorer, features.frame[is_test].reset_index(drop=True))
+
+
+def score_payments(scorer: FraudScorer, frame: pd.DataFrame) -> pd.DataFrame:
+    """The backtest's output rows: reasons as a JSON list of code, description, contribution."""
+    decided = scorer.decide(frame)
+    return pd.DataFrame(
+        {
+            "transaction_id": frame["transaction_id"].astype(str).to_numpy(),
+            "score": decided["score"].to_numpy(),
+            "action": decided["action"].to_numpy(),
+            "reason_codes": [
+                json.dumps([reason.as_dict() for reason in row]) for row in decided["reason_codes"]
+            ],
+        }
+    )
+
+
+def check_scores_path(out: Path) -> None:
+    """Refuse an output suffix other than .parquet or .csv before any work is done."""
+    if out.suffix.lower() not in SCORE_SUFFIXES:
+        raise ScoresFileError(f"--out {out}: expected a .parquet or .csv file")
+
+
+def write_scores(scores: pd.DataFrame, out: Path) -> Path:
+    """Parquet or CSV, chosen by the file's suffix."""
+    check_scores_path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".parquet":
+        scores.to_parquet(out, index=False)
+    else:
+        scores.to_csv(out, index=False)
+    return out
+
+
+def _within(
+    transactions: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, name: str
+) -> pd.DataFrame:
+    inside = transactions[
+        (transactions["occurred_at"] >= start) & (transactions["occurred_at"] < end)
+    ]
+    if inside.empty:
+        raise BacktestWindowError(f"the {name} window {start.date()}..{end.date()} has no payments")
+    return inside
+
+
+def _day(value: date) -> pd.Timestamp:
+    return pd.Timestamp(value.isoformat(), tz="UTC")

@@ -1,0 +1,206 @@
+"""``riskctl train fraud``: a point-in-time training set, the fitted scorer, a new challenger.
+
+The training cut-off is the time of the file's last payment (the moment the job stands at): only
+labels known by then are used. The scorer is logged as one pyfunc through the registry package,
+with its metrics, thresholds, feature service and training-data hash as version tags, and the
+thresholds are written to ``configs/thresholds/<env>.yaml``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+
+from decisioning.fraud.config import FraudConfig, load_fraud_config
+from decisioning.fraud.model import FraudScorer, fit_fraud_scorer
+from decisioning.fraud.pyfunc import (
+    MODEL_ARTIFACT,
+    FraudPyfunc,
+    decisions_frame,
+    save_fraud_scorer,
+)
+from decisioning.fraud.reason_codes import load_reason_codes
+from decisioning.fraud.thresholds import Thresholds, write_thresholds
+from decisioning.settings import Settings
+from pipelines.features.jobs import customers_beside
+from pipelines.fraud.dataset import (
+    FeatureSet,
+    check_training_set,
+    labels_known_at,
+    point_in_time_features,
+    split_by_time,
+    training_data_hash,
+    with_label_times,
+)
+from pipelines.fraud.metrics import contribution_summary, fraud_metrics, write_curves
+from pipelines.ingest import load_checked, read_table
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+HOLDOUT_MAX_ROWS = 50_000
+REQUIREMENTS = (
+    "mlflow", "xgboost-cpu", "scikit-learn", "pandas", "numpy", "scipy", "pydantic", "pyyaml",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainedFraudModel:
+    """The fitted scorer and what training measured, ready for the registry."""
+
+    scorer: FraudScorer
+    features: FeatureSet
+    holdout: pd.DataFrame
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    contributions: pd.DataFrame
+    scored_holdout: pd.DataFrame
+
+
+def load_fraud_settings(settings: Settings) -> tuple[FraudConfig, Path]:
+    """The fraud config and the reason-code vocabulary's path from the profile's configs."""
+    return (
+        load_fraud_config(settings.config_path("configs/fraud.yaml")),
+        settings.config_path("configs/reason_codes.yaml"),
+    )
+
+
+def fit_on_period(
+    features: FeatureSet, config: FraudConfig, codes_path: Path
+) -> tuple[FraudScorer, pd.DataFrame, str]:
+    """GX-check the labelled training rows, split by time and fit; returns the validation frame."""
+    split = split_by_time(features.frame, config.validation_share)
+    gate = check_training_set(split.train)
+    scorer = fit_fraud_scorer(
+        split.history,
+        split.train,
+        split.validation,
+        features.features,
+        config,
+        load_reason_codes(codes_path),
+    )
+    return scorer, split.validation, gate
+
+
+def train_fraud_model(
+    settings: Settings, transactions_path: Path, progress: Progress = logger.info
+) -> TrainedFraudModel:
+    """Read, build features, fit and evaluate; nothing is registered yet."""
+    config, codes_path = load_fraud_settings(settings)
+    progress(f"reading {transactions_path}")
+    transactions = with_label_times(
+        load_checked(transactions_path, "transactions"), config.label_delay
+    )
+    customers_path = customers_beside(transactions_path)
+    customers = read_table(customers_path) if customers_path is not None else None
+    cutoff = transactions["occurred_at"].max()
+    period = transactions[
+        transactions["occurred_at"] > cutoff - pd.Timedelta(days=config.training_days)
+    ].assign(label=lambda frame: labels_known_at(frame, cutoff))
+    progress(f"point-in-time features of {len(period):,} payments")
+    features = point_in_time_features(settings, transactions, customers, period)
+    progress("fitting anomaly detector and XGBoost")
+    scorer, validation, gate = fit_on_period(features, config, codes_path)
+    labelled = validation[validation["label"].notna()].reset_index(drop=True)
+    scores = scorer.score(labelled)
+    scored = labelled.assign(score=scores.score)
+    metrics = fraud_metrics(scored, scorer.thresholds.review, config.card_precision_k)
+    train_rows = features.frame[features.frame["occurred_at"] < validation["occurred_at"].min()]
+    tags = {
+        "feature_service": features.service,
+        "training_data_hash": training_data_hash(
+            train_rows[train_rows["label"].notna()], [*features.features, "label"]
+        ),
+        "training_cutoff": cutoff.isoformat(),
+        "validation_window": f"{validation['occurred_at'].min()}/{cutoff}",
+        "gx.training_set": gate,
+        **scorer.thresholds.as_tags(),
+    }
+    return TrainedFraudModel(
+        scorer=scorer,
+        features=features,
+        holdout=_holdout(labelled, features.features),
+        metrics=metrics,
+        tags=tags,
+        contributions=contribution_summary(
+            scores.contributions, scorer.reason_codes.code_of_feature
+        ),
+        scored_holdout=scored,
+    )
+
+
+def train_and_register(
+    settings: Settings, transactions_path: Path, progress: Progress = logger.info
+) -> tuple[str, TrainedFraudModel]:
+    """Train, register ``fraud-detector`` as challenger, write the environment's thresholds.
+
+    Returns the registered version and the trained model.
+    """
+    from registry.models import ModelPackage, register_challenger
+    from registry.names import FRAUD_DETECTOR
+    from registry.tracking import ensure_experiment, mlflow_session
+
+    trained = train_fraud_model(settings, transactions_path, progress)
+    progress("registering fraud-detector")
+    with tempfile.TemporaryDirectory() as scratch, mlflow_session(settings.mlflow) as client:
+        folder = Path(scratch)
+        save_fraud_scorer(trained.scorer, folder / "fraud_scorer.pkl")
+        example = trained.holdout[trained.scorer.features].head(5).reset_index(drop=True)
+        package = ModelPackage(
+            python_model=FraudPyfunc(),
+            artifacts={MODEL_ARTIFACT: str(folder / "fraud_scorer.pkl")},
+            input_example=example,
+            output_example=decisions_frame(trained.scorer, example),
+            holdout=trained.holdout,
+            metrics=_finite(trained.metrics),
+            tags=trained.tags,
+            pip_requirements=_pinned(REQUIREMENTS),
+        )
+        experiment = ensure_experiment(client, FRAUD_DETECTOR, settings.mlflow.artifact_root)
+        registered = register_challenger(client, FRAUD_DETECTOR, experiment, package)
+        for path in write_curves(trained.scored_holdout, folder / "plots"):
+            client.log_artifact(registered.run_id, str(path))
+        summary = folder / "contribution_summary.csv"
+        trained.contributions.to_csv(summary, index=False)
+        client.log_artifact(registered.run_id, str(summary))
+    thresholds_path = settings.config_path(f"configs/thresholds/{settings.name}.yaml")
+    write_thresholds(thresholds_path, trained.scorer.thresholds, registered.version)
+    logger.info("thresholds written to %s", thresholds_path)
+    return registered.version, trained
+
+
+def thresholds_summary(thresholds: Thresholds) -> str:
+    decline = "never" if thresholds.decline is None else f"{thresholds.decline:.4f}"
+    return f"review >= {thresholds.review:.4f}, decline >= {decline}"
+
+
+def _holdout(labelled: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The validation rows the promotion gates score both versions on (capped, frauds kept)."""
+    holdout = labelled[[*features, "label"]]
+    if len(holdout) > HOLDOUT_MAX_ROWS:
+        fraud = holdout[holdout["label"] == 1]
+        genuine = holdout[holdout["label"] == 0]
+        keep = genuine.sample(n=max(HOLDOUT_MAX_ROWS - len(fraud), 0), random_state=0)
+        holdout = pd.concat([fraud, keep]).sort_index()
+    return holdout.assign(label=holdout["label"].astype(int)).reset_index(drop=True)
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {key: value for key, value in metrics.items() if pd.notna(value)}
+
+
+def _pinned(packages: tuple[str, ...]) -> tuple[str, ...]:
+    """``name==version`` as installed here, so the pyfunc's environment matches training."""
+    pins = []
+    for package in packages:
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return tuple(pins)

@@ -1,0 +1,82 @@
+"""Logging a model as an MLflow pyfunc and registering it as the new ``challenger``."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.models import infer_signature
+from mlflow.pyfunc import PythonModel
+
+from registry.errors import UnknownModelError
+from registry.names import CHALLENGER, HOLDOUT_ARTIFACT, MODEL_NAMES
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """What a training job hands over: the pyfunc, its files, examples, and what it measured."""
+
+    python_model: PythonModel
+    artifacts: Mapping[str, str]
+    input_example: pd.DataFrame
+    output_example: pd.DataFrame
+    holdout: pd.DataFrame
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+    pip_requirements: tuple[str, ...]
+
+
+def register_challenger(
+    client: MlflowClient, name: str, experiment_id: str, package: ModelPackage
+) -> RegisteredVersion:
+    """Log ``package`` in a new run, register it under ``name`` and alias it ``challenger``.
+
+    Metrics and tags go both on the run and on the version, so the registry alone answers
+    "what was measured on this version" without digging out runs.
+    """
+    if name not in MODEL_NAMES:
+        raise UnknownModelError(
+            f"{name!r} is not a registered model name ({', '.join(MODEL_NAMES)})"
+        )
+    signature = infer_signature(package.input_example, package.output_example)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_metrics(dict(package.metrics))
+        mlflow.set_tags(dict(package.tags))
+        with tempfile.TemporaryDirectory() as scratch:
+            holdout_path = Path(scratch) / HOLDOUT_ARTIFACT
+            package.holdout.to_parquet(holdout_path, index=False)
+            mlflow.log_artifact(str(holdout_path))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=package.python_model,
+            artifacts=dict(package.artifacts),
+            signature=signature,
+            input_example=package.input_example,
+            pip_requirements=list(package.pip_requirements),
+            registered_model_name=name,
+        )
+    version = str(info.registered_model_version)
+    for key, value in {**package.tags, **_metric_tags(package.metrics)}.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    logger.info("registered %s v%s as %s (run %s)", name, version, CHALLENGER, run.info.run_id)
+    return RegisteredVersion(name=name, version=version, run_id=run.info.run_id)
+
+
+def _metric_tags(metrics: Mapping[str, float]) -> dict[str, str]:
+    return {f"metric.{key}": f"{value:.6f}" for key, value in metrics.items()}

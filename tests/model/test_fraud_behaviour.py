@@ -1,0 +1,108 @@
+"""Behaviour of the fraud scorer trained on simulated payments: direction, invariance, minimum.
+
+One scorer is trained per module on three weeks of a simulated world and judged on the
+following week, which it never saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from decisioning.events import utc_now
+from decisioning.fraud.model import FraudScorer
+from decisioning.settings import load_settings
+from pipelines.fraud.dataset import FeatureSet, point_in_time_features
+from pipelines.fraud.training import fit_on_period, load_fraud_settings
+from pipelines.ingest import conform
+from pipelines.simulate import SimulationConfig, simulate_world
+
+pytestmark = pytest.mark.slow
+DAYS = 28
+TEST_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Trained:
+    scorer: FraudScorer
+    test: pd.DataFrame
+    transactions: pd.DataFrame
+    customers: pd.DataFrame
+
+
+def _features(home: Path, transactions: pd.DataFrame, customers: pd.DataFrame) -> FeatureSet:
+    settings = load_settings({"RISK_HOME": str(home), "RISK_ENV": "local"})
+    return point_in_time_features(settings, transactions, customers, transactions)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    start = (utc_now() - timedelta(days=DAYS + 1)).date().isoformat()
+    world = simulate_world(SimulationConfig(customers=500, days=DAYS, seed=5, start=start))
+    transactions = conform(world.transactions, "transactions")
+    features = _features(tmp_path_factory.mktemp("home"), transactions, world.customers)
+    split = transactions["occurred_at"].max() - pd.Timedelta(days=TEST_DAYS)
+    frame = features.frame.merge(
+        transactions[["transaction_id", "fraud_scenario"]], on="transaction_id"
+    )
+    earlier = frame["occurred_at"] < split
+    settings = load_settings({"RISK_ENV": "local"})
+    config, codes = load_fraud_settings(settings)
+    training = FeatureSet(frame[earlier].reset_index(drop=True), features.features, "fraud_v1")
+    scorer, _, _ = fit_on_period(training, config, codes)
+    return Trained(scorer, frame[~earlier].reset_index(drop=True), transactions, world.customers)
+
+
+def test_direction_more_payments_in_ten_minutes_never_lowers_the_score(trained: Trained) -> None:
+    # given genuine test-week payments
+    genuine = trained.test[trained.test["fraud_scenario"] == "none"].head(500)
+
+    # when the same payments come with eight more payments in the last ten minutes
+    burst = genuine.copy()
+    for column in ("velocity_10m_count", "velocity_1h_count", "velocity_24h_count"):
+        burst[column] = burst[column] + 8
+    before = trained.scorer.score(genuine).score
+    after = trained.scorer.score(burst).score
+
+    # then
+    lowered = int((after < before - 1e-9).sum())
+    assert lowered == 0, f"{lowered} payments scored lower with a burst before them"
+    assert after.mean() > before.mean(), "a burst of payments did not raise the scores"
+
+
+def test_invariance_renamed_customers_get_the_same_scores(trained: Trained, tmp_path: Path) -> None:
+    # given the same payments with every customer id renamed
+    renamed = {c: f"renamed-{i}" for i, c in enumerate(trained.customers["customer_id"])}
+    transactions = trained.transactions.assign(
+        customer_id=trained.transactions["customer_id"].map(renamed).astype("string")
+    )
+    customers = trained.customers.assign(customer_id=trained.customers["customer_id"].map(renamed))
+
+    # when their features are built again and scored
+    features = _features(tmp_path, transactions, customers).frame
+    again = features.set_index("transaction_id").loc[trained.test["transaction_id"]]
+
+    # then
+    original = trained.scorer.score(trained.test).score
+    assert np.allclose(trained.scorer.score(again).score, original, atol=1e-6), (
+        "scores depend on what customers are called"
+    )
+
+
+def test_minimum_function_card_testing_bursts_score_above_the_genuine_median(
+    trained: Trained,
+) -> None:
+    # given the test week's card-testing payments and its genuine ones
+    scores = trained.scorer.score(trained.test).score
+    scenario = trained.test["fraud_scenario"].to_numpy()
+    card_testing = scores[scenario == "card_testing"]
+    assert len(card_testing) >= 10, "the simulated week has too few card-testing payments"
+
+    # when / then
+    above = (card_testing > np.median(scores[scenario == "none"])).mean()
+    assert above >= 0.9, f"only {above:.0%} of card-testing payments beat the genuine median"

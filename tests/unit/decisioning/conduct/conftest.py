@@ -1,0 +1,55 @@
+"""Fixtures for conduct unit tests: the real configs and a fast, deterministic stand-in encoder."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from decisioning.conduct.embeddings import DIMENSION, Embedder
+from decisioning.conduct.rules import RuleSet, load_rules
+from decisioning.conduct.taxonomy import Taxonomy, load_taxonomy
+
+CONFIGS = Path(__file__).resolve().parents[4] / "configs"
+
+
+class HashingEncoder:
+    """Bag-of-words hashed into DIMENSION buckets: texts sharing words get similar vectors.
+
+    Counts its calls, so tests can prove a cache hit never reaches the encoder.
+    """
+
+    def __init__(self) -> None:
+        self.texts_encoded: list[str] = []
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.texts_encoded.extend(texts)
+        matrix = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z]+", text.lower()):
+                matrix[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % DIMENSION] += 1.0
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        return matrix / np.where(norms == 0, 1.0, norms)
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> Taxonomy:
+    return load_taxonomy(CONFIGS / "taxonomy.yaml")
+
+
+@pytest.fixture(scope="session")
+def rules(taxonomy: Taxonomy) -> RuleSet:
+    return load_rules(CONFIGS / "rules.yaml", taxonomy)
+
+
+@pytest.fixture
+def encoder() -> HashingEncoder:
+    return HashingEncoder()
+
+
+@pytest.fixture
+def fake_embedder(encoder: HashingEncoder) -> Embedder:
+    return Embedder(load_encoder=lambda: encoder, model_id="test/hashing")

@@ -1,0 +1,30 @@
+import pytest
+
+from decisioning.conduct.redaction import redact
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "tag"),
+    [
+        ("my card 4539 1488 0343 6467 was used", "4539 1488 0343 6467", "[CARD]"),
+        ("card 4539-1488-0343-6467", "4539-1488-0343-6467", "[CARD]"),
+        ("write to jo.bloggs+bank@example.co.uk please", "jo.bloggs+bank@example.co.uk", "[EMAIL]"),
+        ("call me on 07700 900123 today", "07700 900123", "[PHONE]"),
+        ("or +44 20 7946 0958", "+44 20 7946 0958", "[PHONE]"),
+        ("account 12345678 please", "12345678", "[ACCOUNT]"),
+        ("sort code 12-34-56", "12-34-56", "[SORT_CODE]"),
+        ("IBAN GB33BUKB20201555555555", "GB33BUKB20201555555555", "[IBAN]"),
+        ("My name is Sarah Connor and", "Sarah Connor", "[NAME]"),
+        ("I spoke to Mrs Patel yesterday", "Patel", "[NAME]"),
+    ],
+)
+def test_personal_data_is_replaced_by_its_tag(text: str, secret: str, tag: str) -> None:
+    result = redact(text)
+    assert secret not in result.text, f"{secret!r} leaked: {result.text!r}"
+    assert tag in result.text
+    assert result.counts[tag.strip("[]")] >= 1
+
+
+def test_amounts_and_dates_survive_redaction() -> None:
+    text = "I paid £250.00 on 12/03/2024 and was charged 35 pounds."
+    assert redact(text).text == text, "extraction needs amounts and dates"

@@ -1,0 +1,135 @@
+"""The scorer on a small synthetic frame: fit, calibrated scores, contributions, one payment."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from decisioning.fraud.config import BoosterConfig, FraudConfig
+from decisioning.fraud.errors import FeatureFrameError, FraudTrainingDataError
+from decisioning.fraud.model import ANOMALY_FEATURE, FraudScorer, fit_fraud_scorer
+from decisioning.fraud.pyfunc import decisions_frame, load_fraud_scorer, save_fraud_scorer
+from decisioning.fraud.reason_codes import ReasonCodeBook, ReasonCodeSpec
+
+FEATURES = ["velocity_10m_count", "amount_to_usual_ratio", "segment"]
+CONFIG = FraudConfig(
+    alert_budget=0.05,
+    decline_precision=0.8,
+    min_decline_alerts=3,
+    xgboost=BoosterConfig(rounds=30, nthread=1, monotone_increasing=("velocity_10m_count",)),
+)
+
+
+def _payments(n: int, seed: int) -> pd.DataFrame:
+    """Frauds come in bursts: many payments in ten minutes, larger than usual."""
+    rng = np.random.default_rng(seed)
+    fraud = rng.random(n) < 0.08
+    return pd.DataFrame(
+        {
+            "velocity_10m_count": np.where(fraud, rng.integers(4, 12, n), rng.integers(1, 3, n)),
+            "amount_to_usual_ratio": np.where(fraud, rng.uniform(1, 4, n), rng.uniform(0.2, 2, n)),
+            "segment": rng.choice(["retail", "premium", None], n),
+            "label": fraud.astype(int),
+        }
+    )
+
+
+def _book() -> ReasonCodeBook:
+    return ReasonCodeBook(
+        [
+            ReasonCodeSpec(
+                code="velocity.burst_10m",
+                source="model",
+                description="Many payments within minutes",
+                features=("velocity_10m_count",),
+                sentences=("{velocity_10m_count:.0f} payments in the last 10 minutes",),
+            ),
+            ReasonCodeSpec(
+                code="amount.unusual",
+                source="model",
+                description="Unusual amount",
+                features=("amount_to_usual_ratio", "segment"),
+            ),
+            ReasonCodeSpec(
+                code="anomaly.unusual_pattern",
+                source="model",
+                description="Unusual pattern",
+                features=(ANOMALY_FEATURE,),
+            ),
+        ],
+        version=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def scorer() -> FraudScorer:
+    history = _payments(600, seed=1)
+    return fit_fraud_scorer(history, history, _payments(300, seed=2), FEATURES, CONFIG, _book())
+
+
+def test_scores_are_probabilities_that_rank_bursts_first(scorer: FraudScorer) -> None:
+    # given unseen payments
+    payments = _payments(300, seed=3)
+
+    # when
+    scores = scorer.score(payments).score
+
+    # then
+    assert ((scores >= 0) & (scores <= 1)).all(), "a score left [0, 1]"
+    fraud, genuine = scores[payments["label"] == 1], scores[payments["label"] == 0]
+    assert np.median(fraud) > np.quantile(genuine, 0.9), "bursts do not outrank genuine payments"
+
+
+def test_contributions_cover_each_feature_once_and_add_up_to_the_margin(
+    scorer: FraudScorer,
+) -> None:
+    payments = _payments(50, seed=4)
+
+    scored = scorer.score(payments)
+
+    assert list(scored.contributions.columns) == [*FEATURES, ANOMALY_FEATURE]
+    bias = scored.margin - scored.contributions.sum(axis=1).to_numpy()
+    assert np.allclose(bias, bias[0], atol=1e-4), "contributions + bias do not give the margin"
+
+
+def test_one_payment_gets_an_action_and_a_sentence_with_its_values(scorer: FraudScorer) -> None:
+    # given a burst of nine payments, twice the usual amount
+    burst = {"velocity_10m_count": 9, "amount_to_usual_ratio": 2.0, "segment": "retail"}
+
+    # when
+    assessment = scorer.assess(burst)
+
+    # then
+    assert assessment.action in {"review", "decline"}, f"a burst was {assessment.action}d"
+    assert assessment.reason_codes[0].code == "velocity.burst_10m"
+    assert assessment.reason_codes[0].description == "9 payments in the last 10 minutes"
+
+
+def test_unknown_segment_and_missing_values_still_score(scorer: FraudScorer) -> None:
+    odd = pd.DataFrame(
+        {"velocity_10m_count": [1], "amount_to_usual_ratio": [np.nan], "segment": ["never seen"]}
+    )
+
+    assert 0 <= scorer.score(odd).score[0] <= 1
+
+
+def test_a_frame_without_a_feature_is_refused(scorer: FraudScorer) -> None:
+    with pytest.raises(FeatureFrameError, match="segment"):
+        scorer.score(pd.DataFrame({"velocity_10m_count": [1], "amount_to_usual_ratio": [1.0]}))
+
+
+def test_training_needs_both_classes() -> None:
+    genuine = _payments(200, seed=5).assign(label=0)
+
+    with pytest.raises(FraudTrainingDataError, match="both classes"):
+        fit_fraud_scorer(genuine, genuine, genuine, FEATURES, CONFIG, _book())
+
+
+def test_the_pickled_scorer_scores_alike(scorer: FraudScorer, tmp_path: Path) -> None:
+    payments = _payments(40, seed=6)
+    save_fraud_scorer(scorer, tmp_path / "scorer.pkl")
+
+    reloaded = decisions_frame(load_fraud_scorer(tmp_path / "scorer.pkl"), payments)
+
+    pd.testing.assert_frame_equal(reloaded, decisions_frame(scorer, payments))

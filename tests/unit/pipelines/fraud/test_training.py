@@ -1,0 +1,65 @@
+"""``train fraud`` end to end: registered challenger, gates, champion loaded by plain MLflow."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from decisioning.events import utc_now
+from decisioning.fraud.thresholds import read_thresholds
+from decisioning.settings import load_settings
+from feature_repo.feature_services import fraud_v1
+from pipelines.fraud.training import train_and_register
+from pipelines.simulate import SimulationConfig, simulate_world, write_world
+from registry.gates import load_gates
+from registry.tracking import mlflow_session
+from registry.workflow import promote_if_gates_pass
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    start = (utc_now() - timedelta(days=22)).date().isoformat()
+    folder = tmp_path_factory.mktemp("world")
+    write_world(
+        simulate_world(SimulationConfig(customers=300, days=21, seed=11, start=start)), folder
+    )
+    return folder / "transactions.parquet"
+
+
+@pytest.mark.slow
+def test_trained_model_is_promoted_and_plain_mlflow_scores_like_the_scorer(
+    world: Path, risk_home: Path, isolated_configs: Path
+) -> None:
+    # given a challenger trained on three simulated weeks
+    settings = load_settings()
+    version, trained = train_and_register(settings, world)
+
+    # when it passes its gates and becomes champion
+    with mlflow_session(settings.mlflow) as client:
+        gates = load_gates(isolated_configs / "gates.yaml", "fraud-detector")
+        promote_if_gates_pass(client, "fraud-detector", "test", gates)
+        tags = client.get_model_version("fraud-detector", version).tags
+        champion = mlflow.pyfunc.load_model("models:/fraud-detector@champion")
+
+    # then plain MLflow gives the project's scores and contributions
+    holdout = trained.holdout.drop(columns=["label"]).head(200)
+    served = champion.predict(holdout)
+    expected = trained.scorer.score(holdout)
+    assert (served["score"] - expected.score).abs().max() < 1e-6, "pyfunc and scorer differ"
+    assert served["contribution.velocity_10m_count"].tolist() == pytest.approx(
+        expected.contributions["velocity_10m_count"].tolist(), abs=1e-5
+    )
+    # and the version says what it was trained with
+    assert tags["feature_service"] == "fraud_v1"
+    assert len(tags["training_data_hash"]) == 64
+    assert "metric.average_precision" in tags and "threshold.review" in tags
+    assert tags["gx.training_set"].startswith("training-set: all")
+    # and training used exactly the serving columns of the feature service
+    serving = [f.name for p in fraud_v1.feature_view_projections for f in p.features]
+    assert trained.features.features == serving
+    # and the environment's thresholds were written by calibration
+    written = read_thresholds(isolated_configs / "thresholds" / "local.yaml")
+    assert written == trained.scorer.thresholds
+    assert pd.notna(trained.metrics["roc_auc"])

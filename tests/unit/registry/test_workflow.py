@@ -1,0 +1,131 @@
+"""Register, promote through gates, block a worse model, roll back: on a throw-away MLflow store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from decisioning.settings import MlflowSettings
+from registry.errors import GateFailed, NoChallengerError, NoPreviousChampionError
+from registry.gates import load_gates
+from registry.models import ModelPackage, register_challenger
+from registry.names import CONDUCT_CLASSIFIER, model_uri
+from registry.tracking import ensure_experiment, mlflow_session
+from registry.workflow import list_versions, promote_if_gates_pass, rollback
+
+from ..decisioning.conduct.conftest import CONFIGS
+
+pytestmark = pytest.mark.slow  # a real MLflow store and pyfunc round trips: seconds per test
+
+HOLDOUT = pd.DataFrame(
+    {"text": ["a", "b", "c", "d", "e", "f"], "label": ["x", "y", "x", "y", "x", "y"]}
+)
+
+
+class LookupModel(mlflow.pyfunc.PythonModel):
+    """Answers from a fixed table, so each test controls exactly how good a version is."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        self.answers = answers
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return pd.DataFrame({"category": [self.answers.get(t, "x") for t in model_input["text"]]})
+
+
+def package(wrong: int) -> ModelPackage:
+    """A model that gets the first ``wrong`` holdout rows wrong."""
+    flip = {"x": "y", "y": "x"}
+    answers = {
+        text: flip[label] if i < wrong else label
+        for i, (text, label) in enumerate(zip(HOLDOUT.text, HOLDOUT.label, strict=True))
+    }
+    example = HOLDOUT[["text"]].head(2)
+    return ModelPackage(
+        python_model=LookupModel(answers),
+        artifacts={},
+        input_example=example,
+        output_example=LookupModel(answers).predict(None, example),
+        holdout=HOLDOUT,
+        metrics={"macro_f1": 1.0 - wrong / len(HOLDOUT)},
+        tags={"training_data_hash": f"sha256:{wrong}"},
+        pip_requirements=("mlflow", "pandas"),
+    )
+
+
+ARTIFACTS = "artifacts"
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowClient]:
+    monkeypatch.chdir(tmp_path)  # the relative artifact root lands in the throw-away folder
+    settings = MlflowSettings(
+        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / ARTIFACTS)
+    )
+    with mlflow_session(settings) as session:
+        yield session
+
+
+@pytest.fixture
+def gates():
+    return load_gates(CONFIGS / "gates.yaml", CONDUCT_CLASSIFIER)
+
+
+def _register(client: MlflowClient, wrong: int) -> str:
+    experiment = ensure_experiment(client, CONDUCT_CLASSIFIER, str(Path.cwd() / ARTIFACTS))
+    return register_challenger(client, CONDUCT_CLASSIFIER, experiment, package(wrong)).version
+
+
+def _champion(client: MlflowClient) -> str:
+    return str(client.get_model_version_by_alias(CONDUCT_CLASSIFIER, "champion").version)
+
+
+def test_first_model_becomes_challenger_then_champion(client: MlflowClient, gates) -> None:
+    # given a newly registered model
+    version = _register(client, wrong=1)
+    assert list_versions(client)[0].aliases == ("challenger",)
+    # when it is promoted
+    promotion = promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates)
+    # then it is champion, no longer challenger, and the version says who approved which gates
+    assert (promotion.version, _champion(client)) == (version, version)
+    tags = client.get_model_version(CONDUCT_CLASSIFIER, version).tags
+    assert tags["approved_by"] == "alice"
+    assert tags["gate.macro_f1_vs_champion"].startswith("passed")
+    assert tags["metric.macro_f1"].startswith("0.83")
+    assert list_versions(client)[0].aliases == ("champion",)
+    loaded = mlflow.pyfunc.load_model(model_uri(CONDUCT_CLASSIFIER))
+    assert list(loaded.predict(HOLDOUT[["text"]]).columns) == ["category"]
+
+
+def test_worse_challenger_is_blocked_and_champion_stays(client: MlflowClient, gates) -> None:
+    champion = _register(client, wrong=0)
+    promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates)
+    worse = _register(client, wrong=2)
+    with pytest.raises(GateFailed, match="macro_f1_vs_champion"):
+        promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "bob", gates)
+    assert _champion(client) == champion, "a failed gate must not move champion"
+    tags = client.get_model_version(CONDUCT_CLASSIFIER, worse).tags
+    assert tags["gate.macro_f1_vs_champion"].startswith("failed"), "failures are recorded too"
+    assert "approved_by" not in tags
+
+
+def test_rollback_returns_to_the_previous_champion(client: MlflowClient, gates) -> None:
+    first = _register(client, wrong=1)
+    promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates)
+    with pytest.raises(NoChallengerError):
+        promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates)
+    second = _register(client, wrong=0)
+    promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates)
+    assert _champion(client) == second
+    assert rollback(client, CONDUCT_CLASSIFIER, "carol") == first
+    assert _champion(client) == first
+    history = client.get_registered_model(CONDUCT_CLASSIFIER).tags["champion_history"]
+    assert json.loads(history) == [first]
+    assert client.get_model_version(CONDUCT_CLASSIFIER, second).tags["rolled_back_by"] == "carol"
+    with pytest.raises(NoPreviousChampionError):
+        rollback(client, CONDUCT_CLASSIFIER, "carol")
