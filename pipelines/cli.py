@@ -18,6 +18,7 @@ from pipelines.commands import (
     demo,
     features,
     fraud,
+    monitor,
     registry,
     serve,
     train,
@@ -38,6 +39,7 @@ app.add_typer(conduct.app, name="conduct")
 app.add_typer(registry.app, name="registry")
 app.add_typer(features.app, name="features")
 app.add_typer(fraud.app, name="fraud")
+app.add_typer(monitor.app, name="monitor")
 app.command(name="demo")(demo.demo)
 app.command(name="serve")(serve.serve)
 app.command(name="decide")(serve.decide)

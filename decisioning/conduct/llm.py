@@ -24,9 +24,11 @@ from typing import Literal, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from decisioning.audit import AuditStore
 from decisioning.conduct.errors import LlmProviderError
 from decisioning.conduct.prompts import PromptTemplate, load_prompt
 from decisioning.conduct.redaction import redact
+from decisioning.metrics import record_llm_call
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +157,16 @@ class SqliteLlmCallRecorder:
                 (call.call_id, call.at, call.prompt_name, call.prompt_version, call.outcome,
                  json.dumps(asdict(call), sort_keys=True)),
             )  # fmt: skip
+
+
+class AuditLlmCallRecorder:
+    """Every call as a record of kind ``llm_call`` in the hash-chained audit store."""
+
+    def __init__(self, store: AuditStore) -> None:
+        self._store = store
+
+    def record(self, call: LlmCallRecord) -> None:
+        self._store.append("llm_call", call.call_id, asdict(call))
 
 
 class OfflineProvider:
@@ -314,6 +326,7 @@ class LlmGateway:
             completion = Completion("", retries=exc.retries)
             raise
         finally:
+            record_llm_call(type(self.provider).__name__, "error" if error else "ok")
             self.recorder.record(
                 LlmCallRecord(
                     call_id=str(uuid.uuid4()),

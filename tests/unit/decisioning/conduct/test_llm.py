@@ -158,3 +158,19 @@ def test_config_from_env_defaults_to_offline() -> None:
     assert LlmConfig.from_env({}).provider == "offline"
     config = LlmConfig.from_env({"RISK_LLM_PROVIDER": "openai_compatible", "RISK_LLM_RETRIES": "4"})
     assert (config.provider, config.max_retries) == ("openai_compatible", 4)
+
+
+def test_calls_recorded_in_the_audit_store_join_the_hash_chain(tmp_path: Path) -> None:
+    from decisioning.audit import AuditStore
+    from decisioning.conduct.llm import AuditLlmCallRecorder
+
+    store = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")
+    gateway = LlmGateway(OfflineProvider(), PROMPTS, AuditLlmCallRecorder(store))
+
+    gateway.extract("call me on 07700 900123 about my loan")
+
+    calls = list(store.records(kind="llm_call"))
+    assert len(calls) == 1 and calls[0].body["outcome"] == "ok"
+    assert "07700 900123" not in calls[0].body["redacted_input"]
+    assert store.verify().ok
+    store.close()

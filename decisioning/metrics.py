@@ -1,0 +1,178 @@
+"""Every Prometheus metric of the platform, in one module, so dashboards and alerts have one source.
+
+The objects live in prometheus-client's default registry: under ``bentoml serve`` each worker
+starts with ``PROMETHEUS_MULTIPROC_DIR`` already set, so these values go to the shared
+multiprocess files and appear at the service's own ``/metrics`` beside BentoML's metrics. Gauges
+say how workers combine (``multiprocess_mode``), which matters only in that mode. Label values
+are small closed sets (routes, model versions, taxonomy codes, actions, causes, features): never
+ids or anything a customer typed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from decisioning.decision import RiskDecision
+
+logger = logging.getLogger(__name__)
+
+NO_MODEL = "none"
+# Where monitoring jobs leave their latest results, relative to RISK_HOME.
+DRIFT_SCORES_FILE = "monitoring/drift_scores.json"
+FLAG_QUALITY_FILE = "monitoring/flag_quality.json"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUEST_SECONDS = Histogram(
+    "risk_request_duration_seconds",
+    "Time to answer a request, per route and model versions (p50/p95/p99 via PromQL).",
+    ["route", "model_version"],
+    buckets=LATENCY_BUCKETS,
+)
+REQUEST_ERRORS = Counter(
+    "risk_request_errors",
+    "Requests answered with an error, per route and model versions.",
+    ["route", "model_version"],
+)
+DECISIONS = Counter(
+    "risk_decisions",
+    "Decisions made, by risk category and action.",
+    ["category", "action"],
+)
+DEGRADED_DECISIONS = Counter(
+    "risk_degraded_decisions",
+    "Decisions that used a fallback, by what was missing, stale or failed.",
+    ["cause"],
+)
+FEATURE_STALENESS = Gauge(
+    "risk_feature_staleness_seconds",
+    "Age of the online features behind the latest decision, per feature service.",
+    ["feature_service"],
+    multiprocess_mode="livemax",
+)
+FEATURE_DRIFT = Gauge(
+    "risk_feature_drift_score",
+    "Latest drift score per feature (PSI; ROC AUC of a domain classifier for embeddings).",
+    ["feature", "method"],
+    multiprocess_mode="mostrecent",
+)
+LLM_CALLS = Counter(
+    "risk_llm_calls",
+    "Calls through the LLM gateway, by provider and outcome.",
+    ["provider", "outcome"],
+)
+FLAG_PRECISION = Gauge(
+    "risk_flag_precision",
+    "Share of flagged decisions (review, decline) later labelled as risk, by category and cohort.",
+    ["action", "category", "cohort"],
+    multiprocess_mode="mostrecent",
+)
+FLAG_RECALL = Gauge(
+    "risk_flag_recall",
+    "Share of labelled risk that was flagged (review, decline), by category and cohort.",
+    ["action", "category", "cohort"],
+    multiprocess_mode="mostrecent",
+)
+
+ALL_METRICS = (
+    REQUEST_SECONDS,
+    REQUEST_ERRORS,
+    DECISIONS,
+    DEGRADED_DECISIONS,
+    FEATURE_STALENESS,
+    FEATURE_DRIFT,
+    LLM_CALLS,
+    FLAG_PRECISION,
+    FLAG_RECALL,
+)
+
+
+def exposed_names() -> frozenset[str]:
+    """Every series name these metrics expose (with ``_total``, ``_bucket`` and so on)."""
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "gauge": ("",),
+    }
+    families = [family for metric in ALL_METRICS for family in metric.describe()]
+    return frozenset(
+        f"{family.name}{suffix}" for family in families for suffix in suffixes[family.type]
+    )
+
+
+def model_version_label(decision: RiskDecision) -> str:
+    """``fraud-detector:3,conduct-classifier:2``: which champions answered, in a stable order."""
+    versions = sorted(f"{model.name}:{model.version}" for model in decision.model_versions)
+    return ",".join(versions) or NO_MODEL
+
+
+def record_decision(decision: RiskDecision, route: str, seconds: float) -> None:
+    """Count one answered decision: latency, category and action, fallbacks, feature age."""
+    REQUEST_SECONDS.labels(route, model_version_label(decision)).observe(seconds)
+    DECISIONS.labels(decision.risk_category, decision.action).inc()
+    for degradation in decision.degraded:
+        # ``component`` holds the policy's closed set of causes; ``cause`` is free detail text.
+        DEGRADED_DECISIONS.labels(degradation.component).inc()
+    features_as_of = decision.timestamps.features_as_of
+    if decision.feature_service and features_as_of is not None:
+        age = (decision.timestamps.decided - features_as_of).total_seconds()
+        FEATURE_STALENESS.labels(decision.feature_service).set(max(age, 0.0))
+
+
+def record_error(route: str, model_version: str = NO_MODEL) -> None:
+    """Count one request answered with an error (the model versions loaded, when known)."""
+    REQUEST_ERRORS.labels(route, model_version).inc()
+
+
+def record_llm_call(provider: str, outcome: str) -> None:
+    """Count one LLM gateway call; ``outcome`` is the gateway's own (``ok`` or ``error``)."""
+    LLM_CALLS.labels(provider, outcome).inc()
+
+
+def publish_drift_scores(scores: Iterable[tuple[str, str, float]]) -> None:
+    """Set the drift gauge from ``(feature, method, score)`` triples of the latest drift run."""
+    for feature, method, score in scores:
+        FEATURE_DRIFT.labels(feature, method).set(score)
+
+
+def publish_flag_quality(rows: Iterable[Mapping[str, object]]) -> None:
+    """Set precision and recall gauges from outcome-report rows (action, category, cohort)."""
+    for row in rows:
+        labels = (str(row["action"]), str(row["category"]), str(row["cohort"]))
+        for gauge, key in ((FLAG_PRECISION, "precision"), (FLAG_RECALL, "recall")):
+            value = row.get(key)
+            if isinstance(value, int | float):
+                gauge.labels(*labels).set(float(value))
+
+
+def publish_stored_results(home: Path) -> None:
+    """Set the drift and flag-quality gauges from the latest monitoring runs under ``home``.
+
+    Monitoring runs are batch jobs with no server to scrape; they leave their latest results at
+    :data:`DRIFT_SCORES_FILE` and :data:`FLAG_QUALITY_FILE`, and the service publishes them.
+    """
+    drift = _read_json(home / DRIFT_SCORES_FILE)
+    if drift is not None:
+        publish_drift_scores(
+            (str(row["feature"]), str(row["method"]), float(row["score"]))
+            for row in drift.get("features", [])
+        )
+    quality = _read_json(home / FLAG_QUALITY_FILE)
+    if quality is not None:
+        publish_flag_quality(quality.get("rows", []))
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        logger.warning("cannot read monitoring results %s: %s", path, exc)
+        return None
+    return value if isinstance(value, dict) else None

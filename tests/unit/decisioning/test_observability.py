@@ -1,0 +1,149 @@
+"""JSON logs that carry the trace and never personal data; the exporter each profile asks for."""
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+from pydantic import ValidationError
+
+from decisioning.events import TextEvent
+from decisioning.observability import (
+    TracingConfigError,
+    build_tracer_provider,
+    configure_logging,
+    span_exporter,
+)
+from decisioning.settings import ObservabilitySettings
+
+CARD = "4111 1111 1111 1111"
+EMAIL = "jane.doe@example.co.uk"
+PHONE = "+44 7700 900123"
+MESSAGE = "My husband died last month and I cannot pay the loan, please call me"
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Route every logger to a JSON handler writing into a buffer; restore logging afterwards."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    buffer = io.StringIO()
+    configure_logging("test_service", stream=buffer)
+    yield buffer
+    root.handlers[:] = saved_handlers
+    root.setLevel(saved_level)
+
+
+def lines(buffer: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+def test_each_line_is_json_with_the_decision_and_model_versions(log_lines: io.StringIO) -> None:
+    # given a decision logged by library code with its ids passed as extras
+    logger = logging.getLogger("decisioning.engine")
+
+    # when it logs
+    logger.info(
+        "decided decision_id=%s",
+        "dec_0123456789abcdef0123456789abcdef",
+        extra={"decision_id": "dec_0123456789abcdef0123456789abcdef", "model_versions": "fd:3"},
+    )
+
+    # then the line is JSON carrying the service, the decision id and the model versions intact
+    (line,) = lines(log_lines)
+    assert line["service"] == "test_service" and line["level"] == "INFO"
+    assert line["decision_id"] == "dec_0123456789abcdef0123456789abcdef"
+    assert line["model_versions"] == "fd:3"
+    assert line["message"] == "decided decision_id=dec_0123456789abcdef0123456789abcdef", (
+        "hex ids contain card-like digit runs but must survive redaction whole"
+    )
+
+
+def test_lines_inside_a_span_carry_its_trace_and_span_ids(log_lines: io.StringIO) -> None:
+    # given a real tracer provider (no exporter)
+    tracer = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t").get_tracer(
+        "test"
+    )
+
+    # when a line is logged inside a span
+    with tracer.start_as_current_span("decision") as span:
+        logging.getLogger("decisioning").warning("inside")
+        context = span.get_span_context()
+
+    # then the line names that span's trace and span
+    (line,) = lines(log_lines)
+    assert line["trace_id"] == f"{context.trace_id:032x}"
+    assert line["span_id"] == f"{context.span_id:016x}"
+
+
+def test_card_numbers_emails_and_phones_never_reach_a_line(log_lines: io.StringIO) -> None:
+    # when personal data is logged as arguments, in the format string and in an extra
+    logger = logging.getLogger("pipelines.some_job")
+    logger.info("card %s mailed %s", CARD, EMAIL, extra={"contact": f"call {PHONE}"})
+    logger.error(f"customer {EMAIL} paid with {CARD.replace(' ', '')} from {PHONE}")
+
+    # then no line holds any of them, and the line says what was masked
+    output = log_lines.getvalue()
+    for secret in (CARD, CARD.replace(" ", ""), EMAIL, PHONE, "7700 900123"):
+        assert secret not in output, f"{secret!r} leaked into a log line"
+    assert "[CARD]" in output and "[EMAIL]" in output and "[PHONE]" in output
+
+
+def test_message_text_never_reaches_a_line(log_lines: io.StringIO) -> None:
+    # when a customer's message is logged as an argument, as an extra, or echoed by pydantic
+    logger = logging.getLogger("bentos.service")
+    logger.info("assessing %s", MESSAGE)
+    logger.info("assessing", extra={"text": MESSAGE, "quote": "cannot pay"})
+    try:
+        TextEvent.model_validate({"message_id": "m1", "received_at": "bad", "text": MESSAGE})
+    except ValidationError:
+        logger.exception("refused a message")
+    try:
+        TextEvent.model_validate({"message_id": "m1", "received_at": MESSAGE, "text": "x"})
+    except ValidationError:
+        logger.exception("refused a message")
+
+    # then the text appears nowhere, only its length
+    output = log_lines.getvalue()
+    assert "husband" not in output and "cannot pay" not in output, output
+    assert f"[TEXT {len(MESSAGE)} chars]" in output
+    assert all(line["level"] for line in lines(log_lines)), "every line is still JSON"
+
+
+def test_library_loggers_that_do_not_propagate_are_taken_over(log_lines: io.StringIO) -> None:
+    # given BentoML's logger, which its own config detaches from the root
+    bentoml_logger = logging.getLogger("bentoml")
+
+    # when it logs after configure_logging
+    bentoml_logger.warning("card %s", CARD)
+
+    # then its line is ours: JSON and redacted
+    (line,) = lines(log_lines)
+    assert line["logger"] == "bentoml" and CARD not in str(line["message"])
+
+
+@pytest.mark.parametrize(
+    ("exporter", "endpoint", "expected"),
+    [
+        ("none", "", type(None)),
+        ("console", "", ConsoleSpanExporter),
+        ("otlp", "http://collector:4318", OTLPSpanExporter),
+        ("otlp", "", OTLPSpanExporter),
+    ],
+)
+def test_the_profile_chooses_the_span_exporter(
+    exporter: str, endpoint: str, expected: type
+) -> None:
+    settings = ObservabilitySettings(trace_exporter=exporter, otlp_endpoint=endpoint)  # type: ignore[arg-type]
+
+    assert isinstance(span_exporter(settings), expected)
+
+
+def test_an_otlp_endpoint_that_is_not_a_url_is_refused() -> None:
+    settings = ObservabilitySettings(trace_exporter="otlp", otlp_endpoint="collector:4318")
+
+    with pytest.raises(TracingConfigError, match="not an http"):
+        span_exporter(settings)
