@@ -121,10 +121,15 @@ class _RemoteConduct:
 
 
 def observed(service_name: str) -> Settings:
-    """Each service process: settings, JSON logs with trace ids, the configured span exporter."""
+    """Each service process: settings, JSON logs with trace ids, span exporter, zeroed counters."""
+    from decisioning.conduct.llm import OfflineProvider, OpenAICompatibleProvider
+    from decisioning.metrics import initialise_known_series
+
     settings = load_settings()
     configure_logging(service_name)
     configure_tracing(settings, service_name)
+    # The gateway labels calls with its provider's class name.
+    initialise_known_series([OfflineProvider.__name__, OpenAICompatibleProvider.__name__])
     return settings
 
 

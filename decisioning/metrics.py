@@ -14,11 +14,12 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from decisioning.decision import RiskDecision
+from decisioning.policy import DegradationCause
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ NO_MODEL = "none"
 # Where monitoring jobs leave their latest results, relative to RISK_HOME.
 DRIFT_SCORES_FILE = "monitoring/drift_scores.json"
 FLAG_QUALITY_FILE = "monitoring/flag_quality.json"
+LLM_OUTCOMES = ("ok", "error")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 REQUEST_SECONDS = Histogram(
@@ -105,6 +107,20 @@ def exposed_names() -> frozenset[str]:
     )
 
 
+def initialise_known_series(llm_providers: Iterable[str]) -> None:
+    """Create the counters' closed label sets at zero, once per service process at start-up.
+
+    A counter series born on its first increment hides that increment from ``rate()``, and a
+    ratio over a series that does not exist yet is "no data" instead of 0: the degraded share
+    of a healthy service, the failure share of an LLM gateway not yet called.
+    """
+    for provider in llm_providers:
+        for outcome in LLM_OUTCOMES:
+            LLM_CALLS.labels(provider, outcome)
+    for cause in get_args(DegradationCause):
+        DEGRADED_DECISIONS.labels(cause)
+
+
 def model_version_label(decision: RiskDecision) -> str:
     """``fraud-detector:3,conduct-classifier:2``: which champions answered, in a stable order."""
     versions = sorted(f"{model.name}:{model.version}" for model in decision.model_versions)
@@ -130,7 +146,7 @@ def record_error(route: str, model_version: str = NO_MODEL) -> None:
 
 
 def record_llm_call(provider: str, outcome: str) -> None:
-    """Count one LLM gateway call; ``outcome`` is the gateway's own (``ok`` or ``error``)."""
+    """Count one LLM gateway call; ``outcome`` is one of :data:`LLM_OUTCOMES`."""
     LLM_CALLS.labels(provider, outcome).inc()
 
 

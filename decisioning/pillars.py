@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from opentelemetry import trace
+
 from decisioning.conduct.assessment import ConductAssessment, ConductAssessor
 from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCode
 from decisioning.engine import ConductResult, FraudResult, PillarUnavailable
@@ -20,6 +22,7 @@ from decisioning.fraud.model import FraudAssessment, FraudScorer
 from decisioning.policy import ConductInput, FraudInput
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 Fetch = Callable[[TransactionEvent], Mapping[str, Any]]
 
@@ -47,7 +50,9 @@ class FraudScorerPillar:
 
     def assess(self, event: TransactionEvent) -> FraudResult:
         try:
-            raw = self._fetch(event)
+            with tracer.start_as_current_span("features.fetch") as span:
+                span.set_attribute("risk.feature_service", self._service)
+                raw = self._fetch(event)
         except Exception as exc:  # any store failure: the policy's fallback, never a crash
             logger.warning("feature fetch failed: %s", type(exc).__name__)
             raise PillarUnavailable("features_unavailable", f"{type(exc).__name__}: {exc}") from exc
@@ -55,8 +60,11 @@ class FraudScorerPillar:
         problems: tuple[tuple[Any, str], ...] = ()
         if all(value is None for value in values.values()):
             problems = (("features_unavailable", "every feature of the service was empty"),)
+        with tracer.start_as_current_span("model.fraud-detector") as span:
+            span.set_attribute("risk.model_version", self._model.version)
+            assessment = fraud_input(self._scorer.assess(values))
         return FraudResult(
-            assessment=fraud_input(self._scorer.assess(values)),
+            assessment=assessment,
             feature_values=values,
             features_as_of=event.occurred_at,
             model=self._model,
@@ -89,7 +97,9 @@ class ConductAssessorPillar:
         return self._model
 
     def assess(self, event: TextEvent) -> ConductResult:
-        assessment = self._assessor.assess(event.text)
+        with tracer.start_as_current_span("model.conduct-classifier") as span:
+            span.set_attribute("risk.model_version", self._model.version)
+            assessment = self._assessor.assess(event.text)
         return ConductResult(
             assessment=conduct_input(assessment, event.message_id),
             model=self._model,

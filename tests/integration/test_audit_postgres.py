@@ -26,21 +26,27 @@ def audit_url() -> Iterator[str]:
     admin.dispose()
 
 
+WORKERS, PER_WORKER = 8, 1250  # 10,000 appends in all
+
+
+@pytest.mark.slow
 def test_postgres_chain_survives_concurrent_workers_and_refuses_edits(audit_url: str) -> None:
     AuditStore.open(audit_url).close()
     workers = [
-        multiprocessing.get_context("spawn").Process(target=_append_many, args=(audit_url, w, 20))
-        for w in range(4)
+        multiprocessing.get_context("spawn").Process(
+            target=_append_many, args=(audit_url, w, PER_WORKER)
+        )
+        for w in range(WORKERS)
     ]
     for process in workers:
         process.start()
     for process in workers:
-        process.join(timeout=120)
+        process.join(timeout=600)
         assert process.exitcode == 0
 
     store = AuditStore.open(audit_url)
     report = store.verify()
-    assert report.ok and report.checked == 80, report
+    assert report.ok and report.checked == WORKERS * PER_WORKER, report
 
     with pytest.raises(Exception, match="append-only"), store._engine.begin() as connection:
         connection.execute(text("UPDATE audit_records SET body = '{}' WHERE seq = 3"))

@@ -72,6 +72,37 @@ def test_a_deleted_row_breaks_the_link_of_the_next(store: AuditStore) -> None:
     assert report.first_broken_id == "d2", "the row after the gap must be named"
 
 
+def test_two_rows_swapped_are_caught(store: AuditStore) -> None:
+    fill(store)
+    tamper(store, "UPDATE audit_records SET seq = 100 WHERE seq = 2")
+    with store._engine.begin() as connection:
+        connection.execute(text("UPDATE audit_records SET seq = 2 WHERE seq = 3"))
+        connection.execute(text("UPDATE audit_records SET seq = 3 WHERE seq = 100"))
+
+    report = store.verify()
+
+    assert not report.ok and report.first_broken_seq == 2
+
+
+def test_a_forged_row_in_the_middle_is_caught(store: AuditStore) -> None:
+    fill(store)
+    tamper(store, "UPDATE audit_records SET seq = seq + 100 WHERE seq >= 3")
+    first = store.get("d1")
+    assert first is not None
+    with store._engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_records (seq, record_id, kind, recorded_at, body, prev_hash, "
+                "row_hash) VALUES (3, 'forged', 'decision', :at, '{}', :prev, :hash)"
+            ),
+            {"at": first.recorded_at, "prev": first.row_hash, "hash": "f" * 64},
+        )
+
+    report = store.verify()
+
+    assert not report.ok and report.first_broken_id == "forged"
+
+
 def _append_many(url: str, worker: int, count: int) -> None:
     store = AuditStore(AuditStore.open(url)._engine)
     for i in range(count):

@@ -1,0 +1,412 @@
+"""A real Prometheus scrapes a served bento under load; every dashboard and alert query has data.
+
+Given a RISK_HOME holding the latest drift and outcome results of the real monitor jobs on a tiny
+simulated world, a ``riskctl serve`` (no models: decisions are degraded reviews) and a
+``prometheus`` with the repository's alert rules, scraping every second; when payments, messages,
+both and some bad requests have been sent; then each PromQL expression of ``infra/grafana`` and
+``infra/prometheus/alerts.yml`` (its left-hand side, for a threshold) returns at least one series.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+ALERT_RULES = ROOT / "infra" / "prometheus" / "alerts.yml"
+DASHBOARDS = sorted((ROOT / "infra" / "grafana").glob("*.json"))
+PROMETHEUS = Path("/usr/bin/prometheus")
+KEY = "scrape-test-key"
+READY_TIMEOUT_S = 240
+SCRAPES_WANTED = 5
+
+# A trailing comparison with a number, e.g. ``... > 0.2`` or ``... <= bool 1e3``.
+_TRAILING_THRESHOLD = re.compile(
+    r"(?P<op>>=|<=|==|!=|>|<)\s*(?:bool\s+)?"
+    r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|Inf|NaN)\s*$"
+)
+# Series that exist only once a fraud model answers (no model is registered here): see report.
+NEEDS_FRAUD_MODEL = ("risk_feature_staleness_seconds",)
+# ``riskctl monitor drift`` keeps one latest file for both kinds, so text scores are replaced by
+# the next payment run and never published beside PSI: only the payment run is made here.
+NEEDS_DRIFT_PER_KIND = ('method="domain_classifier_auc"',)
+
+
+def threshold_lhs(expr: str) -> str:
+    """The left-hand side of a top-level ``<expr> <op> <number>``; other expressions unchanged.
+
+    Comparisons bind looser than arithmetic but tighter than ``and``, ``or`` and ``unless``, so
+    the trailing comparison is the outermost operator only if no set operator stands before it
+    outside brackets.
+    """
+    match = _TRAILING_THRESHOLD.search(expr)
+    if match is None:
+        return expr.strip()
+    lhs = expr[: match.start()]
+    outside = _outside_brackets(lhs)
+    if outside is None or lhs.rstrip().endswith(("=", "!", "<", ">")):
+        return expr.strip()  # inside brackets, or the tail of a longer operator
+    if re.search(r"\b(?:and|or|unless)\b", outside):
+        return expr.strip()  # ``a and b > 1``: the comparison belongs to ``b`` only
+    return lhs.strip()
+
+
+def _outside_brackets(text: str) -> str | None:
+    """``text`` with quoted strings and bracketed parts blanked; None if a bracket is left open."""
+    depth, quote, escaped = 0, "", False
+    kept = []
+    for char in text:
+        if quote:
+            escaped = char == "\\" and not escaped
+            if char == quote and not escaped:
+                quote = ""
+            kept.append(" ")
+            continue
+        if char in "\"'`":
+            quote = char
+        elif char in "({[":
+            depth += 1
+        elif char in ")}]":
+            depth -= 1
+        kept.append(char if depth == 0 and char not in ")}]\"'`" else " ")
+    return "".join(kept) if depth == 0 and not quote else None
+
+
+def dashboard_exprs() -> list[str]:
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("expr"), str):
+                found.append(node["expr"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in DASHBOARDS:
+        walk(json.loads(path.read_text()))
+    return found
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(ALERT_RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def queries() -> list[Any]:
+    """Every query to evaluate, one pytest parameter each, with the known gaps marked."""
+    named = [(f"dashboard:{expr}", expr) for expr in dict.fromkeys(dashboard_exprs())]
+    named += [(f"alert:{rule['alert']}", threshold_lhs(rule["expr"])) for rule in alert_rules()]
+    params = []
+    for name, expr in named:
+        marks = []
+        if any(metric in expr for metric in NEEDS_FRAUD_MODEL):
+            marks.append(
+                pytest.mark.xfail(
+                    strict=True,
+                    reason="feature staleness is set only from a fraud model's feature fetch",
+                )
+            )
+        if any(matcher in expr for matcher in NEEDS_DRIFT_PER_KIND):
+            marks.append(
+                pytest.mark.xfail(
+                    strict=True,
+                    reason="monitor drift overwrites monitoring/drift_scores.json per kind",
+                )
+            )
+        params.append(pytest.param(expr, id=name, marks=marks))
+    return params
+
+
+# -- helper, no Prometheus needed ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expr", "lhs"),
+    [
+        ("max by (feature) (risk_feature_drift_score{method=\"psi\"}) > 0.2",
+         "max by (feature) (risk_feature_drift_score{method=\"psi\"})"),
+        ("sum(rate(a[15m]))\n/ sum(rate(b[15m])) > 0.05", "sum(rate(a[15m]))\n/ sum(rate(b[15m]))"),
+        ("risk_flag_precision{action=\"x\", category=\"all\"} < 0.05",
+         "risk_flag_precision{action=\"x\", category=\"all\"}"),
+        ("x >= 1e3", "x"),
+        ("x <= .5", "x"),
+        ("x == -1", "x"),
+        ("x != 0", "x"),
+        ("x > bool 1", "x"),
+        ("x", "x"),
+        ("x > y", "x > y"),
+        ("(x > 1)", "(x > 1)"),
+        ("sum(x > 1)", "sum(x > 1)"),
+        ("x{le=\">1\"}", "x{le=\">1\"}"),
+        ("rate(x[5m]) > 0 and y > 1", "rate(x[5m]) > 0 and y > 1"),
+        ("x unless y < 2", "x unless y < 2"),
+        ("x{job=\"or\"} > 2", "x{job=\"or\"}"),
+        ("error_ratio > 2", "error_ratio"),
+        ("a > b > 1", "a > b"),
+    ],
+)  # fmt: skip
+def test_threshold_lhs_strips_only_a_top_level_comparison_with_a_number(
+    expr: str, lhs: str
+) -> None:
+    assert threshold_lhs(expr) == lhs
+
+
+def test_every_alert_rule_of_the_repository_has_a_threshold_to_strip() -> None:
+    for rule in alert_rules():
+        assert threshold_lhs(rule["expr"]) != rule["expr"].strip(), (
+            f"{rule['alert']}: expected '<query> <op> <number>', got {rule['expr']!r}"
+        )
+
+
+# -- fixtures: monitoring results, the bento, Prometheus -----------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def riskctl(*argv: str) -> None:
+    from pipelines.cli import main
+
+    assert main(list(argv)) == 0, f"riskctl {' '.join(argv)} failed"
+
+
+def audited_degraded_decisions(payments: pd.DataFrame) -> None:
+    """Decide payments in process with no models, as the bento would: degraded, audited."""
+    from decisioning.audit import AuditStore
+    from decisioning.engine import DecisionEngine, DecisionRequest
+    from decisioning.policy import load_policy
+    from decisioning.settings import load_settings
+    from pipelines.commands.serve import request_fields
+
+    settings = load_settings()
+    store = AuditStore.open(settings.audit.url)
+    try:
+        engine = DecisionEngine(
+            load_policy(settings.config_path("configs/policy.yaml")), store, None, None
+        )
+        for row in payments.to_dict("records"):
+            transaction = request_fields(row, "transaction")
+            engine.decide(DecisionRequest.model_validate({"transaction": transaction}))
+    finally:
+        store.close()
+
+
+def write_monitoring_results(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real monitor jobs on a tiny world: payment drift of week 2 against week 1, and the
+    flag quality of degraded decisions (all reviews) on labelled payments."""
+    monkeypatch.setenv("RISK_HOME", str(home))
+    monkeypatch.setenv("RISK_ENV", "local")
+    world = home / "world"
+    riskctl("data", "simulate", "--out", str(world), "--customers", "60", "--days", "14")
+    # Payments only: a text run embeds every message (about a minute) and, until monitor drift
+    # keeps one file per kind, the payment run would replace its scores anyway.
+    payments = pd.read_parquet(world / "transactions.parquet")
+    middle = (
+        payments["occurred_at"].min()
+        + (payments["occurred_at"].max() - payments["occurred_at"].min()) / 2
+    )
+    windows = home / "windows"
+    windows.mkdir()
+    payments[payments["occurred_at"] <= middle].to_parquet(windows / "week1.parquet")
+    payments[payments["occurred_at"] > middle].to_parquet(windows / "week2.parquet")
+    riskctl(
+        "monitor", "drift",
+        "--reference", str(windows / "week1.parquet"),
+        "--current", str(windows / "week2.parquet"),
+        "--out", str(home / "reports" / "drift"),
+    )  # fmt: skip
+    labelled = payments[payments["label"].notna()]
+    # Frauds and as many genuine payments: recall needs frauds, precision needs flags.
+    frauds = labelled[labelled["label"] == 1].head(30)
+    audited_degraded_decisions(pd.concat([frauds, labelled[labelled["label"] == 0].head(30)]))
+    riskctl(
+        "monitor", "outcomes",
+        "--labels", str(world / "transactions.parquet"),
+        "--out", str(home / "reports" / "outcomes"),
+        "--as-of", "2100-01-01T00:00:00",
+    )  # fmt: skip
+    return world
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"{what} exited: {log.read_text(errors='replace')[-2000:]}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"{what} not ready at {url} within {READY_TIMEOUT_S} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def bento(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """``riskctl serve`` on a free port, RISK_HOME holding the latest monitoring results."""
+    if not PROMETHEUS.is_file():
+        pytest.skip(f"{PROMETHEUS} is missing: apt-get install prometheus (Debian)")
+    home = tmp_path_factory.mktemp("scraped-home")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        world = write_monitoring_results(home, monkeypatch)
+    port = free_port()
+    env = {**os.environ, "RISK_HOME": str(home), "RISK_ENV": "local", "RISK_API_KEYS": KEY}
+    log_path = home / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for(f"{url}/readyz", process, log_path, "the bento")
+            yield url, world
+        finally:
+            stop(process)
+
+
+@pytest.fixture(scope="module")
+def prometheus(bento: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus scraping the bento and evaluating the alert rules every second."""
+    folder = tmp_path_factory.mktemp("prometheus")
+    target = urllib.parse.urlsplit(bento[0]).netloc
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "rule_files": [str(ALERT_RULES)],
+        "scrape_configs": [{"job_name": "risk-service", "static_configs": [{"targets": [target]}]}],
+    }
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    log_path = folder / "prometheus.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                str(PROMETHEUS),
+                f"--config.file={folder / 'prometheus.yml'}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for(f"{url}/-/ready", process, log_path, "prometheus")
+            yield url
+        finally:
+            stop(process)
+            shutil.rmtree(folder / "data", ignore_errors=True)
+
+
+def post_decision(url: str, body: object) -> int:
+    request = urllib.request.Request(
+        f"{url}/v1/decisions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def api(prometheus_url: str, path: str, **params: str) -> Any:
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with urllib.request.urlopen(f"{prometheus_url}{path}{query}", timeout=10) as response:
+        answer = json.loads(response.read())
+    assert answer["status"] == "success", answer
+    return answer["data"]
+
+
+@pytest.fixture(scope="module")
+def scraped(bento: tuple[str, Path], prometheus: str) -> str:
+    """Load sent through the bento, then several scrapes and rule evaluations after it."""
+    from pipelines.commands.serve import sample_requests
+
+    url, world = bento
+    bodies = sample_requests(world, 36)  # payments, messages and both, in turn
+    statuses = [post_decision(url, body) for body in bodies]
+    assert all(status == 200 for status in statuses), statuses
+    bad = [{"transaction": {"amount": "lots"}}, {"text": {}}, {"verdict": "ok"}, {}]
+    assert all(400 <= post_decision(url, body) < 500 for body in bad)
+
+    since = time.time()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        targets = api(prometheus, "/api/v1/targets")["activeTargets"]
+        scraped_after_load = [
+            t
+            for t in targets
+            if t["health"] == "up" and _unix(t["lastScrape"]) > since + SCRAPES_WANTED
+        ]
+        if scraped_after_load:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"no healthy scrape {SCRAPES_WANTED} s after the load: {targets}")
+    return prometheus
+
+
+def _unix(timestamp: str) -> float:
+    return pd.Timestamp(timestamp).timestamp()
+
+
+# -- the scrape ----------------------------------------------------------------------------------
+
+
+def test_the_alert_rules_loaded_and_evaluate(scraped: str) -> None:
+    expected = {group["name"] for group in yaml.safe_load(ALERT_RULES.read_text())["groups"]}
+
+    groups = api(scraped, "/api/v1/rules")["groups"]
+
+    assert {group["name"] for group in groups} == expected
+    unhealthy = [
+        (rule["name"], rule["health"], rule.get("lastError"))
+        for group in groups
+        for rule in group["rules"]
+        if rule["health"] != "ok"
+    ]
+    assert not unhealthy, f"rules not evaluated cleanly: {unhealthy}"
+    assert sum(len(group["rules"]) for group in groups) == len(alert_rules())
+
+
+@pytest.mark.parametrize("expr", queries())
+def test_every_dashboard_and_alert_query_returns_data(scraped: str, expr: str) -> None:
+    result = api(scraped, "/api/v1/query", query=expr)["result"]
+
+    assert result, f"no series for {expr!r} after the load (is the metric ever set here?)"
