@@ -25,7 +25,15 @@ logger = logging.getLogger(__name__)
 
 NO_MODEL = "none"
 # Where monitoring jobs leave their latest results, relative to RISK_HOME.
-DRIFT_SCORES_FILE = "monitoring/drift_scores.json"
+DRIFT_KINDS = ("transactions", "texts")
+
+
+def drift_scores_file(kind: str) -> str:
+    """Where the latest drift run of one kind leaves its scores: one file per kind, so a run on
+    payments never hides the last scores of texts."""
+    return f"monitoring/drift_scores_{kind}.json"
+
+
 FLAG_QUALITY_FILE = "monitoring/flag_quality.json"
 LLM_OUTCOMES = ("ok", "error")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -170,14 +178,15 @@ def publish_stored_results(home: Path) -> None:
     """Set the drift and flag-quality gauges from the latest monitoring runs under ``home``.
 
     Monitoring runs are batch jobs with no server to scrape; they leave their latest results at
-    :data:`DRIFT_SCORES_FILE` and :data:`FLAG_QUALITY_FILE`, and the service publishes them.
+    :func:`drift_scores_file` and :data:`FLAG_QUALITY_FILE`, and the service publishes them.
     """
-    drift = _read_json(home / DRIFT_SCORES_FILE)
-    if drift is not None:
-        publish_drift_scores(
-            (str(row["feature"]), str(row["method"]), float(row["score"]))
-            for row in drift.get("features", [])
-        )
+    for kind in DRIFT_KINDS:
+        drift = _read_json(home / drift_scores_file(kind))
+        if drift is not None:
+            publish_drift_scores(
+                (str(row["feature"]), str(row["method"]), float(row["score"]))
+                for row in drift.get("features", [])
+            )
     quality = _read_json(home / FLAG_QUALITY_FILE)
     if quality is not None:
         publish_flag_quality(quality.get("rows", []))

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from decisioning.metrics import DRIFT_SCORES_FILE, FLAG_QUALITY_FILE
+from decisioning.metrics import FLAG_QUALITY_FILE, drift_scores_file
 from decisioning.settings import Settings, load_settings
 
 app = typer.Typer(help="Monitor drift and outcomes; reports, never gates.", no_args_is_help=True)
@@ -63,7 +63,7 @@ def drift(
         "generated_at": datetime.now(UTC).isoformat(),
     }
     written.append(_write_json(folder / "drift_scores.json", document))
-    _write_json(settings.home / DRIFT_SCORES_FILE, document)
+    _write_json(settings.home / drift_scores_file(kind), document)
     for result in results:
         typer.echo(result.verdict())
     typer.echo(f"report: {', '.join(str(path) for path in written)}")

@@ -111,7 +111,7 @@ def test_the_command_reports_stores_scores_and_exits_zero(
     assert "amount: PSI" in out and "→ drift" in out and "hour: PSI" in out, out
     for name in ("drift_report.html", "drift_report.json", "drift_scores.json"):
         assert (tmp_path / "report" / name).is_file(), f"{name} missing"
-    latest = json.loads((risk_home / "monitoring" / "drift_scores.json").read_text())
+    latest = json.loads((risk_home / "monitoring" / "drift_scores_transactions.json").read_text())
     assert latest["drifted"] == ["amount"], "the service publishes the latest scores from here"
 
 
