@@ -1,11 +1,15 @@
-"""``python -m bench``: run every ``bench/*_bench.py`` in turn, each in its own process."""
+"""``python -m bench``: run every script in ``bench/`` in turn, each in its own process."""
 
 import subprocess
 import sys
 from pathlib import Path
 
+NOT_BENCHMARKS = {"__init__.py", "__main__.py"}
+
 failed = []
-for script in sorted(Path(__file__).parent.glob("*_bench.py")):
+for script in sorted(Path(__file__).parent.glob("*.py")):
+    if script.name in NOT_BENCHMARKS:
+        continue
     print(f"== {script.name}", flush=True)
     if subprocess.run([sys.executable, str(script)], check=False).returncode != 0:
         failed.append(script.name)

@@ -65,24 +65,26 @@ def record_payment(history: CustomerHistory, event: TransactionEvent) -> dict[st
     """Add the payment to the history and return the customer's activity row as of it.
 
     Velocity includes this payment; the profile and terminal novelty describe the customer before
-    it, so a payment never dilutes the norm it is compared against.
+    it, so a payment never dilutes the norm it is compared against. A payment that arrives after
+    later ones gets exact velocity and time-since-previous; its profile (running totals) then
+    already includes those later payments, the one approximation of late arrival.
     """
     now = nanoseconds(event)
+    previous = _previous_payment_ns(history, now)
     row: dict[str, Any] = {
         "customer_id": event.customer_id,
         "terminal_id": event.terminal_id,
         **_profile_before(history),
         "payments_at_terminal_before": history.terminal_counts.get(event.terminal_id, 0),
         "seconds_since_previous_payment": (
-            (now - history.last_payment_ns) / 1e9
-            if history.last_payment_ns is not None
-            else math.nan
+            (now - previous) / 1e9 if previous is not None else math.nan
         ),
     }
     _remember(history, event, now)
     for name, window in VELOCITY_WINDOWS.items():
         since = now - int(window.total_seconds() * 1e9)
-        inside = [p for p in history.recent if p.occurred_at_ns > since]
+        # Bounded above too: a payment that arrives late counts only what happened before it.
+        inside = [p for p in history.recent if since < p.occurred_at_ns <= now]
         row[f"velocity_{name}_count"] = len(inside)
         row[f"velocity_{name}_amount_sum"] = math.fsum(p.amount for p in inside)
         row[f"velocity_{name}_distinct_terminals"] = len({p.terminal_id for p in inside})
@@ -101,13 +103,22 @@ def _profile_before(history: CustomerHistory) -> dict[str, Any]:
     }
 
 
+def _previous_payment_ns(history: CustomerHistory, now: int) -> int | None:
+    """The latest earlier payment, also for a payment that arrives after later ones."""
+    if history.last_payment_ns is None or history.last_payment_ns <= now:
+        return history.last_payment_ns
+    earlier = [p.occurred_at_ns for p in history.recent if p.occurred_at_ns <= now]
+    return max(earlier) if earlier else None
+
+
 def _remember(history: CustomerHistory, event: TransactionEvent, now: int) -> None:
-    history.recent = [p for p in history.recent if p.occurred_at_ns > now - LONGEST_WINDOW_NS]
+    newest = max(now, history.last_payment_ns or now)
+    history.recent = [p for p in history.recent if p.occurred_at_ns > newest - LONGEST_WINDOW_NS]
     history.recent.append(RecentPayment(now, event.amount, event.terminal_id))
     history.payments += 1
     history.amount_sum += event.amount
     history.amount_squares += event.amount * event.amount
-    history.last_payment_ns = now
+    history.last_payment_ns = newest
     history.terminal_counts[event.terminal_id] = (
         history.terminal_counts.get(event.terminal_id, 0) + 1
     )

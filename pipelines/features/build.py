@@ -72,7 +72,8 @@ def customer_activity_table(transactions: pd.DataFrame) -> pd.DataFrame:
     terminals = pd.factorize(frame["terminal_id"])[0]
     position = np.arange(len(frame))
     start = _group_start(group)
-    sums = np.concatenate([[0.0], np.cumsum(amounts)])
+    running = pd.Series(amounts).groupby(group, sort=False).cumsum().to_numpy(dtype="float64")
+    before = _sum_before(amounts, group)
     next_same_terminal = _next_same_key(group, terminals)
 
     # amount and country ride along so the online history can be seeded from this table.
@@ -82,7 +83,8 @@ def customer_activity_table(transactions: pd.DataFrame) -> pd.DataFrame:
         span = pd.Timedelta(window).value
         first = rows.count_before(group, times - span)
         out[f"velocity_{name}_count"] = position - first + 1
-        out[f"velocity_{name}_amount_sum"] = sums[position + 1] - sums[first]
+        # Per-customer running totals: the same additions, in the same order, as online.
+        out[f"velocity_{name}_amount_sum"] = running[position] - before[first]
         out[f"velocity_{name}_distinct_terminals"] = _distinct_in_window(
             rows, next_same_terminal, span
         )
@@ -279,19 +281,27 @@ def _profile_before(
     start: np.ndarray,
     position: np.ndarray,
 ) -> pd.DataFrame:
-    """Usual amount, spread and usual country from the customer's earlier payments only."""
-    sums = np.concatenate([[0.0], np.cumsum(amounts)])
-    squares = np.concatenate([[0.0], np.cumsum(amounts * amounts)])
+    """Usual amount, spread and usual country from the customer's earlier payments only.
+
+    Totals run per customer, in payment order, exactly as the online history adds them: a
+    difference of file-wide running sums would lose precision to other customers' totals.
+    """
     count = position - start
     safe = np.maximum(count, 1)
-    mean = (sums[position] - sums[start]) / safe
-    variance = np.maximum((squares[position] - squares[start]) / safe - mean * mean, 0.0)
+    mean = _sum_before(amounts, group) / safe
+    variance = np.maximum(_sum_before(amounts * amounts, group) / safe - mean * mean, 0.0)
     profile = pd.DataFrame(index=frame.index)
     profile["payments_before"] = count
     profile["usual_amount"] = np.where(count >= 1, mean, np.nan)
     profile["amount_spread"] = np.where(count >= 2, np.sqrt(variance), np.nan)
     profile["usual_country"] = _usual_country_before(frame["country"], group)
     return profile
+
+
+def _sum_before(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Per group, the sum of the values of the rows before each row (0 for a group's first)."""
+    running = pd.Series(values).groupby(group, sort=False).cumsum()
+    return running.groupby(group, sort=False).shift(fill_value=0.0).to_numpy(dtype="float64")
 
 
 def _usual_country_before(country: pd.Series, group: np.ndarray) -> pd.Series:

@@ -4,7 +4,7 @@ Offline: 1.75 million payments, 5,000 customers, 10,000 terminals, 183 days, bui
 beside a naive per-row loop on a subsample (extrapolated). Online (needs Redis and PostgreSQL,
 the services profile): p50/p99 of ``get_online_features`` for fraud_v1 against reading the same
 hashes straight from Redis in one pipeline. Target: build under 120 s.
-Run: .venv/bin/python bench/features_bench.py [--skip-online]
+Run: .venv/bin/python bench/features.py [--skip-online]
 """
 
 import statistics
