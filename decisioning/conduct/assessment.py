@@ -2,7 +2,7 @@
 
 Rules win the category when they fire (they cite policy and quote the text) and lift the score to
 at least ``rule_hit_score``; the model decides alone otherwise. A model-only flag still quotes the
-message: the sentences whose removal lowers the flagged category's probability most.
+message: the sentences that, scored alone, carry the flagged category most.
 """
 
 from __future__ import annotations
@@ -127,18 +127,22 @@ class ConductAssessor:
     def _influential_sentences(
         self, text: str, category: str, probability: float
     ) -> tuple[SpanEvidence, ...]:
-        """Leave-one-sentence-out: the sentences whose removal costs the category most."""
+        """The sentences that, read alone, most say the flagged category.
+
+        Each sentence is scored on its own, in one batch of short texts: the cost of about one
+        forward pass of the message. (Leaving each sentence out instead costs a full-length pass
+        per sentence: 59 ms at p50 for a short flagged message, 832 ms for a long one.)
+        """
         sentences = sentence_spans(text)
         if len(sentences) < 2:
             return tuple(SpanEvidence("model", "model:message", s, probability) for s in sentences)
-        without = [text[: s.start] + text[s.end :] for s in sentences]
         column = self.model.classifier.classes.index(category)
-        drops = probability - self._probabilities(without)[:, column]
-        ranked = sorted(zip(drops.tolist(), sentences, strict=True), key=lambda p: -p[0])
+        alone = self._probabilities([s.text for s in sentences])[:, column]
+        ranked = sorted(zip(alone.tolist(), sentences, strict=True), key=lambda p: -p[0])
         return tuple(
-            SpanEvidence("model", "model:sentence", span, round(drop, 6))
-            for drop, span in ranked[:MAX_MODEL_SPANS]
-            if drop > 0
+            SpanEvidence("model", "model:sentence", span, round(score, 6))
+            for score, span in ranked[:MAX_MODEL_SPANS]
+            if score > 0
         )
 
 

@@ -35,6 +35,10 @@ class PromptNotFoundError(RiskPlatformError):
     """No prompt template with the requested name (and version) exists under configs/prompts."""
 
 
+class PromptVersionConflictError(RiskPlatformError):
+    """A prompt file and MLflow's prompt registry disagree about what a prompt version holds."""
+
+
 class LlmProviderError(RiskPlatformError):
     """An LLM provider failed after its retries, timed out, or answered with unusable output."""
 

@@ -107,12 +107,17 @@ class LlmProvider(Protocol):
 
 @dataclass(frozen=True)
 class LlmCallRecord:
-    """One gateway call as the audit store keeps it; inputs are stored redacted only."""
+    """One gateway call as the audit store keeps it; inputs are stored redacted only.
+
+    ``prompt_version`` is the file version and the MLflow prompt-registry version at once (the
+    registration refuses to let them diverge); ``prompt_uri`` names it in the registry.
+    """
 
     call_id: str
     at: str
     prompt_name: str
     prompt_version: int
+    prompt_uri: str
     provider: str
     model: str
     parameters: dict[str, float | int]
@@ -333,6 +338,7 @@ class LlmGateway:
                     at=datetime.now(UTC).isoformat(),
                     prompt_name=prompt.name,
                     prompt_version=prompt.version,
+                    prompt_uri=prompt.registry_uri,
                     provider=type(self.provider).__name__,
                     model=self.provider.model,
                     parameters=prompt.parameters.model_dump(),

@@ -1,7 +1,9 @@
 """Versioned prompt templates from ``configs/prompts/<name>/v<N>.yaml``.
 
 A published version is never edited, so the (name, version) pair logged with an LLM call is
-enough to know exactly what the provider was asked.
+enough to know exactly what the provider was asked. ``registry/prompts.py`` registers file
+``v<N>.yaml`` as version N in MLflow's prompt registry and refuses to let the two diverge, so the
+same pair is also the registry's ``prompts:/<name>/<N>``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class PromptTemplate(BaseModel):
     description: str
     parameters: PromptParameters
     template: str
+
+    @property
+    def registry_uri(self) -> str:
+        """This version in MLflow's prompt registry, where ``registry/prompts.py`` put it."""
+        return f"prompts:/{self.name}/{self.version}"
 
     @property
     def variables(self) -> set[str]:

@@ -28,6 +28,7 @@ from pipelines.ingest import read_table
 from pipelines.progress import ProgressFactory, no_progress
 from registry.models import ModelPackage, RegisteredVersion, register_challenger
 from registry.names import CONDUCT_CLASSIFIER
+from registry.prompts import register_prompts
 from registry.tracking import ensure_experiment, mlflow_session
 
 
@@ -121,7 +122,8 @@ def train_conduct(
     label_column: str = "category",
     progress: ProgressFactory = no_progress,
 ) -> tuple[RegisteredVersion, TrainedConductModel]:
-    """Train on a labelled text table and register ``conduct-classifier`` as challenger."""
+    """Train on a labelled text table, register ``conduct-classifier`` as challenger and the LLM
+    gateway's prompts in the prompt registry."""
     taxonomy = load_taxonomy(settings.config_path("configs/taxonomy.yaml"))
     rules = load_rules(settings.config_path("configs/rules.yaml"), taxonomy)
     table = conduct_table(
@@ -136,4 +138,5 @@ def train_conduct(
         package = conduct_package(trained, ConductAssessor(trained.model, embedder), model_file)
         experiment = ensure_experiment(client, CONDUCT_CLASSIFIER, settings.mlflow.artifact_root)
         registered = register_challenger(client, CONDUCT_CLASSIFIER, experiment, package)
+        register_prompts(client, settings.config_path("configs/prompts"))
     return registered, trained
