@@ -1,8 +1,8 @@
 """Promotion, rollback and listing over MLflow aliases (never stages).
 
 ``champion`` moves only after every gate passes, and every move is written down: gate results,
-approver and time as version tags, the sequence of champions as a registered-model tag, which is
-what ``rollback`` walks back.
+approver, reason and time as version tags, the sequence of champions as a registered-model tag,
+which is what ``rollback`` walks back.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Promotion:
     version: str
     previous_champion: str | None
     gate_tags: dict[str, str]
+    promoted_at: str
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -82,7 +83,7 @@ def _holdout(client: MlflowClient, name: str, version: str, artifact: str) -> pd
 
 
 def promote_if_gates_pass(
-    client: MlflowClient, name: str, approver: str, gates: ModelGates
+    client: MlflowClient, name: str, approver: str, gates: ModelGates, reason: str
 ) -> Promotion:
     """Move ``champion`` to the ``challenger`` if every gate passes; else raise GateFailed."""
     _check_known(client, name)
@@ -92,7 +93,8 @@ def promote_if_gates_pass(
     champion = _alias_version(client, name, CHAMPION)
     holdout = _holdout(client, name, candidate, gates.holdout.artifact)
     champion_scorer = _pyfunc_scorer(name, champion) if champion is not None else None
-    results = evaluate_gates(gates, holdout, _pyfunc_scorer(name, candidate), champion_scorer)
+    tags = dict(client.get_model_version(name, candidate).tags)
+    results = evaluate_gates(gates, holdout, _pyfunc_scorer(name, candidate), champion_scorer, tags)
     gate_tags = {f"gate.{result.name}": result.as_tag() for result in results}
     now = utc_now().isoformat()
     for key, value in {**gate_tags, "gates.checked_at": now}.items():
@@ -104,6 +106,7 @@ def promote_if_gates_pass(
     client.delete_registered_model_alias(name, CHALLENGER)
     for key, value in {
         "approved_by": approver,
+        "promotion_reason": reason,
         "promoted_at": now,
         "previous_champion": champion or "",
     }.items():
@@ -111,10 +114,10 @@ def promote_if_gates_pass(
     history = [*_history(client, name), candidate]
     client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, json.dumps(history))
     logger.info("promoted %s v%s to %s (approver %s)", name, candidate, CHAMPION, approver)
-    return Promotion(name, candidate, champion, gate_tags)
+    return Promotion(name, candidate, champion, gate_tags, now)
 
 
-def rollback(client: MlflowClient, name: str, approver: str) -> str:
+def rollback(client: MlflowClient, name: str, approver: str, reason: str) -> str:
     """Point ``champion`` back at the champion before the current one; returns its version."""
     _check_known(client, name)
     history = _history(client, name)
@@ -126,6 +129,7 @@ def rollback(client: MlflowClient, name: str, approver: str) -> str:
     now = utc_now().isoformat()
     client.set_model_version_tag(name, current, "rolled_back_at", now)
     client.set_model_version_tag(name, current, "rolled_back_by", approver)
+    client.set_model_version_tag(name, current, "rollback_reason", reason)
     client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, json.dumps(history[:-1]))
     logger.info("rolled %s back from v%s to v%s (by %s)", name, current, previous, approver)
     return previous

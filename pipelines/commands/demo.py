@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
@@ -79,14 +80,29 @@ def demo(
     promote_both(settings)
 
     stage(6, f"serve the bento and decide {sample} events")
-    with served(port) as (url, key):
+    monitoring = settings.home / "monitoring"
+    with served(port, monitoring / "service.log") as (url, key):
         bodies = sample_requests(data_dir, sample)
         decisions = [post_decision(url, key, body) for body in bodies]
+        metrics = save_metrics(url, monitoring / "metrics.prom")
     console.print(decision_table(decisions))
 
-    stage(7, "audit: verify the chain, replay a decision")
-    audit_and_replay(settings, decisions[0]["decision_id"])
-    console.print(f"demo finished in {time.perf_counter() - started:.0f} s", highlight=False)
+    stage(7, "audit: verify the chain, replay every decision")
+    audit_and_replay(settings, [d["decision_id"] for d in decisions])
+
+    stage(8, "monitor: drift of the last 30 days against the first 30")
+    drift_folder = drift_first_vs_last(world.transactions, monitoring / "drift-demo")
+
+    console.rule("where to look")
+    console.print(
+        f"metrics   {metrics} (live: riskctl serve, then http://127.0.0.1:3000/metrics)\n"
+        f"a trace   spans of decision {decisions[0]['decision_id']} (trace "
+        f"{decisions[0]['trace_id']}) in {monitoring / 'service.log'}\n"
+        f"drift     {drift_folder}/ (Evidently HTML and JSON)\n"
+        f"audit     riskctl audit verify | replay ID | export --out decisions.parquet\n"
+        f"demo finished in {time.perf_counter() - started:.0f} s",
+        highlight=False,
+    )
 
 
 def stage(number: int, title: str) -> None:
@@ -124,37 +140,31 @@ def train_both(settings: Settings, transactions: Any) -> None:
 
 
 def promote_both(settings: Settings) -> None:
-    from pipelines.commands.registry import record_in_audit
-    from registry.gates import load_gates
-    from registry.tracking import mlflow_session
-    from registry.workflow import promote_if_gates_pass
+    from pipelines.commands.registry import promote_and_record
 
     for name in ("fraud-detector", "conduct-classifier"):
-        gates = load_gates(settings.config_path("configs/gates.yaml"), name)
-        with mlflow_session(settings.mlflow) as client:
-            promotion = promote_if_gates_pass(client, name, "demo", gates)
-        record_in_audit(
-            settings,
-            "promotion",
-            {"model": name, "version": promotion.version, "approver": "demo",
-             "gates": promotion.gate_tags},
-        )  # fmt: skip
+        promotion = promote_and_record(
+            settings, name, "demo", "make demo: model trained on the simulated world"
+        )
         console.print(f"{name} v{promotion.version} is champion", highlight=False)
 
 
 @contextmanager
-def served(port: int) -> Iterator[tuple[str, str]]:
-    """``riskctl serve`` in a subprocess with a one-off API key, stopped on the way out."""
+def served(port: int, log: Path) -> Iterator[tuple[str, str]]:
+    """``riskctl serve`` in a subprocess with a one-off API key, stopped on the way out.
+
+    Its JSON logs and console-exported spans go to ``log``, where a decision's trace can be read.
+    """
     key = secrets.token_urlsafe(16)
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "RISK_API_KEYS": key}
+    env = {**os.environ, "RISK_API_KEYS": key, "RISK_TRACE_EXPORTER": "console"}
     command = [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    log.parent.mkdir(parents=True, exist_ok=True)
+    output = log.open("w")
+    process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         with console.status(f"waiting for {url}/readyz"):
-            wait_until_ready(url, process)
+            wait_until_ready(url, process, log)
         console.print(f"service ready at {url}", highlight=False)
         yield url, key
     finally:
@@ -163,13 +173,14 @@ def served(port: int) -> Iterator[tuple[str, str]]:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+        output.close()
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[str]) -> None:
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            tail = (process.stderr.read() if process.stderr else "")[-800:]
+            tail = log.read_text(errors="replace")[-800:]
             raise DemoFailed(f"the service exited with {process.returncode}: {tail}")
         try:
             with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
@@ -181,7 +192,14 @@ def wait_until_ready(url: str, process: subprocess.Popen[str]) -> None:
     raise DemoFailed(f"the service was not ready within {READY_TIMEOUT_S} s")
 
 
-def audit_and_replay(settings: Settings, decision_id: str) -> None:
+def save_metrics(url: str, path: Path) -> Path:
+    """The service's Prometheus exposition after the sample, kept for reading later."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        path.write_bytes(response.read())
+    return path
+
+
+def audit_and_replay(settings: Settings, decision_ids: list[str]) -> None:
     from decisioning.audit import AuditStore
     from decisioning.serving import build_engine
 
@@ -190,10 +208,26 @@ def audit_and_replay(settings: Settings, decision_id: str) -> None:
     if not report.ok:
         raise DemoFailed(f"audit chain broken at {report.first_broken_id}: {report.reason}")
     console.print(f"audit chain intact: {report.checked:,} records", highlight=False)
-    replayed = build_engine(settings).engine.replay(decision_id)
-    if not replayed.identical:
-        raise DemoFailed(f"replay of {decision_id} differs: {replayed.differences}")
-    console.print(f"replayed {decision_id}: identical", highlight=False)
+    engine = build_engine(settings).engine
+    for decision_id in decision_ids:
+        replayed = engine.replay(decision_id)
+        if not replayed.identical:
+            raise DemoFailed(f"replay of {decision_id} differs: {replayed.differences}")
+    console.print(f"replayed all {len(decision_ids)} decisions: identical", highlight=False)
+
+
+def drift_first_vs_last(transactions: pd.DataFrame, folder: Path) -> Path:
+    """The drift report of the monitor command on two windows of the simulated payments."""
+    from pipelines.commands.monitor import drift
+
+    start, end = transactions["occurred_at"].min(), transactions["occurred_at"].max()
+    folder.mkdir(parents=True, exist_ok=True)
+    first = transactions[transactions["occurred_at"] < start + pd.Timedelta(days=30)]
+    last = transactions[transactions["occurred_at"] > end - pd.Timedelta(days=30)]
+    first.to_parquet(folder / "first_30_days.parquet", index=False)
+    last.to_parquet(folder / "last_30_days.parquet", index=False)
+    drift(folder / "first_30_days.parquet", folder / "last_30_days.parquet", folder / "report")
+    return folder / "report"
 
 
 def _metrics(metrics: dict[str, float]) -> str:

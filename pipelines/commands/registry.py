@@ -1,18 +1,22 @@
 """``riskctl registry``: list versions, promote a challenger through its gates, roll back.
 
 Promotions and rollbacks are written to the audit store as well as to MLflow's version tags, so
-the audit trail alone shows who put which model in charge and when.
+the audit trail alone shows who put which model in charge, why and when.
 """
 
 from __future__ import annotations
 
 import getpass
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from decisioning.events import utc_now
 from decisioning.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from registry.workflow import Promotion
 
 app = typer.Typer(help="MLflow registry: list, promote, roll back.", no_args_is_help=True)
 
@@ -35,29 +39,12 @@ def list_command() -> None:
 def promote(
     name: Annotated[str, typer.Argument(help="fraud-detector or conduct-classifier")],
     approver: Annotated[str, typer.Option(help="who approves this promotion")],
+    reason: Annotated[str, typer.Option(help="why this version should take over (audited)")],
 ) -> None:
     """Run the gates of configs/gates.yaml; move champion to the challenger if all pass."""
-    from registry.gates import load_gates
-    from registry.tracking import mlflow_session
-    from registry.workflow import promote_if_gates_pass
-
-    settings = load_settings()
-    gates = load_gates(settings.config_path("configs/gates.yaml"), name)
-    with mlflow_session(settings.mlflow) as client:
-        promotion = promote_if_gates_pass(client, name, approver, gates)
+    promotion = promote_and_record(load_settings(), name, approver, reason)
     for gate, result in promotion.gate_tags.items():
         typer.echo(f"{gate}: {result}")
-    record_in_audit(
-        settings,
-        "promotion",
-        {
-            "model": name,
-            "version": promotion.version,
-            "previous_champion": promotion.previous_champion,
-            "approver": approver,
-            "gates": promotion.gate_tags,
-        },
-    )
     previous = f" (was v{promotion.previous_champion})" if promotion.previous_champion else ""
     typer.echo(f"{name} v{promotion.version} is champion{previous}; approved by {approver}")
 
@@ -65,6 +52,7 @@ def promote(
 @app.command("rollback")
 def rollback_command(
     name: Annotated[str, typer.Argument(help="fraud-detector or conduct-classifier")],
+    reason: Annotated[str, typer.Option(help="why champion goes back (audited)")],
     approver: Annotated[
         str | None, typer.Option(help="who asks for the rollback (default: the OS user)")
     ] = None,
@@ -76,9 +64,44 @@ def rollback_command(
     settings = load_settings()
     who = approver or getpass.getuser()
     with mlflow_session(settings.mlflow) as client:
-        version = rollback(client, name, who)
-    record_in_audit(settings, "rollback", {"model": name, "version": version, "approver": who})
+        version = rollback(client, name, who, reason)
+    record_in_audit(
+        settings,
+        "rollback",
+        {
+            "model": name,
+            "version": version,
+            "approver": who,
+            "reason": reason,
+            "rolled_back_at": utc_now().isoformat(),
+        },
+    )
     typer.echo(f"{name} champion is v{version} again")
+
+
+def promote_and_record(settings: Settings, name: str, approver: str, reason: str) -> Promotion:
+    """Promote through the gates, then write who, why and when to the audit chain."""
+    from registry.gates import load_gates
+    from registry.tracking import mlflow_session
+    from registry.workflow import promote_if_gates_pass
+
+    gates = load_gates(settings.config_path("configs/gates.yaml"), name)
+    with mlflow_session(settings.mlflow) as client:
+        promotion = promote_if_gates_pass(client, name, approver, gates, reason)
+    record_in_audit(
+        settings,
+        "promotion",
+        {
+            "model": name,
+            "version": promotion.version,
+            "previous_champion": promotion.previous_champion,
+            "approver": approver,
+            "reason": reason,
+            "promoted_at": promotion.promoted_at,
+            "gates": promotion.gate_tags,
+        },
+    )
+    return promotion
 
 
 def record_in_audit(settings: Settings, kind: str, body: dict[str, Any]) -> None:

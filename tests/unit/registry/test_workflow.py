@@ -59,6 +59,7 @@ def package(wrong: int) -> ModelPackage:
 
 
 ARTIFACTS = "artifacts"
+REASON = "better macro-F1 on the holdout"
 
 
 @pytest.fixture
@@ -90,11 +91,13 @@ def test_first_model_becomes_challenger_then_champion(client: MlflowClient, gate
     version = _register(client, wrong=1)
     assert list_versions(client)[0].aliases == ("challenger",)
     # when it is promoted
-    promotion = promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates)
+    promotion = promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates, REASON)
     # then it is champion, no longer challenger, and the version says who approved which gates
     assert (promotion.version, _champion(client)) == (version, version)
     tags = client.get_model_version(CONDUCT_CLASSIFIER, version).tags
     assert tags["approved_by"] == "alice"
+    assert tags["promotion_reason"] == REASON
+    assert tags["promoted_at"] == promotion.promoted_at
     assert tags["gate.macro_f1_vs_champion"].startswith("passed")
     assert tags["metric.macro_f1"].startswith("0.83")
     assert list_versions(client)[0].aliases == ("champion",)
@@ -104,10 +107,10 @@ def test_first_model_becomes_challenger_then_champion(client: MlflowClient, gate
 
 def test_worse_challenger_is_blocked_and_champion_stays(client: MlflowClient, gates) -> None:
     champion = _register(client, wrong=0)
-    promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates)
+    promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates, REASON)
     worse = _register(client, wrong=2)
     with pytest.raises(GateFailed, match="macro_f1_vs_champion"):
-        promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "bob", gates)
+        promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "bob", gates, REASON)
     assert _champion(client) == champion, "a failed gate must not move champion"
     tags = client.get_model_version(CONDUCT_CLASSIFIER, worse).tags
     assert tags["gate.macro_f1_vs_champion"].startswith("failed"), "failures are recorded too"
@@ -116,16 +119,18 @@ def test_worse_challenger_is_blocked_and_champion_stays(client: MlflowClient, ga
 
 def test_rollback_returns_to_the_previous_champion(client: MlflowClient, gates) -> None:
     first = _register(client, wrong=1)
-    promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates)
+    promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates, REASON)
     with pytest.raises(NoChallengerError):
-        promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates)
+        promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates, REASON)
     second = _register(client, wrong=0)
-    promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates)
+    promote_if_gates_pass(client, CONDUCT_CLASSIFIER, "alice", gates, REASON)
     assert _champion(client) == second
-    assert rollback(client, CONDUCT_CLASSIFIER, "carol") == first
+    assert rollback(client, CONDUCT_CLASSIFIER, "carol", "alerts doubled overnight") == first
     assert _champion(client) == first
     history = client.get_registered_model(CONDUCT_CLASSIFIER).tags["champion_history"]
     assert json.loads(history) == [first]
-    assert client.get_model_version(CONDUCT_CLASSIFIER, second).tags["rolled_back_by"] == "carol"
+    rolled_back = client.get_model_version(CONDUCT_CLASSIFIER, second).tags
+    assert rolled_back["rolled_back_by"] == "carol"
+    assert rolled_back["rollback_reason"] == "alerts doubled overnight", "the reason is recorded"
     with pytest.raises(NoPreviousChampionError):
-        rollback(client, CONDUCT_CLASSIFIER, "carol")
+        rollback(client, CONDUCT_CLASSIFIER, "carol", "alerts doubled overnight")

@@ -13,6 +13,7 @@ from decisioning.settings import load_settings
 from feature_repo.feature_services import fraud_v1
 from pipelines.fraud.training import train_and_register
 from pipelines.simulate import SimulationConfig, simulate_world, write_world
+from registry.errors import GateFailed
 from registry.gates import load_gates
 from registry.tracking import mlflow_session
 from registry.workflow import promote_if_gates_pass
@@ -29,22 +30,34 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
-def test_trained_model_is_promoted_and_plain_mlflow_scores_like_the_scorer(
+def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
     world: Path, risk_home: Path, isolated_configs: Path
 ) -> None:
-    # given a challenger trained on three simulated weeks
+    # given a challenger trained on three simulated weeks of a world that starts from nothing
     settings = load_settings()
     version, trained = train_and_register(settings, world)
 
-    # when it passes its gates and becomes champion
+    # when it goes through its gates
     with mlflow_session(settings.mlflow) as client:
         gates = load_gates(isolated_configs / "gates.yaml", "fraud-detector")
-        promote_if_gates_pass(client, "fraud-detector", "test", gates)
+        with pytest.raises(GateFailed, match="drift_training_vs_recent") as failed:
+            promote_if_gates_pass(client, "fraud-detector", "test", gates, "first fraud model")
         tags = client.get_model_version("fraud-detector", version).tags
-        champion = mlflow.pyfunc.load_model("models:/fraud-detector@champion")
+        artifacts = [a.path for a in client.list_artifacts(trained_run(client, version), "drift")]
+        champion = mlflow.pyfunc.load_model(f"models:/fraud-detector/{version}")
 
+    # then the drift gate alone stops it: 30-day and lifetime counters are still filling up
+    assert len(failed.value.failed) == 1, failed.value.failed
+    assert tags["drift.training_vs_recent"].startswith("failed: PSI over")
+    assert "velocity_30d_count" in tags["drift.training_vs_recent"]
+    assert "drift/drift_report.html" in artifacts, "the Evidently report is a run artifact"
+    assert tags["gx.training_set"].startswith("passed: training-set: all")
+    for gate in gates.gates:
+        expected = "failed" if gate.name == "drift_training_vs_recent" else "passed"
+        verdict = tags[f"gate.{gate.name}"]
+        assert verdict.startswith(expected), f"{gate.name}: {verdict}"
     # then plain MLflow gives the project's scores and contributions
-    holdout = trained.holdout.drop(columns=["label"]).head(200)
+    holdout = trained.holdout[trained.scorer.features].head(200)
     served = champion.predict(holdout)
     expected = trained.scorer.score(holdout)
     assert (served["score"] - expected.score).abs().max() < 1e-6, "pyfunc and scorer differ"
@@ -55,7 +68,6 @@ def test_trained_model_is_promoted_and_plain_mlflow_scores_like_the_scorer(
     assert tags["feature_service"] == "fraud_v1"
     assert len(tags["training_data_hash"]) == 64
     assert "metric.average_precision" in tags and "threshold.review" in tags
-    assert tags["gx.training_set"].startswith("training-set: all")
     # and training used exactly the serving columns of the feature service
     serving = [f.name for p in fraud_v1.feature_view_projections for f in p.features]
     assert trained.features.features == serving
@@ -63,3 +75,7 @@ def test_trained_model_is_promoted_and_plain_mlflow_scores_like_the_scorer(
     written = read_thresholds(isolated_configs / "thresholds" / "local.yaml")
     assert written == trained.scorer.thresholds
     assert pd.notna(trained.metrics["roc_auc"])
+
+
+def trained_run(client, version: str) -> str:
+    return str(client.get_model_version("fraud-detector", version).run_id)
