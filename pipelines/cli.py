@@ -75,6 +75,10 @@ def quiet_third_party_output() -> None:
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     for package in ("feast", "mlflow", "dask", "great_expectations", "sklearn", "xgboost"):
         warnings.filterwarnings("ignore", module=rf"{package}(\..*)?$")
     # Raised with a stack level that points at our call sites, so the module filter misses them.

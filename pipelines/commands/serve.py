@@ -63,19 +63,25 @@ def decide(
 
 
 def sample_requests(data_dir: Path, count: int) -> list[dict[str, Any]]:
-    """Events from the last simulated day: payments, messages, and some of both together.
+    """Events from the last simulated day, in an order that shows the platform at work.
 
-    Half of each are drawn from the risky ones (a fraud scenario, a conduct category) so a short
-    sample shows every kind of outcome; the requests carry no label or ground truth.
+    First a whole card-testing burst in time order (when the day has one), so its later payments
+    see the earlier ones through the streaming velocity features; then ``count`` events:
+    payments, messages and both together, half of each drawn from the risky ones. Requests carry
+    no label or ground truth.
     """
     import pandas as pd
 
     payments = pd.read_parquet(data_dir / "transactions.parquet")
     texts = pd.read_parquet(data_dir / "texts.parquet")
-    last_day = payments[payments["occurred_at"] > last_day_start(payments)]
-    picked_payments = _half_risky(last_day, last_day.get("fraud_scenario"), count)
+    live_day = payments[payments["occurred_at"] > last_day_start(payments)]
+    burst = _largest_burst(live_day)
+    rest = live_day.drop(burst.index)
+    picked_payments = _half_risky(rest, rest.get("fraud_scenario"), count)
     picked_texts = _half_risky(texts, texts.get("category"), count)
-    requests: list[dict[str, Any]] = []
+    requests: list[dict[str, Any]] = [
+        {"transaction": request_fields(row, "transaction")} for row in burst.to_dict("records")
+    ]
     for i, (payment, message) in enumerate(
         zip(picked_payments.to_dict("records"), picked_texts.to_dict("records"), strict=False)
     ):
@@ -86,6 +92,17 @@ def sample_requests(data_dir: Path, count: int) -> list[dict[str, Any]]:
             body["text"] = request_fields(message, "text")
         requests.append(body)
     return requests
+
+
+def _largest_burst(payments: Any, limit: int = 10) -> Any:
+    """The card-testing burst with the most payments (at most ``limit``), in time order."""
+    if "fraud_scenario" not in payments or "card_id" not in payments:
+        return payments.iloc[:0]
+    testing = payments[payments["fraud_scenario"] == "card_testing"]
+    if testing.empty:
+        return testing
+    card = testing["card_id"].value_counts().idxmax()
+    return testing[testing["card_id"] == card].sort_values("occurred_at").head(limit)
 
 
 def last_day_start(payments: Any) -> Any:
