@@ -24,7 +24,9 @@ def test_train_register_promote_and_load_by_alias(
     assert main(["registry", "list"]) == 0
     assert "conduct-classifier" in capsys.readouterr().out
     # when promoted, then plain MLflow loads the champion and scores text
-    assert main(["registry", "promote", CONDUCT_CLASSIFIER, "--approver", "alice"]) == 0
+    promote = ["registry", "promote", CONDUCT_CLASSIFIER, "--approver", "alice"]
+    assert main(promote) == 2, "a promotion without a reason is refused"
+    assert main([*promote, "--reason", "first conduct model"]) == 0
     mlflow.set_tracking_uri(f"sqlite:///{risk_home}/mlflow.db")
     model = mlflow.pyfunc.load_model(model_uri(CONDUCT_CLASSIFIER))
     scored = model.predict(pd.DataFrame({"text": ["I was scammed by a fake bank caller."]}))
