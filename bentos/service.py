@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -48,13 +49,7 @@ class FraudScorer:
     """Feast online features (after pushing the payment's velocity) and the fraud champion."""
 
     def __init__(self) -> None:
-        settings = observed("fraud_scorer")
-        self.problem = ""
-        try:
-            self.pillar: Any = fraud_pillar(settings)
-        except Exception as exc:  # no champion, no feature registry: degrade, do not crash
-            self.pillar, self.problem = None, f"{type(exc).__name__}: {exc}"
-            logger.warning("fraud scorer unavailable: %s", self.problem)
+        self.pillar, self.problem = pillar_or_problem(fraud_pillar, "fraud_scorer")
 
     # async: the SQLite-backed stores stay on the event loop's one thread.
     @bentoml.api(route="/v1/fraud/score")
@@ -77,13 +72,7 @@ class ConductScorer:
         import torch
 
         torch.set_num_threads(1)  # one thread per worker: 19 ms a text instead of 250 ms
-        settings = observed("conduct_scorer")
-        self.problem = ""
-        try:
-            self.pillar: Any = conduct_pillar(settings)
-        except Exception as exc:  # no champion, no evidence index: degrade, do not crash
-            self.pillar, self.problem = None, f"{type(exc).__name__}: {exc}"
-            logger.warning("conduct scorer unavailable: %s", self.problem)
+        self.pillar, self.problem = pillar_or_problem(conduct_pillar, "conduct_scorer")
 
     @bentoml.api(route="/v1/conduct/assess")
     async def assess(self, text: TextEvent) -> ConductAssessment:
@@ -131,6 +120,20 @@ def observed(service_name: str) -> Settings:
     # The gateway labels calls with its provider's class name.
     initialise_known_series([OfflineProvider.__name__, OpenAICompatibleProvider.__name__])
     return settings
+
+
+def pillar_or_problem(build: Callable[[Settings], Any], service_name: str) -> tuple[Any, str]:
+    """Build a scorer's pillar; without a champion or a store, serve anyway and say why.
+
+    The scorer then answers 503 naming the cause, and decisions degrade to the policy fallback.
+    """
+    settings = observed(service_name)  # a bad profile stops the service: not a degradation
+    try:
+        return build(settings), ""
+    except Exception as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+        logger.warning("%s unavailable: %s", service_name, problem)
+        return None, problem
 
 
 def _sync(client: Any) -> Any:
