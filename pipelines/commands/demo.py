@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -155,6 +156,8 @@ def served(port: int, log: Path) -> Iterator[tuple[str, str]]:
 
     Its JSON logs and console-exported spans go to ``log``, where a decision's trace can be read.
     """
+    if not port_is_free(port):
+        raise DemoFailed(f"port {port} is in use (another service?); pass --port")
     key = secrets.token_urlsafe(16)
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "RISK_API_KEYS": key, "RISK_TRACE_EXPORTER": "console"}
@@ -174,6 +177,11 @@ def served(port: int, log: Path) -> Iterator[tuple[str, str]]:
         except subprocess.TimeoutExpired:
             process.kill()
         output.close()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -32,17 +31,13 @@ REQUEST_FIELDS = {
 def serve(port: Annotated[int, typer.Option(help="HTTP port")] = 3000) -> None:
     """Serve RiskService (and its two scorers) with BentoML until interrupted."""
     load_settings()  # fail fast, with one line, on a bad profile
-    command = [
-        str(Path(sys.executable).with_name("bentoml")),
-        "serve",
-        SERVICE,
-        "--port",
-        str(port),
-        "--working-dir",
-        str(PROJECT_ROOT),
-    ]
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    command = [bentoml, "serve", SERVICE, "--port", str(port), "--working-dir", str(PROJECT_ROOT)]
     console.print(f"serving {SERVICE} on http://127.0.0.1:{port}", highlight=False)
-    raise typer.Exit(subprocess.call(command, env=os.environ.copy()))
+    sys.stdout.flush()
+    # Become the server: a signal to this process (Ctrl-C, a supervisor's SIGTERM) reaches
+    # BentoML itself, which stops its workers; a child process would be orphaned instead.
+    os.execv(bentoml, command)
 
 
 def decide(
