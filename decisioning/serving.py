@@ -1,7 +1,8 @@
-"""Build the decision engine for a profile: models pinned at start-up, stores opened once.
+"""Build the pillars and the engine for a profile: models pinned at start-up, stores opened once.
 
-The bento and ``riskctl audit replay`` both call :func:`build_engine`, so a replay recomputes a
-decision with exactly the components that serve.
+The bento's scorers build their pillar with :func:`fraud_pillar` and :func:`conduct_pillar`;
+``riskctl audit replay`` and the demo use the same two through :func:`build_engine`, so a replay
+recomputes a decision with the components that serve.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from decisioning.audit import AuditStore
 from decisioning.conduct.assessment import ConductAssessor, ConductModel
@@ -28,6 +29,7 @@ from decisioning.policy import load_policy
 from decisioning.settings import Settings
 
 logger = logging.getLogger(__name__)
+P = TypeVar("P")
 
 FRAUD_MODEL = "fraud-detector"
 CONDUCT_MODEL = "conduct-classifier"
@@ -40,13 +42,6 @@ PINNED_VERSION_VARIABLES = {
 }
 
 
-@dataclass(frozen=True)
-class EngineParts:
-    engine: DecisionEngine
-    models: tuple[ModelVersion, ...]
-    unavailable: tuple[str, ...]
-
-
 def pinned_or_champion(settings: Settings, name: str) -> ModelVersion:
     version = os.environ.get(PINNED_VERSION_VARIABLES[name])
     if version:
@@ -54,31 +49,27 @@ def pinned_or_champion(settings: Settings, name: str) -> ModelVersion:
     return resolve(settings.mlflow.tracking_uri, name, "champion")
 
 
-def build_engine(settings: Settings) -> EngineParts:
-    """Open the audit store, load both champions and the feature store; note what is missing."""
+def build_engine(settings: Settings) -> DecisionEngine:
+    """Open the audit store and load both champions in process; a missing one is left out.
+
+    The engine then treats a missing pillar as the policy's fallback, as the service would.
+    """
     policy = load_policy(settings.config_path("configs/policy.yaml"))
     audit = AuditStore.open(settings.audit.url)
-    unavailable: list[str] = []
-    models: list[ModelVersion] = []
+    return DecisionEngine(
+        policy,
+        audit,
+        _available(fraud_pillar, settings, "fraud"),
+        _available(conduct_pillar, settings, "conduct"),
+    )
 
-    fraud = None
+
+def _available(build: Callable[[Settings], P], settings: Settings, pillar: str) -> P | None:
     try:
-        fraud = fraud_pillar(settings)
-        models.append(fraud.model)
+        return build(settings)
     except ModelNotAvailable as exc:
-        unavailable.append(str(exc))
-        logger.warning("fraud pillar unavailable: %s", exc)
-
-    conduct = None
-    try:
-        conduct = conduct_pillar(settings)
-        models.append(conduct.model)
-    except ModelNotAvailable as exc:
-        unavailable.append(str(exc))
-        logger.warning("conduct pillar unavailable: %s", exc)
-
-    engine = DecisionEngine(policy, audit, fraud, conduct)
-    return EngineParts(engine, tuple(models), tuple(unavailable))
+        logger.warning("%s pillar unavailable: %s", pillar, exc)
+        return None
 
 
 def load_scorer(settings: Settings, model: ModelVersion) -> FraudScorer:

@@ -6,6 +6,7 @@ import logging
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import mlflow
@@ -18,6 +19,17 @@ from registry.errors import UnknownModelError
 from registry.names import CHALLENGER, HOLDOUT_ARTIFACT, MODEL_NAMES
 
 logger = logging.getLogger(__name__)
+
+
+def pinned_requirements(packages: tuple[str, ...]) -> tuple[str, ...]:
+    """``name==version`` as installed here, so the pyfunc's environment matches training."""
+    pins = []
+    for package in packages:
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return tuple(pins)
 
 
 @dataclass(frozen=True)

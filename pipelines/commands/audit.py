@@ -47,9 +47,9 @@ def replay(decision_id: Annotated[str, typer.Argument(help="the decision to reco
     from decisioning.serving import build_engine
 
     with console.status("loading the models the decision names"):
-        parts = build_engine(load_settings())
+        engine = build_engine(load_settings())
     try:
-        report = parts.engine.replay(decision_id)
+        report = engine.replay(decision_id)
     except LookupError as exc:
         print(f"riskctl: {exc.args[0]}", file=sys.stderr)
         raise typer.Exit(1) from exc

@@ -216,7 +216,7 @@ def audit_and_replay(settings: Settings, decision_ids: list[str]) -> None:
     if not report.ok:
         raise DemoFailed(f"audit chain broken at {report.first_broken_id}: {report.reason}")
     console.print(f"audit chain intact: {report.checked:,} records", highlight=False)
-    engine = build_engine(settings).engine
+    engine = build_engine(settings)
     for decision_id in decision_ids:
         replayed = engine.replay(decision_id)
         if not replayed.identical:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +25,12 @@ from decisioning.conduct.training import TrainedConductModel, train_conduct_mode
 from decisioning.settings import Settings
 from pipelines.ingest import read_table
 from pipelines.progress import ProgressFactory, no_progress
-from registry.models import ModelPackage, RegisteredVersion, register_challenger
+from registry.models import (
+    ModelPackage,
+    RegisteredVersion,
+    pinned_requirements,
+    register_challenger,
+)
 from registry.names import CONDUCT_CLASSIFIER
 from registry.prompts import register_prompts
 from registry.tracking import ensure_experiment, mlflow_session
@@ -69,17 +73,6 @@ _CONDUCT_REQUIREMENTS = (
 )  # fmt: skip
 
 
-def _pinned(packages: tuple[str, ...]) -> tuple[str, ...]:
-    """``name==version`` as installed here, so the pyfunc's environment matches training."""
-    pins = []
-    for package in packages:
-        try:
-            pins.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:
-            pins.append(package)
-    return tuple(pins)
-
-
 def conduct_table(table: pd.DataFrame, text_column: str, label_column: str) -> pd.DataFrame:
     """The training columns; tables without message ids use the text's hash as the id."""
     texts = table[text_column].astype(str)
@@ -111,7 +104,7 @@ def conduct_package(
         holdout=trained.holdout,
         metrics=trained.metrics,
         tags=tags,
-        pip_requirements=_pinned(_CONDUCT_REQUIREMENTS),
+        pip_requirements=pinned_requirements(_CONDUCT_REQUIREMENTS),
     )
 
 

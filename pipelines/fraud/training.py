@@ -12,7 +12,6 @@ import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
@@ -153,7 +152,7 @@ def train_and_register(
     Returns the registered version and the trained model.
     """
     from pipelines.monitoring.evidently_reports import save_snapshot
-    from registry.models import ModelPackage, register_challenger
+    from registry.models import ModelPackage, pinned_requirements, register_challenger
     from registry.names import FRAUD_DETECTOR
     from registry.tracking import ensure_experiment, mlflow_session
 
@@ -171,7 +170,7 @@ def train_and_register(
             holdout=trained.holdout,
             metrics=_finite(trained.metrics),
             tags=trained.tags,
-            pip_requirements=_pinned(REQUIREMENTS),
+            pip_requirements=pinned_requirements(REQUIREMENTS),
         )
         experiment = ensure_experiment(client, FRAUD_DETECTOR, settings.mlflow.artifact_root)
         registered = register_challenger(client, FRAUD_DETECTOR, experiment, package)
@@ -206,14 +205,3 @@ def _holdout(labelled: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {key: value for key, value in metrics.items() if pd.notna(value)}
-
-
-def _pinned(packages: tuple[str, ...]) -> tuple[str, ...]:
-    """``name==version`` as installed here, so the pyfunc's environment matches training."""
-    pins = []
-    for package in packages:
-        try:
-            pins.append(f"{package}=={version(package)}")
-        except PackageNotFoundError:
-            pins.append(package)
-    return tuple(pins)
