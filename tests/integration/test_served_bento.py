@@ -15,16 +15,10 @@ import pytest
 
 from decisioning.audit import AuditStore
 from decisioning.settings import load_settings
+from tests.events import PAYMENT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KEY = "test-key"
-PAYMENT = {
-    "transaction_id": "tx1",
-    "occurred_at": "2026-06-01T10:00:00Z",
-    "customer_id": "C1",
-    "terminal_id": "T1",
-    "amount": 12.5,
-}
 
 
 def free_port() -> int:

@@ -18,18 +18,11 @@ from decisioning.engine import (
 )
 from decisioning.events import TextEvent, TransactionEvent
 from decisioning.policy import ConductInput, FraudInput, load_policy
+from tests.events import MESSAGE, PAYMENT
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "policy.yaml"
 FRAUD_MODEL = ModelVersion(name="fraud-detector", version="3", run_id="r3")
 CONDUCT_MODEL = ModelVersion(name="conduct-classifier", version="2")
-PAYMENT = {
-    "transaction_id": "tx1",
-    "occurred_at": "2026-06-01T10:00:00Z",
-    "customer_id": "C1",
-    "terminal_id": "T1",
-    "amount": 12.5,
-}
-MESSAGE = {"message_id": "m1", "received_at": "2026-06-01T10:00:00Z", "text": "I can't cope"}
 
 
 class StandInFraud:

@@ -16,16 +16,10 @@ from decisioning.engine import DecisionEngine, DecisionRequest
 from decisioning.fraud.model import FraudAssessment
 from decisioning.pillars import FraudScorerPillar
 from decisioning.policy import load_policy
+from tests.events import PAYMENT
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "policy.yaml"
 MODEL = ModelVersion(name="fraud-detector", version="4")
-PAYMENT = {
-    "transaction_id": "tx1",
-    "occurred_at": "2026-06-01T10:00:00Z",
-    "customer_id": "C1",
-    "terminal_id": "T1",
-    "amount": 12.5,
-}
 
 
 class StandInScorer:
