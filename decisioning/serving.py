@@ -11,7 +11,7 @@ import logging
 import os
 import pickle
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from decisioning.audit import AuditStore
 from decisioning.conduct.assessment import ConductAssessor, ConductModel
@@ -19,7 +19,6 @@ from decisioning.conduct.embeddings import Embedder, build_embedding_cache
 from decisioning.conduct.evidence import build_evidence_index, load_policy_documents
 from decisioning.decision import ModelVersion
 from decisioning.engine import DecisionEngine
-from decisioning.events import TransactionEvent
 from decisioning.fraud.model import FraudScorer
 from decisioning.fraud.pyfunc import MODEL_ARTIFACT as FRAUD_ARTIFACT
 from decisioning.fraud.pyfunc import load_fraud_scorer
@@ -78,20 +77,16 @@ def load_scorer(settings: Settings, model: ModelVersion) -> FraudScorer:
 
 
 def fraud_pillar(settings: Settings) -> FraudScorerPillar:
-    from decisioning.features.online import online_features, push_payment
+    from decisioning.features.online import OnlineFeatureService
     from decisioning.features.store import open_feature_store, open_payment_history
 
     model = pinned_or_champion(settings, FRAUD_MODEL)
     scorer = load_scorer(settings, model)
-    store = open_feature_store(settings)
-    history = open_payment_history(settings)
-
-    def fetch(event: TransactionEvent) -> dict[str, Any]:
-        push_payment(store, history, event)
-        return online_features(store, event, FRAUD_SERVICE)
-
+    features = OnlineFeatureService(
+        open_feature_store(settings), open_payment_history(settings), FRAUD_SERVICE
+    )
     return FraudScorerPillar(
-        fetch, scorer, model, FRAUD_SERVICE, lambda other: load_scorer(settings, other)
+        features.fetch, scorer, model, FRAUD_SERVICE, lambda other: load_scorer(settings, other)
     )
 
 

@@ -1,10 +1,14 @@
 """On-demand features: transformations of the request against stored features.
 
-Feast runs these same functions for training sets and online fetches, so the arithmetic exists
-once. Unknown inputs (a file without ``country``, a customer without history) give NaN, not errors.
+Feast runs this same function for training sets (``get_historical_features``) and online
+fetches, and the decision service calls it through the view on its fast path
+(``decisioning.features.online``), so the arithmetic exists once. Python mode on columns of plain
+values: one payment costs microseconds, where pandas mode cost 2.4 ms a call. Unknown inputs (a
+file without ``country``, a customer without history) give NaN, not errors.
 """
 
-import pandas as pd
+from typing import Any
+
 from feast.field import Field
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64
@@ -29,34 +33,78 @@ from feature_repo.feature_views import (
         Field(name="country_differs_from_home", dtype=Float64),
         Field(name="account_age_days", dtype=Float64),
     ],
-    mode="pandas",
+    mode="python",
     description="The payment against the customer's norm, its time of day, and novelty.",
 )
-def payment_context(inputs: pd.DataFrame) -> pd.DataFrame:
+def payment_context(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
     # Feast ships this function's source alone: imports and helpers must live inside it.
-    import numpy as np
+    import math
+    from datetime import UTC, datetime
+
     import pandas as pd
 
-    def number(column: str) -> pd.Series:
-        return pd.to_numeric(inputs[column], errors="coerce").astype("float64")
+    nan = math.nan
 
-    amount, usual, spread = number("amount"), number("usual_amount"), number("amount_spread")
-    occurred_at = pd.to_datetime(inputs["occurred_at"], utc=True)
-    opened_at = pd.to_datetime(inputs["account_opened_at"], utc=True)
-    seen_before = number("payments_at_terminal_before")
-    country = inputs["country"].astype("object")
-    home = inputs["home_country"].astype("object")
-    home = home.where(home.notna(), inputs["usual_country"].astype("object"))
-    known_country = (country.notna() & home.notna()).to_numpy()
-    hour = occurred_at.dt.hour
-    out = pd.DataFrame(index=inputs.index)
-    out["amount_to_usual_ratio"] = amount / usual.where(usual > 0)
-    out["amount_zscore"] = (amount - usual) / spread.where(spread > 0)
-    out["event_hour"] = hour.astype("int64")
-    out["is_night"] = (hour < 6).astype("int64")
-    out["is_weekend"] = (occurred_at.dt.dayofweek >= 5).astype("int64")
-    out["is_first_payment_at_terminal"] = (seen_before.fillna(0) == 0).astype("int64")
-    differs = (country.to_numpy() != home.to_numpy()).astype("float64")
-    out["country_differs_from_home"] = np.where(known_country, differs, np.nan)
-    out["account_age_days"] = (occurred_at - opened_at).dt.total_seconds() / 86_400
+    def number(value: Any) -> float:
+        """A float, NaN for a missing value (None, NaN, pandas NA) or a non-number."""
+        if value is None or value is pd.NA:
+            return nan
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return nan
+
+    def moment(value: Any) -> datetime | None:
+        """An aware UTC datetime from whatever the store hands over (naive means UTC)."""
+        if value is None or value is pd.NaT or value is pd.NA:
+            return None
+        if isinstance(value, int | float):
+            return None if math.isnan(value) else datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            value = pd.Timestamp(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def text(value: Any) -> str | None:
+        return None if value is None or value is pd.NA or value != value else str(value)
+
+    out: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "amount_to_usual_ratio",
+            "amount_zscore",
+            "event_hour",
+            "is_night",
+            "is_weekend",
+            "is_first_payment_at_terminal",
+            "country_differs_from_home",
+            "account_age_days",
+        )
+    }
+    columns = zip(
+        inputs["amount"],
+        inputs["occurred_at"],
+        inputs["usual_amount"],
+        inputs["amount_spread"],
+        inputs["account_opened_at"],
+        inputs["payments_at_terminal_before"],
+        inputs["country"],
+        inputs["home_country"],
+        inputs["usual_country"],
+        strict=True,
+    )
+    for amount, occurred, usual, spread, opened, seen, country, home, usual_country in columns:
+        amount, usual, spread = number(amount), number(usual), number(spread)
+        occurred_at, opened_at = moment(occurred), moment(opened)
+        country, home = text(country), text(home) or text(usual_country)
+        seen_before = number(seen)
+        out["amount_to_usual_ratio"].append(amount / usual if usual > 0 else nan)
+        out["amount_zscore"].append((amount - usual) / spread if spread > 0 else nan)
+        out["event_hour"].append(occurred_at.hour)
+        out["is_night"].append(int(occurred_at.hour < 6))
+        out["is_weekend"].append(int(occurred_at.weekday() >= 5))
+        out["is_first_payment_at_terminal"].append(int(math.isnan(seen_before) or seen_before == 0))
+        known = country is not None and home is not None
+        out["country_differs_from_home"].append(float(country != home) if known else nan)
+        age = (occurred_at - opened_at).total_seconds() / 86_400 if opened_at else nan
+        out["account_age_days"].append(age)
     return out

@@ -19,12 +19,18 @@ from feast import FeatureStore
 
 from decisioning.events import TransactionEvent
 from decisioning.features.history import PaymentHistory, RedisPaymentHistory
-from decisioning.features.online import online_features, push_payment
+from decisioning.features.online import OnlineFeatureService, online_features
 from decisioning.features.store import open_feature_store, open_payment_history
 from decisioning.settings import load_settings
 from pipelines.features.build import build_feature_tables
 from pipelines.features.repo import apply_definitions, materialize
-from tests.unit.features.payments import T0, as_event, assert_frames_agree, random_payments
+from tests.unit.features.payments import (
+    T0,
+    as_event,
+    assert_frames_agree,
+    assert_same_values,
+    random_payments,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -39,6 +45,11 @@ class Services:
     history: PaymentHistory
     home: Path
     history_frame: pd.DataFrame
+
+    @property
+    def online(self) -> OnlineFeatureService:
+        """The decision service's path: fraud_v1 resolved once, push then read."""
+        return OnlineFeatureService(self.store, self.history)
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +107,11 @@ def test_a_burst_of_ten_payments_counts_one_to_ten(services: Services) -> None:
     # given a new customer paying ten times within a minute
     customer = f"burst-{uuid.uuid4().hex[:6]}"
     counts = []
-    # when each payment is pushed and then its features fetched
+    online = services.online
+    # when each payment is decided: pushed, then its features fetched
     for second in range(0, 60, 6):
         event = _payment(customer, T0 + pd.Timedelta(days=60, seconds=second))
-        push_payment(services.store, services.history, event)
-        counts.append(online_features(services.store, event)["velocity_10m_count"])
+        counts.append(online.fetch(event)["velocity_10m_count"])
     # then the tenth payment sees itself and the nine before it, in order
     assert counts == list(range(1, 11)), f"counts rose as {counts}"
 
@@ -109,11 +120,11 @@ def test_a_payment_61_minutes_old_leaves_the_hour(services: Services) -> None:
     # given two payments of a new customer, the second 61 minutes after the first
     customer = f"expiry-{uuid.uuid4().hex[:6]}"
     first = T0 + pd.Timedelta(days=61)
-    push_payment(services.store, services.history, _payment(customer, first))
+    online = services.online
+    online.fetch(_payment(customer, first))
     later = _payment(customer, first + timedelta(minutes=61))
     # when the second is pushed and fetched
-    push_payment(services.store, services.history, later)
-    served = online_features(services.store, later)
+    served = online.fetch(later)
     # then the hour holds only the second, the day both
     assert served["velocity_1h_count"] == 1, "the 61-minute-old payment must have expired"
     assert served["velocity_24h_count"] == 2
@@ -125,15 +136,17 @@ def test_online_after_streaming_equals_offline_point_in_time(services: Services)
     frame["customer_id"] = "skew-" + frame["customer_id"]
     frame["occurred_at"] = frame["occurred_at"] + pd.Timedelta(days=90)
     offline = build_feature_tables(frame).customer_activity
-    # when replayed one by one through push and online fetch
+    online_service = services.online
+    # when replayed one by one through the decision service's push and fetch
     rows = []
     for payment in frame.sort_values(["occurred_at", "transaction_id"]).itertuples():
         event = as_event(payment)
-        push_payment(services.store, services.history, event)
-        served = online_features(services.store, event)
+        served = online_service.fetch(event)
+        # then each fetch equals what Feast's own read of the service gives right after it
+        assert_same_values(served, online_features(services.store, event))
         rows.append({**served, "transaction_id": payment.transaction_id})
     online = pd.DataFrame(rows)
-    # then every streamed velocity and profile feature equals its offline value
+    # and every streamed velocity and profile feature equals its offline value
     streamed = [c for c in offline.columns if c.startswith("velocity_")]
     streamed += ["seconds_since_previous_payment", "payments_before", "usual_amount"]
     assert_frames_agree(online, offline, [*streamed, "amount_spread"])

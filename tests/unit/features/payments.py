@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -81,3 +83,18 @@ def assert_frames_agree(online: pd.DataFrame, offline: pd.DataFrame, columns: li
             same = a.astype(object).fillna("<null>") == b.astype(object).fillna("<null>")
         differing = list(left.index[~np.asarray(same)][:3])
         assert not differing, f"{column} differs online vs offline for {differing}"
+
+
+def assert_same_values(ours: dict[str, object], feast: dict[str, object]) -> None:
+    """The same features in the same order with equal values (NaN equal to NaN)."""
+    assert list(ours) == list(feast), "the two reads must name the same features in order"
+
+    def nan(value: object) -> bool:
+        return isinstance(value, float) and math.isnan(value)
+
+    differing = {
+        name: (ours[name], feast[name])
+        for name in ours
+        if not (nan(ours[name]) and nan(feast[name])) and ours[name] != feast[name]
+    }
+    assert not differing, f"the fast path and Feast's read differ: {differing}"

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
-from decisioning.features.online import feature_names, online_features, push_payment
+from decisioning.features.online import OnlineFeatureService, feature_names, online_features
 from decisioning.features.store import open_feature_store, open_payment_history
 from decisioning.settings import load_settings
 from pipelines.features.build import build_feature_tables
 from pipelines.features.repo import apply_definitions, materialize
 from pipelines.features.training import entity_frame, training_frame
-from tests.unit.features.payments import as_event, random_payments
+from tests.unit.features.payments import as_event, assert_same_values, random_payments
 
 pytestmark = [
     pytest.mark.slow,
@@ -45,11 +45,12 @@ def test_training_columns_equal_serving_columns(local_store: tuple[FeatureStore,
     # when a training set is built and one payment is served
     training = training_frame(store, entity_frame(frame.head(20)))
     event = as_event(next(frame.tail(1).itertuples()))
-    push_payment(store, open_payment_history(settings, {"RISK_HOME": str(home)}), event)
-    served = online_features(store, event)
+    history = open_payment_history(settings, {"RISK_HOME": str(home)})
+    served = OnlineFeatureService(store, history).fetch(event)
     # then both carry exactly the service's features, in its order
     names = feature_names(store)
     assert list(served) == names, "serving must return the service's features in order"
+    assert_same_values(served, online_features(store, event))
     assert list(training.columns[-len(names) :]) == names, "training must end with them too"
     assert len(names) == len(set(names)), "feature names must be unique across views"
 
