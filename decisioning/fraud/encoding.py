@@ -6,9 +6,11 @@ feature list stays the feature service's and the pyfunc takes the raw feature fr
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,10 +65,36 @@ class FeatureEncoder:
                 blocks.append(pd.to_numeric(values, errors="coerce").to_numpy("float64")[:, None])
         return np.hstack(blocks).astype("float64")
 
+    def row(self, values: Mapping[str, Any]) -> np.ndarray:
+        """One payment's design row from its values by name: :meth:`matrix` without pandas."""
+        out: list[float] = []
+        for feature in self.features:
+            value = values.get(feature)
+            if feature in self.categories:
+                text = None if _missing(value) else str(value)
+                out += [1.0 if text == level else 0.0 for level in self.categories[feature]]
+            else:
+                out.append(_number(value))
+        return np.array(out, dtype="float64")
+
     def filled(self, matrix: np.ndarray) -> np.ndarray:
         """The matrix with gaps filled by training medians, for models that cannot skip NaN."""
         fill = np.array([self.medians.get(column, 0.0) for column in self.columns])
         return np.where(np.isnan(matrix), fill, matrix)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or value != value
+
+
+def _number(value: Any) -> float:
+    """The value as a float, NaN when missing or not a number (``to_numeric``'s coercion)."""
+    if _missing(value):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def fit_encoder(frame: pd.DataFrame, features: Sequence[str]) -> FeatureEncoder:

@@ -128,23 +128,34 @@ class ReasonCodeBook:
         features = list(contributions.columns)
         codes = self.model_codes(features)
         per_code = contributions.to_numpy(dtype="float64") @ self.code_matrix(features)
-        order = np.argsort(-per_code, axis=1)[:, :top]
         records = values.to_dict("records")
-        reasons: list[list[ReasonCode]] = []
-        for row, ranked in enumerate(order):
-            reasons.append(
-                [
-                    ReasonCode(
-                        code=codes[column],
-                        description=self.sentence(codes[column], records[row]),
-                        contribution=float(per_code[row, column]),
-                        source="model",
-                    )
-                    for column in ranked
-                    if per_code[row, column] > 0
-                ]
+        return [
+            self._ranked(codes, row, record, top)
+            for row, record in zip(per_code, records, strict=True)
+        ]
+
+    def reasons_of(
+        self, contributions: Mapping[str, float], values: Mapping[str, Any], top: int
+    ) -> list[ReasonCode]:
+        """One payment's top reasons, as :meth:`top_reasons` gives them, without pandas."""
+        features = list(contributions)
+        per_code = np.fromiter(contributions.values(), dtype="float64", count=len(features))
+        codes = self.model_codes(features)
+        return self._ranked(codes, per_code @ self.code_matrix(features), values, top)
+
+    def _ranked(
+        self, codes: list[str], per_code: np.ndarray, values: Mapping[str, Any], top: int
+    ) -> list[ReasonCode]:
+        return [
+            ReasonCode(
+                code=codes[column],
+                description=self.sentence(codes[column], values),
+                contribution=float(per_code[column]),
+                source="model",
             )
-        return reasons
+            for column in np.argsort(-per_code)[:top]
+            if per_code[column] > 0
+        ]
 
 
 def load_reason_codes(path: Path) -> ReasonCodeBook:

@@ -133,3 +133,37 @@ def test_the_pickled_scorer_scores_alike(scorer: FraudScorer, tmp_path: Path) ->
     reloaded = decisions_frame(load_fraud_scorer(tmp_path / "scorer.pkl"), payments)
 
     pd.testing.assert_frame_equal(reloaded, decisions_frame(scorer, payments))
+
+
+def test_one_payment_scores_exactly_as_a_frame_of_one(scorer: FraudScorer) -> None:
+    # given payments with gaps, unknown segments and bursts
+    payments = _payments(200, seed=7)
+    payments.loc[::7, "amount_to_usual_ratio"] = np.nan
+    payments.loc[::11, "segment"] = "never seen"
+    records = payments[FEATURES].astype(object).where(payments[FEATURES].notna(), None)
+    # when each is assessed alone (the online path) and all together (pyfunc, backtests)
+    framed = scorer.decide(payments)
+    alone = [scorer.assess(row) for row in records.to_dict("records")]
+    # then score, action and reason codes agree row by row
+    np.testing.assert_allclose([a.score for a in alone], framed["score"], rtol=1e-6, atol=1e-9)
+    assert [a.action for a in alone] == list(framed["action"])
+    assert [[r.code for r in a.reason_codes] for a in alone] == [
+        [r.code for r in row] for row in framed["reason_codes"]
+    ], "the online path must give the same reasons in the same order"
+
+
+def test_the_compiled_forest_equals_scikit_learn(scorer: FraudScorer) -> None:
+    design = scorer.encoder.filled(scorer.encoder.matrix(_payments(300, seed=8)))
+
+    compiled = [scorer._forest.anomaly(row) for row in design]
+
+    np.testing.assert_array_equal(compiled, -scorer.anomaly_model.score_samples(design))
+
+
+def test_serving_caches_are_not_pickled(scorer: FraudScorer, tmp_path: Path) -> None:
+    scorer.assess({"velocity_10m_count": 2, "amount_to_usual_ratio": 1.0, "segment": "retail"})
+    save_fraud_scorer(scorer, tmp_path / "scorer.pkl")
+
+    reloaded = load_fraud_scorer(tmp_path / "scorer.pkl")
+
+    assert not {"_forest", "_one_thread", "_owner_sums"} & set(vars(reloaded))
