@@ -13,6 +13,7 @@ import typer
 from decisioning.errors import RiskPlatformError
 from pipelines.commands import (
     audit,
+    bento,
     conduct,
     data,
     demo,
@@ -40,6 +41,7 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(features.app, name="features")
 app.add_typer(fraud.app, name="fraud")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(bento.app, name="bento")
 app.command(name="demo")(demo.demo)
 app.command(name="serve")(serve.serve)
 app.command(name="decide")(serve.decide)

@@ -7,56 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from decisioning.settings import MlflowSettings
 from registry.errors import GateFailed, NoChallengerError, NoPreviousChampionError
 from registry.gates import load_gates
-from registry.models import ModelPackage, register_challenger
 from registry.names import CONDUCT_CLASSIFIER, model_uri
-from registry.tracking import ensure_experiment, mlflow_session
+from registry.tracking import mlflow_session
 from registry.workflow import list_versions, promote_if_gates_pass, rollback
 
 from ..decisioning.conduct.conftest import CONFIGS
+from .lookup_models import HOLDOUT, register_lookup_model
 
 pytestmark = pytest.mark.slow  # a real MLflow store and pyfunc round trips: seconds per test
-
-HOLDOUT = pd.DataFrame(
-    {"text": ["a", "b", "c", "d", "e", "f"], "label": ["x", "y", "x", "y", "x", "y"]}
-)
-
-
-class LookupModel(mlflow.pyfunc.PythonModel):
-    """Answers from a fixed table, so each test controls exactly how good a version is."""
-
-    def __init__(self, answers: dict[str, str]) -> None:
-        self.answers = answers
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return pd.DataFrame({"category": [self.answers.get(t, "x") for t in model_input["text"]]})
-
-
-def package(wrong: int) -> ModelPackage:
-    """A model that gets the first ``wrong`` holdout rows wrong."""
-    flip = {"x": "y", "y": "x"}
-    answers = {
-        text: flip[label] if i < wrong else label
-        for i, (text, label) in enumerate(zip(HOLDOUT.text, HOLDOUT.label, strict=True))
-    }
-    example = HOLDOUT[["text"]].head(2)
-    return ModelPackage(
-        python_model=LookupModel(answers),
-        artifacts={},
-        input_example=example,
-        output_example=LookupModel(answers).predict(None, example),
-        holdout=HOLDOUT,
-        metrics={"macro_f1": 1.0 - wrong / len(HOLDOUT)},
-        tags={"training_data_hash": f"sha256:{wrong}"},
-        pip_requirements=("mlflow", "pandas"),
-    )
-
 
 ARTIFACTS = "artifacts"
 REASON = "better macro-F1 on the holdout"
@@ -78,8 +42,7 @@ def gates():
 
 
 def _register(client: MlflowClient, wrong: int) -> str:
-    experiment = ensure_experiment(client, CONDUCT_CLASSIFIER, str(Path.cwd() / ARTIFACTS))
-    return register_challenger(client, CONDUCT_CLASSIFIER, experiment, package(wrong)).version
+    return register_lookup_model(client, CONDUCT_CLASSIFIER, str(Path.cwd() / ARTIFACTS), wrong)
 
 
 def _champion(client: MlflowClient) -> str:
