@@ -1,6 +1,6 @@
 """``riskctl bento build``: the RiskService bento, with each ``@champion`` pinned to its version.
 
-``bentofile.yaml`` is the one description of the bento. This command adds only what is known at
+``bentos/bentofile.yaml`` is the one description of the bento. This command adds only what is known at
 build time: the exact version behind each model's ``champion`` alias, as a label (for people and
 deployment tooling) and as the variable the service pins its model with
 (``decisioning.serving.PINNED_VERSION_VARIABLES``), so a deployed bento keeps serving the versions
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from decisioning.decision import ModelVersion
 
 PROJECT_ROOT = DEFAULT_CONFIG_DIR.parent
-BENTOFILE = PROJECT_ROOT / "bentofile.yaml"
+BENTOFILE = PROJECT_ROOT / "bentos" / "bentofile.yaml"
 
 app = typer.Typer(help="BentoML: build the bento with the champions pinned.", no_args_is_help=True)
 
@@ -91,7 +91,7 @@ def build_bento(options: Mapping[str, Any], build_ctx: Path) -> tuple[str, Path]
 
 @app.command("build")
 def build() -> None:
-    """Build the bento from bentofile.yaml with both champions pinned to exact versions."""
+    """Build the bento from bentos/bentofile.yaml with both champions pinned to exact versions."""
     from decisioning.model_store import resolve
     from decisioning.serving import PINNED_VERSION_VARIABLES
 

@@ -15,7 +15,7 @@ from decisioning.serving import PINNED_VERSION_VARIABLES, pinned_or_champion
 from decisioning.settings import load_settings
 from pipelines.cli import main
 from pipelines.commands import bento
-from pipelines.commands.bento import BENTOFILE, pin_versions, resolve_champions
+from pipelines.commands.bento import BENTOFILE, PROJECT_ROOT, pin_versions, resolve_champions
 
 CHAMPIONS = {"fraud-detector": "3", "conduct-classifier": "2"}
 
@@ -103,4 +103,4 @@ def test_bentofile_builds_from_the_lock_without_re_resolving_it(bentofile: dict[
     assert python["requirements_txt"] == "requirements.lock"
     assert python["lock_packages"] is False, "locking would re-resolve packages over the network"
     assert bentofile["service"] == "bentos.service:RiskService"
-    assert (BENTOFILE.parent / python["requirements_txt"]).is_file()
+    assert (PROJECT_ROOT / python["requirements_txt"]).is_file(), "relative to the build context"
