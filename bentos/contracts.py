@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCode
 from decisioning.engine import ConductResult, FraudResult
-from decisioning.policy import ConductInput, FraudInput
+from decisioning.policy import ConductInput
 
 
 class _Response(BaseModel):
@@ -42,16 +42,6 @@ class FraudScore(_Response):
             model=result.model,
             feature_service=result.feature_service,
             problems=result.problems,
-        )
-
-    def result(self) -> FraudResult:
-        return FraudResult(
-            assessment=FraudInput(self.score, self.action, self.reason_codes),  # type: ignore[arg-type]
-            feature_values=self.feature_values,
-            features_as_of=self.features_as_of,
-            model=self.model,
-            feature_service=self.feature_service,
-            problems=self.problems,  # type: ignore[arg-type]
         )
 
 

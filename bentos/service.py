@@ -1,7 +1,11 @@
 """The BentoML services (DESIGN 4.6): a fraud scorer, a conduct scorer and ``RiskService``.
 
-Thin on purpose: parse (pydantic), call ``decisioning``, respond. ``RiskService`` is composed from
-the two scorers with ``bentoml.depends``; a scorer that fails or times out becomes a degraded
+Thin on purpose: parse (pydantic), call ``decisioning``, respond. ``RiskService`` runs the fraud
+pillar in its own process and takes the conduct scorer as a ``bentoml.depends`` dependency in
+another: a payment's whole budget is 10 ms at p99, which a second HTTP hop and its JSON would
+mostly spend, while a text costs tens of milliseconds of torch that must not stall payments
+(docs/adr/0006-decision-service.md, figures in docs/benchmarks.md). ``FraudScorer`` still serves
+alone for scaling the fraud pillar apart. A pillar that fails or times out becomes a degraded
 decision with the policy's fallback, never an error to the caller and never an approval.
 Serve with ``riskctl serve`` (or ``bentoml serve bentos.service:RiskService``).
 """
@@ -20,18 +24,13 @@ from bentoml.exceptions import BentoMLException
 from bentos.auth import ApiKeyMiddleware
 from bentos.contracts import ConductAssessment, FraudScore
 from decisioning.audit import AuditStore
-from decisioning.decision import FeatureValue, ModelVersion, RiskDecision
-from decisioning.engine import (
-    ConductResult,
-    DecisionEngine,
-    DecisionRequest,
-    FraudResult,
-    PillarUnavailable,
-)
+from decisioning.decision import ModelVersion, RiskDecision
+from decisioning.engine import ConductResult, DecisionEngine, DecisionRequest, PillarUnavailable
 from decisioning.events import TextEvent, TransactionEvent
 from decisioning.metrics import publish_stored_results, record_decision, record_error
 from decisioning.observability import configure_logging, configure_tracing
-from decisioning.policy import ConductInput, FraudInput, load_policy
+from decisioning.pillars import FraudScorerPillar
+from decisioning.policy import ConductInput, load_policy
 from decisioning.serving import conduct_pillar, fraud_pillar
 from decisioning.settings import Settings, load_settings
 
@@ -49,19 +48,12 @@ class FraudScorer:
     """Feast online features (after pushing the payment's velocity) and the fraud champion."""
 
     def __init__(self) -> None:
-        self.pillar, self.problem = pillar_or_problem(fraud_pillar, "fraud_scorer")
+        settings = observed("fraud_scorer")
+        self.pillar, self.problem = pillar_or_problem(fraud_pillar, settings, "fraud_scorer")
 
-    # async: the SQLite-backed stores stay on the event loop's one thread.
     @bentoml.api(route="/v1/fraud/score")
-    async def score(self, transaction: TransactionEvent) -> FraudScore:
-        if self.pillar is None:
-            record_error("/v1/fraud/score")
-            raise ScorerUnavailable(f"fraud_model_unavailable: {self.problem}")
-        try:
-            return FraudScore.of(self.pillar.assess(transaction))
-        except PillarUnavailable as exc:
-            record_error("/v1/fraud/score", f"fraud-detector:{self.pillar.model.version}")
-            raise ScorerUnavailable(f"{exc.cause}: {exc.detail}") from exc
+    def score(self, transaction: TransactionEvent) -> FraudScore:
+        return score_payment(self.pillar, self.problem, transaction)
 
 
 @bentoml.service(name="conduct_scorer", workers=1, traffic={"timeout": 30})
@@ -72,29 +64,15 @@ class ConductScorer:
         import torch
 
         torch.set_num_threads(1)  # one thread per worker: 19 ms a text instead of 250 ms
-        self.pillar, self.problem = pillar_or_problem(conduct_pillar, "conduct_scorer")
+        settings = observed("conduct_scorer")
+        self.pillar, self.problem = pillar_or_problem(conduct_pillar, settings, "conduct_scorer")
 
     @bentoml.api(route="/v1/conduct/assess")
-    async def assess(self, text: TextEvent) -> ConductAssessment:
+    def assess(self, text: TextEvent) -> ConductAssessment:
         if self.pillar is None:
             record_error("/v1/conduct/assess")
             raise ScorerUnavailable(f"conduct_model_unavailable: {self.problem}")
         return ConductAssessment.of(self.pillar.assess(text))
-
-
-class _RemoteFraud:
-    """The engine's fraud pillar, answered by the fraud scorer service."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def assess(self, event: TransactionEvent) -> FraudResult:
-        return FraudScore.model_validate(
-            _call(_sync(self.client).score, "fraud", transaction=event)
-        ).result()
-
-    def rescore(self, feature_values: dict[str, FeatureValue], model: ModelVersion) -> FraudInput:
-        raise NotImplementedError("replay runs in process: riskctl audit replay")
 
 
 class _RemoteConduct:
@@ -122,18 +100,33 @@ def observed(service_name: str) -> Settings:
     return settings
 
 
-def pillar_or_problem(build: Callable[[Settings], Any], service_name: str) -> tuple[Any, str]:
-    """Build a scorer's pillar; without a champion or a store, serve anyway and say why.
+def pillar_or_problem(
+    build: Callable[[Settings], Any], settings: Settings, service_name: str
+) -> tuple[Any, str]:
+    """Build a pillar; without a champion or a store, serve anyway and say why.
 
-    The scorer then answers 503 naming the cause, and decisions degrade to the policy fallback.
+    Its route then answers 503 naming the cause, and decisions degrade to the policy fallback.
     """
-    settings = observed(service_name)  # a bad profile stops the service: not a degradation
     try:
         return build(settings), ""
     except Exception as exc:
         problem = f"{type(exc).__name__}: {exc}"
         logger.warning("%s unavailable: %s", service_name, problem)
         return None, problem
+
+
+def score_payment(
+    pillar: FraudScorerPillar | None, problem: str, transaction: TransactionEvent
+) -> FraudScore:
+    """``/v1/fraud/score``: the fraud pillar's view of one payment, or 503 naming the cause."""
+    if pillar is None:
+        record_error("/v1/fraud/score")
+        raise ScorerUnavailable(f"fraud_model_unavailable: {problem}")
+    try:
+        return FraudScore.of(pillar.assess(transaction))
+    except PillarUnavailable as exc:
+        record_error("/v1/fraud/score", f"fraud-detector:{pillar.model.version}")
+        raise ScorerUnavailable(f"{exc.cause}: {exc.detail}") from exc
 
 
 def _sync(client: Any) -> Any:
@@ -161,26 +154,42 @@ def _call(method: Any, pillar: str, **kwargs: Any) -> Any:
 
 @bentoml.service(name="risk_service", workers=1, traffic={"timeout": 60})
 class RiskService:
-    """``/v1/decisions`` and the two scorers' routes behind one API key check."""
+    """``/v1/decisions`` and the scorers' routes behind one API key check.
 
-    fraud = bentoml.depends(FraudScorer)
+    The fraud pillar is built here, in process; the conduct scorer is a dependency.
+    """
+
     conduct = bentoml.depends(ConductScorer)
 
     def __init__(self) -> None:
         settings = observed("risk_service")
         publish_stored_results(settings.home)  # drift and flag-quality gauges of the last runs
+        self.fraud, self.fraud_problem = pillar_or_problem(fraud_pillar, settings, "fraud pillar")
         self.engine = DecisionEngine(
             load_policy(settings.config_path("configs/policy.yaml")),
             AuditStore.open(settings.audit.url),
-            _RemoteFraud(self.fraud),
+            self.fraud,
             _RemoteConduct(self.conduct),
         )
 
     @bentoml.api(route="/v1/decisions", input_spec=DecisionRequest)
     def decide(self, **request: Any) -> RiskDecision:
+        from starlette.responses import JSONResponse
+
+        from decisioning.errors import AuditUnavailable
+
         started = time.perf_counter()
         try:
             decision = self.engine.decide(DecisionRequest.model_validate(request))
+        except AuditUnavailable as exc:
+            record_error("/v1/decisions")
+            # Not raised: BentoML replaces the message of any 5xx error with a generic one, and
+            # the caller needs to know that no decision was returned and that a retry is safe.
+            return JSONResponse(  # type: ignore[return-value]
+                {"error": f"audit_unavailable: {exc}; no decision returned, retry later"},
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
         except Exception:
             record_error("/v1/decisions")
             raise
@@ -189,7 +198,7 @@ class RiskService:
 
     @bentoml.api(route="/v1/fraud/score")
     def fraud_score(self, transaction: TransactionEvent) -> FraudScore:
-        return FraudScore.model_validate(_proxy(_sync(self.fraud).score, transaction=transaction))
+        return score_payment(self.fraud, self.fraud_problem, transaction)
 
     @bentoml.api(route="/v1/conduct/assess")
     def conduct_assess(self, text: TextEvent) -> ConductAssessment:

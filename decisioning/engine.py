@@ -130,7 +130,11 @@ class DecisionEngine:
         self.clock = clock
 
     def decide(self, request: DecisionRequest) -> RiskDecision:
-        """Assess, apply the policy, write the audit record, return the decision."""
+        """Assess, apply the policy, write the audit record, return the decision.
+
+        A decision the audit store did not record is never returned: ``AuditUnavailable`` from
+        the store goes to the caller, which answers 503 (a dependency failed, not the request).
+        """
         with tracer.start_as_current_span("decision") as span:
             trace_id = _trace_id(span)
             problems: list[tuple[DegradationCause, str]] = []

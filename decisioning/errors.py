@@ -15,3 +15,7 @@ class SchemaError(RiskPlatformError):
 
 class AuditError(RiskPlatformError):
     """The audit store cannot be opened, or a record is missing."""
+
+
+class AuditUnavailable(AuditError):
+    """The audit store was unreachable or did not confirm a write: the decision is not returned."""

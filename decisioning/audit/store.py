@@ -1,7 +1,8 @@
 """Append to and verify the hash chain. SQLite in the embedded default, PostgreSQL otherwise.
 
 Appends serialise on a database lock (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL transaction-level
-advisory lock), so several worker processes appending at once still build one chain.
+advisory lock), so several worker processes appending at once still build one chain. An append the
+database did not confirm raises :class:`AuditUnavailable`, so its decision is never returned.
 """
 
 from __future__ import annotations
@@ -16,17 +17,23 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from decisioning.audit.schema import AuditRow
 from decisioning.decision import canonical_json, sha256_hex
+from decisioning.errors import AuditUnavailable
 
 logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_CHAIN_LOCK = 0x5249534B  # "RISK": one advisory lock id for the chain
+_PG_CONNECT_TIMEOUT_S = 5  # an unreachable server fails the decision fast instead of hanging it
+# The server could not be reached, the connection broke, or no pooled connection came free.
+_UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -87,30 +94,22 @@ class AuditStore:
         self._engine.dispose()
 
     def append(self, kind: str, record_id: str, body: dict[str, Any]) -> AuditRecord:
-        """Add one record at the head of the chain."""
+        """Add one record at the head of the chain; returns only once the database committed it.
+
+        Raises ``AuditUnavailable`` when the database cannot be reached or the connection breaks
+        before the commit is confirmed (the row may then exist, but nobody was told it does).
+        """
         body_text = canonical_json(body)
         recorded_at = datetime.now(UTC).isoformat()
-        with self._engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CHAIN_LOCK}
+        try:
+            with self._engine.begin() as connection:
+                seq, prev_hash, digest = _insert_at_head(
+                    connection, kind, record_id, recorded_at, body_text
                 )
-            head = connection.execute(
-                select(AuditRow.row_hash).order_by(AuditRow.seq.desc()).limit(1)
-            ).scalar()
-            prev_hash = head or GENESIS
-            digest = row_hash(kind, record_id, recorded_at, body_text, prev_hash)
-            result = connection.execute(
-                insert(AuditRow).values(
-                    record_id=record_id,
-                    kind=kind,
-                    recorded_at=recorded_at,
-                    body=body_text,
-                    prev_hash=prev_hash,
-                    row_hash=digest,
-                )
-            )
-            seq = int(result.inserted_primary_key[0])  # type: ignore[index]
+        except _UNREACHABLE as exc:
+            cause = type(getattr(exc, "orig", None) or exc).__name__
+            logger.error("audit append failed kind=%s record_id=%s: %s", kind, record_id, cause)
+            raise AuditUnavailable(f"the audit store did not record {record_id}: {cause}") from exc
         logger.info("audit append kind=%s record_id=%s seq=%d", kind, record_id, seq)
         return AuditRecord(seq, record_id, kind, recorded_at, body, prev_hash, digest)
 
@@ -156,6 +155,30 @@ class AuditStore:
         return ChainReport(checked)
 
 
+def _insert_at_head(
+    connection: Connection, kind: str, record_id: str, recorded_at: str, body_text: str
+) -> tuple[int, str, str]:
+    """Chain one row onto the current head, holding the chain lock; its seq, prev and own hash."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CHAIN_LOCK})
+    head = connection.execute(
+        select(AuditRow.row_hash).order_by(AuditRow.seq.desc()).limit(1)
+    ).scalar()
+    prev_hash = head or GENESIS
+    digest = row_hash(kind, record_id, recorded_at, body_text, prev_hash)
+    result = connection.execute(
+        insert(AuditRow).values(
+            record_id=record_id,
+            kind=kind,
+            recorded_at=recorded_at,
+            body=body_text,
+            prev_hash=prev_hash,
+            row_hash=digest,
+        )
+    )
+    return int(result.inserted_primary_key[0]), prev_hash, digest  # type: ignore[index]
+
+
 def _record(row: Any) -> AuditRecord:
     return AuditRecord(
         seq=row.seq,
@@ -170,8 +193,10 @@ def _record(row: Any) -> AuditRecord:
 
 def _engine(url: str) -> Engine:
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+    backend = parsed.get_backend_name()
+    if backend != "sqlite":
+        timeout = {"connect_timeout": _PG_CONNECT_TIMEOUT_S} if backend == "postgresql" else {}
+        return create_engine(url, pool_pre_ping=True, connect_args=timeout)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30})

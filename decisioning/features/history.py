@@ -59,7 +59,7 @@ class RedisPaymentHistory:
                         return result
                     except redis.WatchError:
                         logger.debug("concurrent update of %s; retrying", customer_id)
-        except redis.ConnectionError as exc:
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise FeatureStoreUnavailable(f"payment history in Redis unreachable: {exc}") from exc
 
     def replace_all(self, histories: Iterable[tuple[str, CustomerHistory]]) -> int:

@@ -171,12 +171,18 @@ def served(port: int, log: Path) -> Iterator[tuple[str, str]]:
         console.print(f"service ready at {url}", highlight=False)
         yield url, key
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         output.close()
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = 30) -> None:
+    """Terminate, wait up to ``grace_s``, then kill: a server never outlives its caller."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def port_is_free(port: int) -> bool:

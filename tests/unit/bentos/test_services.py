@@ -1,6 +1,5 @@
 """The service classes called directly: a scorer without a model says why, with the policy cause."""
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ def test_fraud_scorer_without_a_champion_answers_503_naming_the_cause(risk_home:
     scorer = FraudScorer.inner()
 
     with pytest.raises(ScorerUnavailable) as refused:
-        asyncio.run(scorer.score(PAYMENT))
+        scorer.score(PAYMENT)
 
     assert str(refused.value).startswith("fraud_model_unavailable")
     assert refused.value.error_code == 503

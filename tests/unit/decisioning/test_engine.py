@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import create_engine
 
 from decisioning.audit import AuditStore
 from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCode
@@ -16,6 +17,7 @@ from decisioning.engine import (
     FraudResult,
     PillarUnavailable,
 )
+from decisioning.errors import AuditUnavailable
 from decisioning.events import TextEvent, TransactionEvent
 from decisioning.policy import ConductInput, FraudInput, load_policy
 from tests.events import MESSAGE, PAYMENT
@@ -157,3 +159,13 @@ def test_replay_reports_what_a_changed_model_would_decide(audit: AuditStore) -> 
 def test_bad_requests_are_refused(body: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         DecisionRequest.model_validate(body)
+
+
+def test_a_decision_the_audit_store_did_not_record_is_not_returned(tmp_path: Path) -> None:
+    # given an audit store whose database cannot be opened
+    unreachable = AuditStore(create_engine(f"sqlite:///{tmp_path / 'missing' / 'audit.db'}"))
+    # when a payment is decided, then the engine raises instead of returning the decision
+    with pytest.raises(AuditUnavailable):
+        engine(unreachable, StandInFraud(count=1)).decide(
+            DecisionRequest.model_validate({"transaction": PAYMENT})
+        )

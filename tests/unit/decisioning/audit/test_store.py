@@ -1,14 +1,18 @@
 """The audit chain on SQLite: appends verify, edits and deletions are named, workers share it."""
 
 import multiprocessing
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from decisioning.audit import AuditStore
+from decisioning.audit.store import _engine
+from decisioning.errors import AuditUnavailable
 
 
 @pytest.fixture
@@ -126,3 +130,33 @@ def test_concurrent_workers_keep_one_chain(tmp_path: Path) -> None:
     report = AuditStore.open(url).verify()
 
     assert report.ok and report.checked == 100, report
+
+
+def test_an_append_while_the_database_is_unreachable_is_refused_then_resumes(
+    tmp_path: Path,
+) -> None:
+    # given a chain of two records whose database then becomes unreachable
+    folder = tmp_path / "audit"
+    url = f"sqlite:///{folder / 'audit.db'}"
+    AuditStore.open(url).close()
+    store = AuditStore(create_engine(url, poolclass=NullPool))  # each append connects afresh
+    fill(store, 2)
+    folder.rename(tmp_path / "away")
+    # when a record is appended
+    with pytest.raises(AuditUnavailable, match="lost-1"):
+        store.append("decision", "lost-1", {"action": "approve"})
+    # then nothing was written, and once the database is back the chain carries on unbroken
+    (tmp_path / "away").rename(folder)
+    store.append("decision", "after", {"action": "review"})
+    assert [r.record_id for r in store.records()] == ["d0", "d1", "after"]
+    assert store.verify().ok
+
+
+def test_a_postgresql_server_that_refuses_connections_is_audit_unavailable() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = AuditStore(_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/risk_audit"))
+
+    with pytest.raises(AuditUnavailable, match="OperationalError"):
+        store.append("decision", "d1", {"action": "approve"})

@@ -1,0 +1,282 @@
+"""Decision latency over HTTP at a steady rate, beside the in-process floor, in one run.
+
+A fraud decision: features from Redis (the payment's velocity pushed first), the fraud model with
+its TreeSHAP contributions and reason codes, the audit row committed to PostgreSQL. Measured:
+1. the in-process floor: ``DecisionEngine.decide`` with the same pillars, no HTTP;
+2. the served bento (``riskctl serve``) under an open-loop load from a separate process
+   (``bench/load.py``) at ``--rate`` requests per second for ``--seconds``;
+3. rising rates, to find where p99 crosses 50 ms;
+4. text decisions (rules, embeddings, classifier, evidence) over HTTP at a low rate;
+5. the fraud scorer served alone, which is the hop a cross-process fraud pillar would add.
+Targets (issue 6): fraud p99 ≤ 10 ms at 200 rps, HTTP p50 ≤ 3× the floor's p50, text p99 ≤ 60 ms.
+The world is simulated and trained in the ``services`` profile with its own databases, Feast
+project and RISK_HOME, all removed at the end.
+Run: .venv/bin/python bench/decide.py [--rate 200] [--seconds 60] [--customers 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DATABASES = ("audit", "mlflow", "feast")
+RISING_RATES = (300, 400, 600, 800)
+
+
+def isolated_environment(home: Path, run: str) -> dict[str, str]:
+    """The services profile on throw-away databases, Feast project, home and config copy."""
+    configs = home / "configs"
+    shutil.copytree(REPO / "configs", configs)  # training writes thresholds/<env>.yaml here
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/risk_bench_{}_" + run
+    return {
+        "RISK_ENV": "services",
+        "RISK_HOME": str(home),
+        "RISK_CONFIG_DIR": str(configs),
+        "RISK_FEAST_PROJECT": f"bench_{run}",
+        "RISK_AUDIT_URL": url.format("audit"),
+        "RISK_MLFLOW_URL": url.format("mlflow"),
+        "RISK_FEAST_REGISTRY_URL": url.format("feast"),
+        "RISK_TRACE_EXPORTER": "none",
+        "HF_HUB_OFFLINE": "1",
+    }
+
+
+def create_databases(run: str) -> None:
+    with psycopg.connect(ADMIN, autocommit=True) as connection:
+        for name in DATABASES:
+            connection.execute(f'CREATE DATABASE "risk_bench_{name}_{run}"')
+
+
+def drop_everything(run: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    for pattern in (f"*bench_{run}*",):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+    with psycopg.connect(ADMIN, autocommit=True) as connection:
+        for name in DATABASES:
+            connection.execute(f'DROP DATABASE IF EXISTS "risk_bench_{name}_{run}" WITH (FORCE)')
+
+
+def build_world(customers: int, days: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Simulate, build and materialize features, train and promote both models.
+
+    Returns request bodies: payments of the live last day, and messages.
+    """
+    from decisioning.settings import load_settings
+    from pipelines.commands.data import simulate_and_write
+    from pipelines.commands.demo import features_up_to, promote_both, train_both
+    from pipelines.commands.serve import last_day_start, request_fields
+    from pipelines.simulate import SimulationConfig
+
+    settings = load_settings()
+    world = simulate_and_write(
+        SimulationConfig(customers=customers, days=days, seed=5), settings.data_path
+    )
+    cutoff = last_day_start(world.transactions)
+    features_up_to(settings, settings.data_path / "transactions.parquet", cutoff)
+    train_both(settings, settings.data_path / "transactions.parquet")
+    promote_both(settings)
+    live = world.transactions[world.transactions["occurred_at"] > cutoff]
+    payments = [
+        {"transaction": request_fields(row, "transaction")}
+        for row in live.sort_values("occurred_at").to_dict("records")
+    ]
+    texts = [{"text": request_fields(row, "text")} for row in world.texts.to_dict("records")]
+    return payments, texts
+
+
+def fresh_copies(bodies: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """``count`` payments cycling through ``bodies``, each with its own transaction id."""
+    out = []
+    for index in range(count):
+        body = json.loads(json.dumps(bodies[index % len(bodies)]))
+        body["transaction"]["transaction_id"] += f"-{index}"
+        out.append(body)
+    return out
+
+
+def unseen(bodies: list[dict[str, Any]], run: str) -> list[dict[str, Any]]:
+    """Messages made new to the embedding cache (training embedded the originals)."""
+    out = json.loads(json.dumps(bodies))
+    for index, body in enumerate(out):
+        body["text"]["text"] += f" Reference {run}-{index}."
+        body["text"]["message_id"] += f"-{index}"
+    return out
+
+
+def in_process_floor(bodies: list[dict[str, Any]]) -> list[float]:
+    """The same decision without HTTP: pillars, policy and the audit insert, in this process."""
+    from decisioning.engine import DecisionRequest
+    from decisioning.serving import build_engine
+    from decisioning.settings import load_settings
+
+    engine = build_engine(load_settings())
+    requests = [DecisionRequest.model_validate(body) for body in bodies]
+    for request in requests[:50]:  # warm-up: first calls load lazily
+        engine.decide(request)
+    timings = []
+    for request in requests[50:]:
+        started = time.perf_counter()
+        engine.decide(request)
+        timings.append((time.perf_counter() - started) * 1e3)
+    return timings
+
+
+@contextmanager
+def served(target: list[str], port: int, key: str, log: Path) -> Iterator[str]:
+    """``riskctl serve`` (or another serve command) in a subprocess until the block ends."""
+    from pipelines.commands.demo import stop_process, wait_until_ready
+
+    env = {**os.environ, "RISK_API_KEYS": key}
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [*target, "--port", str(port)], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_until_ready(url, process, log)
+            yield url
+        finally:
+            stop_process(process)
+
+
+def load(
+    url: str,
+    key: str,
+    bodies: list[dict[str, Any]],
+    rate: float,
+    seconds: float,
+    folder: Path,
+    route: str = "/v1/decisions",
+) -> dict[str, Any]:
+    path = folder / "bodies.json"
+    path.write_text(json.dumps(bodies))
+    command = [sys.executable, "-m", "bench.load", f"{url}{route}", key, str(path)]
+    command += ["--rate", str(rate), "--seconds", str(seconds)]
+    answer = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
+    result: dict[str, Any] = json.loads(answer.stdout)
+    return result
+
+
+def percentiles(values: list[float]) -> str:
+    p50, p99 = statistics.median(values), float(np.percentile(values, 99))
+    return f"p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
+
+
+def row(label: str, values: list[float], note: str = "") -> None:
+    print(f"{label:<52} {percentiles(values)}  {note}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--customers", type=int, default=600)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--port", type=int, default=3931)
+    args = parser.parse_args(argv)
+    run = uuid.uuid4().hex[:8]
+    home = Path(tempfile.mkdtemp(prefix="bench-decide-"))
+    os.environ.update(isolated_environment(home, run))
+    create_databases(run)
+    try:
+        started = time.perf_counter()
+        payments, texts = build_world(args.customers, args.days)
+        print(
+            f"world built in {time.perf_counter() - started:.0f} s: {len(payments)} live "
+            f"payments, {len(texts)} messages; load average {os.getloadavg()[0]:.1f}"
+        )
+        floor = in_process_floor(fresh_copies(payments, 1_050))
+        row("in-process floor (features + model + audit)", floor, "1,000 sequential")
+        key = secrets.token_urlsafe(16)
+        riskctl_serve = [sys.executable, "-m", "pipelines.cli", "serve"]
+        with served(riskctl_serve, args.port, key, home / "service.log") as url:
+            load(url, key, fresh_copies(payments, 400), 20, 5, home)  # warm-up
+            steady = load(
+                url,
+                key,
+                fresh_copies(payments, int(args.rate * args.seconds)),
+                args.rate,
+                args.seconds,
+                home,
+            )
+            http = steady["latencies_ms"]
+            row(
+                f"HTTP fraud decision at {args.rate:.0f} rps for {args.seconds:.0f} s",
+                http,
+                f"statuses {steady['statuses']}, achieved {steady['achieved_rps']:.0f} rps",
+            )
+            ratio = statistics.median(http) / statistics.median(floor)
+            print(f"{'HTTP p50 / floor p50':<52} {ratio:.2f}× (target ≤ 3×)")
+            for rate in RISING_RATES:
+                result = load(url, key, fresh_copies(payments, rate * 15), rate, 15, home)
+                p99 = float(np.percentile(result["latencies_ms"], 99))
+                row(
+                    f"HTTP fraud decision at {rate} rps for 15 s",
+                    result["latencies_ms"],
+                    f"statuses {result['statuses']}",
+                )
+                if p99 > 50:
+                    print(f"p99 crosses 50 ms between the previous rate and {rate} rps")
+                    break
+            text = load(url, key, unseen(texts[:300], run), 10, 30, home)
+            row(
+                "HTTP text decision at 10 rps for 30 s",
+                text["latencies_ms"],
+                f"statuses {text['statuses']}",
+            )
+        # The hop RiskService would add if the fraud pillar were a bentoml.depends dependency:
+        # the fraud scorer served alone, its route at the same rate.
+        fraud_alone = [
+            str(Path(sys.executable).with_name("bentoml")),
+            "serve",
+            "bentos.service:FraudScorer",
+            "--working-dir",
+            str(REPO),
+        ]
+        with served(fraud_alone, args.port + 1, key, home / "fraud.log") as url:
+            load(url, key, fresh_copies(payments, 400), 20, 5, home, "/v1/fraud/score")
+            hop = load(
+                url,
+                key,
+                fresh_copies(payments, int(args.rate * 30)),
+                args.rate,
+                30,
+                home,
+                "/v1/fraud/score",
+            )
+            row(
+                f"FraudScorer alone over HTTP at {args.rate:.0f} rps (no audit)",
+                hop["latencies_ms"],
+                f"statuses {hop['statuses']}",
+            )
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    finally:
+        drop_everything(run)
+        shutil.rmtree(home, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""An open-loop HTTP load generator: requests sent on a fixed schedule, whatever the answers do.
+
+Run as its own process so the load does not share an interpreter with what it measures:
+``python -m bench.load URL KEY BODIES.json --rate 200 --seconds 60``. Each latency runs from the
+request's scheduled send time to the end of its response, so a stalled server cannot hide its
+queue (no coordinated omission, as in wrk2). Prints one JSON object: latencies in ms, statuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from urllib.parse import urlsplit
+
+
+async def _send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    writer.write(request)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+    }
+    if "content-length" in headers:
+        await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding") == "chunked":
+        while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+            await reader.readexactly(size + 2)
+        await reader.readuntil(b"\r\n")
+    return status
+
+
+async def run(
+    url: str, key: str, bodies: list[bytes], rate: float, seconds: float, connections: int
+) -> dict[str, object]:
+    target = urlsplit(url)
+    path = target.path or "/v1/decisions"
+    requests = [
+        (
+            f"POST {path} HTTP/1.1\r\nHost: {target.netloc}\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for body in bodies
+    ]
+    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(target.hostname, target.port)
+        while (job := await queue.get()) is not None:
+            index, scheduled = job
+            try:
+                status = await _send(reader, writer, requests[index % len(requests)])
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                status = 0
+                writer.close()
+                reader, writer = await asyncio.open_connection(target.hostname, target.port)
+            latencies.append((time.perf_counter() - scheduled) * 1e3)
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+        writer.close()
+
+    workers = [asyncio.create_task(worker()) for _ in range(connections)]
+    await asyncio.sleep(0.2)  # connections open before the clock starts
+    total = int(rate * seconds)
+    start = time.perf_counter()
+    for index in range(total):
+        scheduled = start + index / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((index, scheduled))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - start
+    return {"latencies_ms": latencies, "statuses": statuses, "achieved_rps": total / elapsed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url", help="e.g. http://127.0.0.1:3000/v1/decisions")
+    parser.add_argument("key")
+    parser.add_argument("bodies", help="a JSON file holding a list of request bodies")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args(argv)
+    with open(args.bodies) as handle:
+        bodies = [json.dumps(body).encode() for body in json.load(handle)]
+    result = asyncio.run(run(args.url, args.key, bodies, args.rate, args.seconds, args.connections))
+    json.dump(result, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
