@@ -1,15 +1,17 @@
 """Append to and verify the hash chain. SQLite in the embedded default, PostgreSQL otherwise.
 
 Appends serialise on a database lock (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL transaction-level
-advisory lock), so several worker processes appending at once still build one chain. An append the
-database did not confirm raises :class:`AuditUnavailable`, so its decision is never returned.
+advisory lock), so several worker processes appending at once still build one chain; within a
+process, appends waiting at the same time share one transaction (group commit, ``writer.py``).
+An append the database did not confirm raises :class:`AuditUnavailable`, so its decision is
+never returned.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from decisioning.audit.schema import AuditRow
+from decisioning.audit.writer import GroupCommitWriter, PendingAppend
 from decisioning.decision import canonical_json, sha256_hex
 from decisioning.errors import AuditUnavailable
 
@@ -78,6 +81,7 @@ class AuditStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._writer: GroupCommitWriter[AuditRecord] = GroupCommitWriter(self._commit_batch)
 
     @classmethod
     def open(cls, url: str) -> AuditStore:
@@ -91,6 +95,7 @@ class AuditStore:
         return cls(engine)
 
     def close(self) -> None:
+        self._writer.close()
         self._engine.dispose()
 
     def append(self, kind: str, record_id: str, body: dict[str, Any]) -> AuditRecord:
@@ -99,19 +104,23 @@ class AuditStore:
         Raises ``AuditUnavailable`` when the database cannot be reached or the connection breaks
         before the commit is confirmed (the row may then exist, but nobody was told it does).
         """
-        body_text = canonical_json(body)
-        recorded_at = datetime.now(UTC).isoformat()
+        pending: PendingAppend[AuditRecord] = PendingAppend(
+            kind, record_id, datetime.now(UTC).isoformat(), body, canonical_json(body)
+        )
+        record = self._writer.submit(pending)
+        logger.info("audit append kind=%s record_id=%s seq=%d", kind, record_id, record.seq)
+        return record
+
+    def _commit_batch(self, batch: Sequence[PendingAppend[AuditRecord]]) -> list[AuditRecord]:
+        """Chain and insert the batch in one transaction; every record or none."""
         try:
             with self._engine.begin() as connection:
-                seq, prev_hash, digest = _insert_at_head(
-                    connection, kind, record_id, recorded_at, body_text
-                )
+                return _insert_at_head(connection, batch)
         except _UNREACHABLE as exc:
             cause = type(getattr(exc, "orig", None) or exc).__name__
-            logger.error("audit append failed kind=%s record_id=%s: %s", kind, record_id, cause)
-            raise AuditUnavailable(f"the audit store did not record {record_id}: {cause}") from exc
-        logger.info("audit append kind=%s record_id=%s seq=%d", kind, record_id, seq)
-        return AuditRecord(seq, record_id, kind, recorded_at, body, prev_hash, digest)
+            ids = ", ".join(pending.record_id for pending in batch)
+            logger.error("audit append failed for %s: %s", ids, cause)
+            raise AuditUnavailable(f"the audit store did not record {ids}: {cause}") from exc
 
     def get(self, record_id: str) -> AuditRecord | None:
         with self._engine.connect() as connection:
@@ -156,27 +165,45 @@ class AuditStore:
 
 
 def _insert_at_head(
-    connection: Connection, kind: str, record_id: str, recorded_at: str, body_text: str
-) -> tuple[int, str, str]:
-    """Chain one row onto the current head, holding the chain lock; its seq, prev and own hash."""
+    connection: Connection, batch: Sequence[PendingAppend[AuditRecord]]
+) -> list[AuditRecord]:
+    """Chain the batch onto the current head in order, holding the chain lock."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CHAIN_LOCK})
     head = connection.execute(
         select(AuditRow.row_hash).order_by(AuditRow.seq.desc()).limit(1)
     ).scalar()
-    prev_hash = head or GENESIS
-    digest = row_hash(kind, record_id, recorded_at, body_text, prev_hash)
-    result = connection.execute(
-        insert(AuditRow).values(
-            record_id=record_id,
-            kind=kind,
-            recorded_at=recorded_at,
-            body=body_text,
-            prev_hash=prev_hash,
-            row_hash=digest,
+    prev_hash, rows = head or GENESIS, []
+    for pending in batch:
+        digest = row_hash(
+            pending.kind, pending.record_id, pending.recorded_at, pending.body_text, prev_hash
         )
+        rows.append(
+            {
+                "record_id": pending.record_id,
+                "kind": pending.kind,
+                "recorded_at": pending.recorded_at,
+                "body": pending.body_text,
+                "prev_hash": prev_hash,
+                "row_hash": digest,
+            }
+        )
+        prev_hash = digest
+    inserted = connection.execute(
+        insert(AuditRow).returning(AuditRow.seq, sort_by_parameter_order=True), rows
     )
-    return int(result.inserted_primary_key[0]), prev_hash, digest  # type: ignore[index]
+    return [
+        AuditRecord(
+            seq,
+            pending.record_id,
+            pending.kind,
+            pending.recorded_at,
+            pending.body,
+            row["prev_hash"],
+            row["row_hash"],
+        )
+        for seq, pending, row in zip(inserted.scalars(), batch, rows, strict=True)
+    ]
 
 
 def _record(row: Any) -> AuditRecord:
