@@ -152,7 +152,12 @@ def _call(method: Any, pillar: str, **kwargs: Any) -> Any:
     return answer.model_dump() if hasattr(answer, "model_dump") else answer
 
 
-@bentoml.service(name="risk_service", workers=1, traffic={"timeout": 60})
+# Decisions wait on Redis and on the audit commit far more than they compute: BentoML's default of
+# one thread for a sync API would serialise them behind each round trip (~50 decisions/s here).
+DECISION_THREADS = 16
+
+
+@bentoml.service(name="risk_service", workers=1, threads=DECISION_THREADS, traffic={"timeout": 60})
 class RiskService:
     """``/v1/decisions`` and the scorers' routes behind one API key check.
 

@@ -151,6 +151,8 @@ def configure_logging(
         third_party = logging.getLogger(name)
         third_party.handlers.clear()
         third_party.propagate = True
+    # bentoml.access logs each request with its status and latency; uvicorn's line says less.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     return handler
 
 

@@ -108,7 +108,7 @@ class AuditStore:
             kind, record_id, datetime.now(UTC).isoformat(), body, canonical_json(body)
         )
         record = self._writer.submit(pending)
-        logger.info("audit append kind=%s record_id=%s seq=%d", kind, record_id, record.seq)
+        logger.debug("audit append kind=%s record_id=%s seq=%d", kind, record_id, record.seq)
         return record
 
     def _commit_batch(self, batch: Sequence[PendingAppend[AuditRecord]]) -> list[AuditRecord]:

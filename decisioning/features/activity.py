@@ -9,7 +9,7 @@ small however long the customer has banked.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -46,11 +46,31 @@ class CustomerHistory:
     terminal_counts: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The stored document; ``asdict`` would cost ~2 ms a payment on a busy customer."""
+        return {
+            "recent": [
+                {
+                    "occurred_at_ns": p.occurred_at_ns,
+                    "amount": p.amount,
+                    "terminal_id": p.terminal_id,
+                }
+                for p in self.recent
+            ],
+            "payments": self.payments,
+            "amount_sum": self.amount_sum,
+            "amount_squares": self.amount_squares,
+            "last_payment_ns": self.last_payment_ns,
+            "country_counts": dict(self.country_counts),
+            "usual_country": self.usual_country,
+            "terminal_counts": dict(self.terminal_counts),
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> CustomerHistory:
-        recent = [RecentPayment(**item) for item in raw.pop("recent")]
+        recent = [
+            RecentPayment(item["occurred_at_ns"], item["amount"], item["terminal_id"])
+            for item in raw.pop("recent")
+        ]
         return cls(recent=recent, **raw)
 
 

@@ -152,3 +152,23 @@ def test_a_payment_arriving_late_counts_only_what_happened_before_it() -> None:
     assert late["seconds_since_previous_payment"] == 600.0, "previous is 11:50, not 12:30"
     later = record_payment(history, paid(12, 35))
     assert later["seconds_since_previous_payment"] == 300.0, "the clock never goes back"
+
+
+def test_a_history_document_round_trips_and_matches_its_fields() -> None:
+    from dataclasses import asdict
+
+    from decisioning.features.activity import CustomerHistory, RecentPayment
+
+    history = CustomerHistory(
+        recent=[RecentPayment(1, 2.5, "m1"), RecentPayment(3, 4.0, "m2")],
+        payments=7,
+        amount_sum=30.0,
+        amount_squares=200.0,
+        last_payment_ns=3,
+        country_counts={"GB": 6, "FR": 1},
+        usual_country="GB",
+        terminal_counts={"m1": 5, "m2": 2},
+    )
+
+    assert history.to_json() == asdict(history), "the document must name every field as stored"
+    assert CustomerHistory.from_json(history.to_json()) == history
