@@ -27,6 +27,7 @@ from decisioning.audit import AuditStore
 from decisioning.decision import ModelVersion, RiskDecision
 from decisioning.engine import ConductResult, DecisionEngine, DecisionRequest, PillarUnavailable
 from decisioning.events import TextEvent, TransactionEvent
+from decisioning.features.freshness import watch_feature_freshness
 from decisioning.metrics import publish_stored_results, record_decision, record_error
 from decisioning.observability import configure_logging, configure_tracing
 from decisioning.pillars import FraudScorerPillar
@@ -169,6 +170,7 @@ class RiskService:
     def __init__(self) -> None:
         settings = observed("risk_service")
         publish_stored_results(settings.home)  # drift and flag-quality gauges of the last runs
+        self.feature_freshness = watch_feature_freshness(settings)  # batch views' materialization
         self.fraud, self.fraud_problem = pillar_or_problem(fraud_pillar, settings, "fraud pillar")
         self.engine = DecisionEngine(
             load_policy(settings.config_path("configs/policy.yaml")),

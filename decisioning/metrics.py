@@ -4,8 +4,8 @@ The objects live in prometheus-client's default registry: under ``bentoml serve`
 starts with ``PROMETHEUS_MULTIPROC_DIR`` already set, so these values go to the shared
 multiprocess files and appear at the service's own ``/metrics`` beside BentoML's metrics. Gauges
 say how workers combine (``multiprocess_mode``), which matters only in that mode. Label values
-are small closed sets (routes, model versions, taxonomy codes, actions, causes, features): never
-ids or anything a customer typed.
+are small closed sets (routes, model versions, taxonomy codes, actions, causes, features, feature
+views): never ids or anything a customer typed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 
@@ -59,11 +60,12 @@ DEGRADED_DECISIONS = Counter(
     "Decisions that used a fallback, by what was missing, stale or failed.",
     ["cause"],
 )
-FEATURE_STALENESS = Gauge(
-    "risk_feature_staleness_seconds",
-    "Age of the online features behind the latest decision, per feature service.",
-    ["feature_service"],
-    multiprocess_mode="livemax",
+# A time, not an age: PromQL's ``time() - ...`` keeps ageing if the refresh ever stops.
+FEATURES_MATERIALIZED = Gauge(
+    "risk_feature_materialized_timestamp_seconds",
+    "Unix time up to which each batch feature view was last materialized online (0: never).",
+    ["feature_view"],
+    multiprocess_mode="mostrecent",
 )
 FEATURE_DRIFT = Gauge(
     "risk_feature_drift_score",
@@ -94,7 +96,7 @@ ALL_METRICS = (
     REQUEST_ERRORS,
     DECISIONS,
     DEGRADED_DECISIONS,
-    FEATURE_STALENESS,
+    FEATURES_MATERIALIZED,
     FEATURE_DRIFT,
     LLM_CALLS,
     FLAG_PRECISION,
@@ -136,16 +138,12 @@ def model_version_label(decision: RiskDecision) -> str:
 
 
 def record_decision(decision: RiskDecision, route: str, seconds: float) -> None:
-    """Count one answered decision: latency, category and action, fallbacks, feature age."""
+    """Count one answered decision: latency, category and action, fallbacks."""
     REQUEST_SECONDS.labels(route, model_version_label(decision)).observe(seconds)
     DECISIONS.labels(decision.risk_category, decision.action).inc()
     for degradation in decision.degraded:
         # ``component`` holds the policy's closed set of causes; ``cause`` is free detail text.
         DEGRADED_DECISIONS.labels(degradation.component).inc()
-    features_as_of = decision.timestamps.features_as_of
-    if decision.feature_service and features_as_of is not None:
-        age = (decision.timestamps.decided - features_as_of).total_seconds()
-        FEATURE_STALENESS.labels(decision.feature_service).set(max(age, 0.0))
 
 
 def record_error(route: str, model_version: str = NO_MODEL) -> None:
@@ -156,6 +154,13 @@ def record_error(route: str, model_version: str = NO_MODEL) -> None:
 def record_llm_call(provider: str, outcome: str) -> None:
     """Count one LLM gateway call; ``outcome`` is one of :data:`LLM_OUTCOMES`."""
     LLM_CALLS.labels(provider, outcome).inc()
+
+
+def publish_materialization_times(materialized_until: Mapping[str, datetime | None]) -> None:
+    """Set, per batch feature view, the time its online values were last materialized up to;
+    a view registered but never materialized reads 0, so its age is as large as it gets."""
+    for feature_view, until in materialized_until.items():
+        FEATURES_MATERIALIZED.labels(feature_view).set(0.0 if until is None else until.timestamp())
 
 
 def publish_drift_scores(scores: Iterable[tuple[str, str, float]]) -> None:

@@ -1,10 +1,11 @@
 """A real Prometheus scrapes a served bento under load; every dashboard and alert query has data.
 
-Given a RISK_HOME holding the latest drift and outcome results of the real monitor jobs on a tiny
-simulated world, a ``riskctl serve`` (no models: decisions are degraded reviews) and a
-``prometheus`` with the repository's alert rules, scraping every second; when payments, messages,
-both and some bad requests have been sent; then each PromQL expression of ``infra/grafana`` and
-``infra/prometheus/alerts.yml`` (its left-hand side, for a threshold) returns at least one series.
+Given a RISK_HOME holding the latest payment drift, text-embedding drift and outcome results of
+the real monitor jobs on a tiny simulated world and its features materialized online, a ``riskctl
+serve`` (no models: decisions are degraded reviews) and a ``prometheus`` with the repository's
+alert rules, scraping every second; when payments, messages, both and some bad requests have been
+sent; then each PromQL expression of ``infra/grafana`` and ``infra/prometheus/alerts.yml`` (its
+left-hand side, for a threshold) returns at least one series.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
+
+from pipelines.commands.demo import stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,17 +40,13 @@ PROMETHEUS = Path("/usr/bin/prometheus")
 KEY = "scrape-test-key"
 READY_TIMEOUT_S = 240
 SCRAPES_WANTED = 5
+EVENT_TIME = {"transactions": "occurred_at", "texts": "received_at"}
 
 # A trailing comparison with a number, e.g. ``... > 0.2`` or ``... <= bool 1e3``.
 _TRAILING_THRESHOLD = re.compile(
     r"(?P<op>>=|<=|==|!=|>|<)\s*(?:bool\s+)?"
     r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|Inf|NaN)\s*$"
 )
-# Series that exist only once a fraud model answers (no model is registered here): see report.
-NEEDS_FRAUD_MODEL = ("risk_feature_staleness_seconds",)
-# ``riskctl monitor drift`` keeps one latest file for both kinds, so text scores are replaced by
-# the next payment run and never published beside PSI: only the payment run is made here.
-NEEDS_DRIFT_PER_KIND = ('method="domain_classifier_auc"',)
 
 
 def threshold_lhs(expr: str) -> str:
@@ -113,28 +113,10 @@ def alert_rules() -> list[dict[str, Any]]:
 
 
 def queries() -> list[Any]:
-    """Every query to evaluate, one pytest parameter each, with the known gaps marked."""
+    """Every query to evaluate, one pytest parameter each."""
     named = [(f"dashboard:{expr}", expr) for expr in dict.fromkeys(dashboard_exprs())]
     named += [(f"alert:{rule['alert']}", threshold_lhs(rule["expr"])) for rule in alert_rules()]
-    params = []
-    for name, expr in named:
-        marks = []
-        if any(metric in expr for metric in NEEDS_FRAUD_MODEL):
-            marks.append(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="feature staleness is set only from a fraud model's feature fetch",
-                )
-            )
-        if any(matcher in expr for matcher in NEEDS_DRIFT_PER_KIND):
-            marks.append(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="this test runs payment drift only: a text drift run takes about 55 s",
-                )
-            )
-        params.append(pytest.param(expr, id=name, marks=marks))
-    return params
+    return [pytest.param(expr, id=name) for name, expr in named]
 
 
 # -- helper, no Prometheus needed ---------------------------------------------------------------
@@ -214,40 +196,81 @@ def audited_degraded_decisions(payments: pd.DataFrame) -> None:
         store.close()
 
 
-def write_monitoring_results(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The real monitor jobs on a tiny world: payment drift of week 2 against week 1, and the
-    flag quality of degraded decisions (all reviews) on labelled payments."""
+def drift_of_week2_against_week1(world: Path, kind: str, home: Path) -> list[str]:
+    """The ``riskctl monitor drift`` arguments comparing the events after the middle of their
+    time span with those before it (written as two files under ``home``)."""
+    events = pd.read_parquet(world / f"{kind}.parquet")
+    times = events[EVENT_TIME[kind]]
+    middle = times.min() + (times.max() - times.min()) / 2
+    folder = home / "windows" / kind
+    folder.mkdir(parents=True)
+    week1, week2 = folder / "week1.parquet", folder / "week2.parquet"
+    events[times <= middle].to_parquet(week1)
+    events[times > middle].to_parquet(week2)
+    return [
+        "monitor", "drift",
+        "--reference", str(week1), "--current", str(week2),
+        "--out", str(home / "reports" / "drift" / kind),
+    ]  # fmt: skip
+
+
+def materialized_features(world: Path, home: Path) -> None:
+    """The world's feature tables registered and materialized online, as the hourly job does.
+
+    The tables come from the pure build step, without ``features build``'s data gate: loading
+    Great Expectations costs seconds for a check this test is not about.
+    """
+    from pipelines.features.build import build_feature_tables
+    from pipelines.ingest import conform, read_table
+
+    payments = conform(read_table(world / "transactions.parquet"), "transactions")
+    customers = read_table(world / "customers.parquet")
+    build_feature_tables(payments, customers).write(home / "features")
+    riskctl("features", "apply")
+    riskctl("features", "materialize")
+
+
+@contextmanager
+def riskctl_beside(argv: list[str], log_path: Path) -> Iterator[None]:
+    """``riskctl ARGV`` in a process of its own while the block runs; it must then end with 0."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", *argv], stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        yield
+        returncode = process.wait(timeout=READY_TIMEOUT_S)
+    finally:
+        stop_process(process)
+    assert returncode == 0, f"riskctl {' '.join(argv)}: {log_path.read_text()[-2000:]}"
+
+
+def run_offline_jobs(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real jobs on a tiny world: payment and text drift of week 2 against week 1, features
+    materialized, and the flag quality of degraded decisions (all reviews) on labelled payments.
+
+    The text drift run spends most of its time loading the embeddings model (the world has only
+    60 messages to embed), so it runs in a process of its own beside the other jobs.
+    """
     monkeypatch.setenv("RISK_HOME", str(home))
     monkeypatch.setenv("RISK_ENV", "local")
     world = home / "world"
     riskctl("data", "simulate", "--out", str(world), "--customers", "60", "--days", "14")
-    # Payments only: a text run embeds every message (about a minute) and, until monitor drift
-    # keeps one file per kind, the payment run would replace its scores anyway.
-    payments = pd.read_parquet(world / "transactions.parquet")
-    middle = (
-        payments["occurred_at"].min()
-        + (payments["occurred_at"].max() - payments["occurred_at"].min()) / 2
-    )
-    windows = home / "windows"
-    windows.mkdir()
-    payments[payments["occurred_at"] <= middle].to_parquet(windows / "week1.parquet")
-    payments[payments["occurred_at"] > middle].to_parquet(windows / "week2.parquet")
-    riskctl(
-        "monitor", "drift",
-        "--reference", str(windows / "week1.parquet"),
-        "--current", str(windows / "week2.parquet"),
-        "--out", str(home / "reports" / "drift"),
-    )  # fmt: skip
-    labelled = payments[payments["label"].notna()]
-    # Frauds and as many genuine payments: recall needs frauds, precision needs flags.
-    frauds = labelled[labelled["label"] == 1].head(30)
-    audited_degraded_decisions(pd.concat([frauds, labelled[labelled["label"] == 0].head(30)]))
-    riskctl(
-        "monitor", "outcomes",
-        "--labels", str(world / "transactions.parquet"),
-        "--out", str(home / "reports" / "outcomes"),
-        "--as-of", "2100-01-01T00:00:00",
-    )  # fmt: skip
+    text_drift = drift_of_week2_against_week1(world, "texts", home)
+    with riskctl_beside(text_drift, home / "text_drift.log"):
+        riskctl(*drift_of_week2_against_week1(world, "transactions", home))
+        materialized_features(world, home)
+        payments = pd.read_parquet(world / "transactions.parquet")
+        labelled = payments[payments["label"].notna()]
+        # Frauds and as many genuine payments: recall needs frauds, precision needs flags.
+        frauds = labelled[labelled["label"] == 1].head(30)
+        audited_degraded_decisions(pd.concat([frauds, labelled[labelled["label"] == 0].head(30)]))
+        riskctl(
+            "monitor", "outcomes",
+            "--labels", str(world / "transactions.parquet"),
+            "--out", str(home / "reports" / "outcomes"),
+            "--as-of", "2100-01-01T00:00:00",
+        )  # fmt: skip
     return world
 
 
@@ -264,23 +287,14 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, what: str) -
     pytest.fail(f"{what} not ready at {url} within {READY_TIMEOUT_S} s")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def bento(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """``riskctl serve`` on a free port, RISK_HOME holding the latest monitoring results."""
+    """``riskctl serve`` on a free port, RISK_HOME holding the offline jobs' latest results."""
     if not PROMETHEUS.is_file():
         pytest.skip(f"{PROMETHEUS} is missing: apt-get install prometheus (Debian)")
     home = tmp_path_factory.mktemp("scraped-home")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        world = write_monitoring_results(home, monkeypatch)
+        world = run_offline_jobs(home, monkeypatch)
     port = free_port()
     env = {**os.environ, "RISK_HOME": str(home), "RISK_ENV": "local", "RISK_API_KEYS": KEY}
     log_path = home / "serve.log"
@@ -296,7 +310,7 @@ def bento(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
             wait_for(f"{url}/readyz", process, log_path, "the bento")
             yield url, world
         finally:
-            stop(process)
+            stop_process(process)
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +342,7 @@ def prometheus(bento: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory
             wait_for(f"{url}/-/ready", process, log_path, "prometheus")
             yield url
         finally:
-            stop(process)
+            stop_process(process)
             shutil.rmtree(folder / "data", ignore_errors=True)
 
 

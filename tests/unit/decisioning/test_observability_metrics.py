@@ -9,6 +9,7 @@ from decisioning.metrics import (
     exposed_names,
     publish_drift_scores,
     publish_flag_quality,
+    publish_materialization_times,
     record_decision,
     record_error,
 )
@@ -42,7 +43,7 @@ def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_a_decision_moves_latency_volume_and_staleness() -> None:
+def test_a_decision_moves_latency_and_volume() -> None:
     versions = "conduct-classifier:2,fraud-detector:3"
     before_count = sample(
         "risk_request_duration_seconds_count", route="/v1/decisions", model_version=versions
@@ -61,7 +62,6 @@ def test_a_decision_moves_latency_volume_and_staleness() -> None:
         sample("risk_decisions_total", category="fraud.card_testing", action="decline")
         == before_decisions + 1
     )
-    assert sample("risk_feature_staleness_seconds", feature_service="fraud_v1") == 90.0
 
 
 def test_each_fallback_is_counted_by_its_cause_not_its_detail_text() -> None:
@@ -91,6 +91,19 @@ def test_errors_drift_and_flag_quality_are_published() -> None:
     assert sample("risk_feature_drift_score", feature="amount", method="psi") == 0.83
     labels = {"action": "decline", "category": "all", "cohort": "vulnerable"}
     assert sample("risk_flag_precision", **labels) == 0.5
+
+
+def test_materialization_times_are_published_and_a_view_never_materialized_reads_zero() -> None:
+    # given one batch view materialized up to a moment and one never materialized
+    until = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+
+    publish_materialization_times({"terminal_risk": until, "customer_attributes": None})
+
+    name = "risk_feature_materialized_timestamp_seconds"
+    assert sample(name, feature_view="terminal_risk") == until.timestamp()
+    assert REGISTRY.get_sample_value(name, {"feature_view": "customer_attributes"}) == 0.0, (
+        "a view never materialized must read as the oldest time there is, not be left out"
+    )
 
 
 def test_exposed_names_include_the_series_promql_uses() -> None:
