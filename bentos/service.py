@@ -68,8 +68,10 @@ class ConductScorer:
         settings = observed("conduct_scorer")
         self.pillar, self.problem = pillar_or_problem(conduct_pillar, settings, "conduct_scorer")
 
+    # async: the SQLite embedding cache stays on the event loop's one thread (a sync API would run
+    # in a thread pool, and a SQLite connection refuses a second thread).
     @bentoml.api(route="/v1/conduct/assess")
-    def assess(self, text: TextEvent) -> ConductAssessment:
+    async def assess(self, text: TextEvent) -> ConductAssessment:
         if self.pillar is None:
             record_error("/v1/conduct/assess")
             raise ScorerUnavailable(f"conduct_model_unavailable: {self.problem}")

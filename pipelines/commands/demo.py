@@ -87,6 +87,7 @@ def demo(
         decisions = [post_decision(url, key, body) for body in bodies]
         metrics = save_metrics(url, monitoring / "metrics.prom")
     console.print(decision_table(decisions))
+    require_nothing_degraded(decisions, monitoring / "service.log")
 
     stage(7, "audit: verify the chain, replay every decision")
     audit_and_replay(settings, [d["decision_id"] for d in decisions])
@@ -104,6 +105,16 @@ def demo(
         f"demo finished in {time.perf_counter() - started:.0f} s",
         highlight=False,
     )
+
+
+def require_nothing_degraded(decisions: list[dict[str, Any]], log: Path) -> None:
+    """Both champions were just promoted: a fallback here means a broken path, not bad luck."""
+    causes = sorted({d["component"] for decision in decisions for d in decision["degraded"]})
+    if causes:
+        raise DemoFailed(
+            f"{sum(1 for d in decisions if d['degraded'])} decisions fell back "
+            f"({', '.join(causes)}) with both models promoted; see {log}"
+        )
 
 
 def stage(number: int, title: str) -> None:
