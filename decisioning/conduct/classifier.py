@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import sklearn
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
@@ -75,7 +76,10 @@ class TextClassifier:
         """Rows of probabilities over :attr:`classes`."""
         if self._model is None:
             raise ModelNotFittedError("the text classifier has not been fitted")
-        return np.asarray(self._model.predict_proba(self._features(texts, embeddings)))
+        # Our own features, finite by construction: skipping sklearn's re-validation saves about
+        # a third of a one-message call (~0.3 of ~1.1 ms), which is most of its cost.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return np.asarray(self._model.predict_proba(self._features(texts, embeddings)))
 
     def predict(self, texts: Sequence[str], embeddings: np.ndarray) -> list[str]:
         classes = self.classes

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
+from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 
 from decisioning.conduct.config_files import load_yaml_model
@@ -26,6 +27,7 @@ from decisioning.conduct.errors import EvidenceIndexError
 from decisioning.settings import EvidenceSettings
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 RRF_K = 60
 CANDIDATES = 50
@@ -123,6 +125,12 @@ def make_snippet(text: str, query: str, max_chars: int = 240) -> str:
     return best if len(best) <= max_chars else best[: max_chars - 1].rstrip() + "…"
 
 
+def _describe(span: trace.Span, backend: str, category: str | None, hits: int) -> None:
+    span.set_attribute("risk.retrieval.backend", backend)
+    span.set_attribute("risk.retrieval.category", category or "")
+    span.set_attribute("risk.retrieval.documents", hits)
+
+
 def _top_hits(
     query: str, fused: dict[str, float], documents: dict[str, EvidenceDocument], k: int
 ) -> list[EvidenceHit]:
@@ -134,12 +142,19 @@ def _top_hits(
 
 
 class SqliteEvidenceIndex:
-    """Embedded default: FTS5 BM25 and brute-force cosine over stored vectors, fused by RRF."""
+    """Embedded default: FTS5 BM25 and brute-force cosine over stored vectors, fused by RRF.
+
+    Documents and their vectors are read once and kept in memory per category until the file
+    changes (``PRAGMA data_version`` tells when another connection wrote to it), rather than read
+    and decoded on every search.
+    """
 
     def __init__(self, path: Path | str, embedder: TextEmbedder) -> None:
         self._path = str(path)
         self._embedder = embedder
         self._connection: sqlite3.Connection | None = None
+        self._loaded_version: int | None = None
+        self._by_category: dict[str | None, tuple[dict[str, EvidenceDocument], np.ndarray]] = {}
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -189,20 +204,34 @@ class SqliteEvidenceIndex:
                 "INSERT INTO documents_fts (doc_id, title, text) VALUES (?, ?, ?)",
                 [(d.doc_id, d.title, d.text) for d in documents],
             )
+        self._by_category.clear()  # this connection's own writes leave data_version unchanged
 
     def count(self) -> int:
         return int(self._db().execute("SELECT COUNT(*) FROM documents").fetchone()[0])
 
     def search(self, query: str, k: int = 5, category: str | None = None) -> list[EvidenceHit]:
-        documents, vectors = self._load(category)
-        if not documents:
-            return []
-        keyword = self._bm25_ranking(query, set(documents))
-        query_vector = self._embedder.embed([query])[0]
-        order = np.argsort(-(vectors @ query_vector), kind="stable")[:CANDIDATES]
-        ids = list(documents)
-        semantic = [ids[i] for i in order]
-        return _top_hits(query, reciprocal_rank_fusion([keyword, semantic]), documents, k)
+        with tracer.start_as_current_span("retrieval") as span:
+            documents, vectors = self._documents(category)
+            hits: list[EvidenceHit] = []
+            if documents:
+                keyword = self._bm25_ranking(query, set(documents))
+                query_vector = self._embedder.embed([query])[0]
+                order = np.argsort(-(vectors @ query_vector), kind="stable")[:CANDIDATES]
+                ids = list(documents)
+                semantic = [ids[i] for i in order]
+                fused = reciprocal_rank_fusion([keyword, semantic])
+                hits = _top_hits(query, fused, documents, k)
+            _describe(span, "sqlite", category, len(hits))
+            return hits
+
+    def _documents(self, category: str | None) -> tuple[dict[str, EvidenceDocument], np.ndarray]:
+        version = int(self._db().execute("PRAGMA data_version").fetchone()[0])
+        if version != self._loaded_version:
+            self._by_category.clear()
+            self._loaded_version = version
+        if category not in self._by_category:
+            self._by_category[category] = self._load(category)
+        return self._by_category[category]
 
     def _load(self, category: str | None) -> tuple[dict[str, EvidenceDocument], np.ndarray]:
         rows = self._db().execute(
@@ -307,23 +336,26 @@ class OpenSearchEvidenceIndex:
         return int(self._client.count(index=self.index_name)["count"])
 
     def search(self, query: str, k: int = 5, category: str | None = None) -> list[EvidenceHit]:
-        self._ensure_index()
-        filters = [{"term": {"categories": category}}] if category else []
-        keyword_query = {
-            "bool": {
-                "must": [{"multi_match": {"query": query, "fields": ["title", "text"]}}],
-                "filter": filters,
+        with tracer.start_as_current_span("retrieval") as span:
+            self._ensure_index()
+            filters = [{"term": {"categories": category}}] if category else []
+            keyword_query = {
+                "bool": {
+                    "must": [{"multi_match": {"query": query, "fields": ["title", "text"]}}],
+                    "filter": filters,
+                }
             }
-        }
-        vector = [float(x) for x in self._embedder.embed([query])[0]]
-        knn: dict[str, Any] = {"vector": vector, "k": CANDIDATES}
-        if filters:
-            knn["filter"] = {"bool": {"filter": filters}}
-        keyword_hits = self._hits(keyword_query)
-        semantic_hits = self._hits({"knn": {"embedding": knn}})
-        documents = {**keyword_hits, **semantic_hits}
-        fused = reciprocal_rank_fusion([list(keyword_hits), list(semantic_hits)])
-        return _top_hits(query, fused, documents, k)
+            vector = [float(x) for x in self._embedder.embed([query])[0]]
+            knn: dict[str, Any] = {"vector": vector, "k": CANDIDATES}
+            if filters:
+                knn["filter"] = {"bool": {"filter": filters}}
+            keyword_hits = self._hits(keyword_query)
+            semantic_hits = self._hits({"knn": {"embedding": knn}})
+            documents = {**keyword_hits, **semantic_hits}
+            fused = reciprocal_rank_fusion([list(keyword_hits), list(semantic_hits)])
+            hits = _top_hits(query, fused, documents, k)
+            _describe(span, "opensearch", category, len(hits))
+            return hits
 
     def _hits(self, query: dict[str, Any]) -> dict[str, EvidenceDocument]:
         from opensearchpy.exceptions import OpenSearchException

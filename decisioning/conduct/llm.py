@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 import httpx
+from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from decisioning.audit import AuditStore
@@ -31,6 +32,7 @@ from decisioning.conduct.redaction import redact
 from decisioning.metrics import record_llm_call
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 EXTRACTION_PROMPT = "conduct_extraction"
 EXPLANATION_PROMPT = "conduct_explanation"
@@ -100,6 +102,7 @@ class Completion:
 
 
 class LlmProvider(Protocol):
+    name: str  # as in LlmConfig.provider; names the gateway's span ``llm.<name>``
     model: str
 
     def complete(self, prompt: RenderedPrompt) -> Completion: ...
@@ -177,6 +180,7 @@ class AuditLlmCallRecorder:
 class OfflineProvider:
     """Deterministic stand-in: regex extraction and a fixed explanation template."""
 
+    name = "offline"
     model = "offline-template"
 
     def complete(self, prompt: RenderedPrompt) -> Completion:
@@ -206,6 +210,8 @@ _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 class OpenAICompatibleProvider:
     """``POST {base_url}/chat/completions`` with a timeout and exponential-backoff retries."""
+
+    name = "openai_compatible"
 
     def __init__(self, config: LlmConfig, sleep: Callable[[float], None] = time.sleep) -> None:
         if not config.base_url:
@@ -311,7 +317,7 @@ class LlmGateway:
         return self._call(prompt, values).strip()
 
     def _call(self, prompt: PromptTemplate, values: dict[str, str]) -> str:
-        """Redact, render, call, and record the call whatever its outcome."""
+        """Redact, render, and call the provider inside an ``llm.<provider>`` span."""
         redacted = {key: redact(value).text for key, value in values.items()}
         rendered = RenderedPrompt(
             name=prompt.name,
@@ -322,6 +328,20 @@ class LlmGateway:
             temperature=prompt.parameters.temperature,
             max_tokens=prompt.parameters.max_tokens,
         )
+        with tracer.start_as_current_span(f"llm.{self.provider.name}") as span:
+            span.set_attribute("risk.llm.prompt", prompt.name)
+            span.set_attribute("risk.llm.prompt_version", prompt.version)
+            span.set_attribute("risk.llm.model", self.provider.model)
+            try:
+                completion = self._complete_and_record(prompt, rendered)
+            except LlmProviderError as exc:
+                span.set_attributes({"risk.llm.retries": exc.retries, "risk.llm.outcome": "error"})
+                raise
+            span.set_attributes({"risk.llm.retries": completion.retries, "risk.llm.outcome": "ok"})
+        return completion.text
+
+    def _complete_and_record(self, prompt: PromptTemplate, rendered: RenderedPrompt) -> Completion:
+        """Call the provider and record the call in the audit log whatever its outcome."""
         started = time.perf_counter()
         completion, error = Completion(""), ""
         try:
@@ -351,4 +371,4 @@ class LlmGateway:
                     error=error,
                 )
             )
-        return completion.text
+        return completion

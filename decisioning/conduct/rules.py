@@ -7,6 +7,7 @@ version is the SHA-256 of the file, recorded with each decision for replay.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Iterator
@@ -121,13 +122,17 @@ class Rule:
     def _proximity_spans(self, text: str) -> Iterator[EvidenceSpan]:
         """Pairs of terms whose word positions differ by at most the window, in either order."""
         assert self.spec.near is not None
+        first_matches = list(self._first.finditer(text))
+        second_matches = list(self._second.finditer(text)) if first_matches else []
+        if not second_matches:  # most messages: no need to number the words
+            return
         word_starts = [word.start() for word in _WORD.finditer(text)]
 
         def word_index(offset: int) -> int:
-            return sum(1 for start in word_starts if start <= offset) - 1
+            return bisect.bisect_right(word_starts, offset) - 1
 
-        firsts = [(m, word_index(m.start())) for m in self._first.finditer(text)]
-        seconds = [(m, word_index(m.start())) for m in self._second.finditer(text)]
+        firsts = [(m, word_index(m.start())) for m in first_matches]
+        seconds = [(m, word_index(m.start())) for m in second_matches]
         for first, first_word in firsts:
             for second, second_word in seconds:
                 overlapping = first.start() < second.end() and second.start() < first.end()

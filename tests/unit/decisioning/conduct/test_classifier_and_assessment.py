@@ -9,6 +9,8 @@ from decisioning.conduct.evaluation import cross_validate
 from decisioning.conduct.rules import RuleSet
 from decisioning.conduct.taxonomy import Taxonomy
 
+from .conftest import HashingEncoder
+
 TRAINING = {
     "none": [
         "please update my address",
@@ -94,6 +96,65 @@ def test_model_only_flag_quotes_the_sentence_that_moved_it(assessor: ConductAsse
     top = result.spans[0]
     assert "fee" in top.span.text
     assert text[top.span.start : top.span.end] == top.span.text
+
+
+def test_a_model_only_flag_with_its_quotes_costs_one_forward_pass(
+    assessor: ConductAssessor, encoder: HashingEncoder
+) -> None:
+    # given a multi-sentence message the model flags, new to the embedder
+    text = "I have a question about my statement. The monthly fee is far too high for nothing."
+    passes = encoder.passes
+    # when it is assessed
+    result = assessor.assess(text)
+    # then the message and its quoted sentences came out of one pass
+    assert result.source == "model" and result.spans
+    assert encoder.passes == passes + 1, "sentence vectors must come from the message's own pass"
+    # and assessing it again is served by the cache, sentences included
+    assert assessor.assess(text) == result
+    assert encoder.passes == passes + 1
+
+
+def test_a_message_cached_without_its_sentences_gets_them_when_flagged(
+    assessor: ConductAssessor, encoder: HashingEncoder
+) -> None:
+    # given a flagged message whose vector alone is cached (embedded for retrieval, say)
+    text = "I have a question about my statement. The monthly fee is far too high for nothing."
+    assessor.embedder.embed([text])
+    passes = encoder.passes
+    # when it is assessed, then one pass gives the sentences, and they are quoted
+    result = assessor.assess(text)
+    assert encoder.passes == passes + 1
+    assert "fee" in result.spans[0].span.text
+
+
+def test_a_cached_neutral_message_skips_the_model(
+    assessor: ConductAssessor, encoder: HashingEncoder
+) -> None:
+    # given a neutral two-sentence message whose vector alone is cached, not its sentences'
+    text = "Please update my address. I moved last week."
+    assessor.embedder.embed([text])
+    passes = encoder.passes
+    # when it is assessed, then it is not flagged and the model is not called
+    assert not assessor.assess(text).flagged
+    assert encoder.passes == passes, "a cache hit needing no quotes must not reach the model"
+
+
+def test_scoring_sentences_beside_messages_leaves_message_scores_alone(
+    assessor: ConductAssessor,
+) -> None:
+    # given messages with sentences to rank and without, assessed in one batch
+    texts = [
+        "I have a question about my statement. The monthly fee is far too high for nothing.",
+        "nobody answers the phone line",
+        "please update my address",
+    ]
+    results = assessor.assess_many(texts)
+    # then each message's probability is the classifier's on the message alone
+    classifier = assessor.model.classifier
+    for text, result in zip(texts, results, strict=True):
+        alone = classifier.predict_proba([text], assessor.embedder.embed([text]))[0]
+        expected = alone[classifier.classes.index(result.category)]
+        assert result.category_probability == pytest.approx(expected, abs=1e-6), text
 
 
 def test_neutral_message_is_not_flagged(assessor: ConductAssessor) -> None:
