@@ -27,7 +27,9 @@ def test_train_register_promote_and_load_by_alias(
     promote = ["registry", "promote", CONDUCT_CLASSIFIER, "--approver", "alice"]
     assert main(promote) == 2, "a promotion without a reason is refused"
     assert main([*promote, "--reason", "first conduct model"]) == 0
+    # Both URIs: an earlier test may have left the registry URI on its own store.
     mlflow.set_tracking_uri(f"sqlite:///{risk_home}/mlflow.db")
+    mlflow.set_registry_uri(f"sqlite:///{risk_home}/mlflow.db")
     model = mlflow.pyfunc.load_model(model_uri(CONDUCT_CLASSIFIER))
     scored = model.predict(pd.DataFrame({"text": ["I was scammed by a fake bank caller."]}))
     assert scored.loc[0, "category"] == "conduct.scam_report"
