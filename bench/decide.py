@@ -71,10 +71,9 @@ def drop_everything(run: str) -> None:
     import redis
 
     client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-    for pattern in (f"*bench_{run}*",):
-        keys = list(client.scan_iter(match=pattern, count=1000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
+    keys = list(client.scan_iter(match=f"*bench_{run}*", count=1000))  # Feast keys and history
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
     with psycopg.connect(ADMIN, autocommit=True) as connection:
         for name in DATABASES:
             connection.execute(f'DROP DATABASE IF EXISTS "risk_bench_{name}_{run}" WITH (FORCE)')

@@ -11,7 +11,6 @@ whose chain verifies. Only the HTTP contract is tested, so how the service is co
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -36,6 +35,7 @@ import pytest
 
 from decisioning.audit import AuditStore
 from pipelines.commands.demo import stop_process
+from tests.served import free_port, post_decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -52,12 +52,6 @@ COMMAND_TIMEOUT_S = 900
 
 def database_url(name: str, port: int = POSTGRES[1]) -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PrivateRedis:
@@ -306,16 +300,7 @@ def payment(world: World) -> dict[str, Any]:
 
 def post(world: World, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """POST /v1/decisions; every decision answered with 200 joins the world's acknowledged list."""
-    request = urllib.request.Request(
-        f"{world.url}/v1/decisions",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            status, answer = response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        status, answer = error.code, json.loads(error.read() or b"{}")
+    status, answer = post_decision(world.url, body, KEY, timeout_s=120)
     if status == 200:
         world.acknowledged.append(answer["decision_id"])
     return status, answer

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import pytest
 import yaml
 
 from pipelines.commands.demo import stop_process
+from tests.served import free_port, post_decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,12 +161,6 @@ def test_every_alert_rule_of_the_repository_has_a_threshold_to_strip() -> None:
 
 
 # -- fixtures: monitoring results, the bento, Prometheus -----------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def riskctl(*argv: str) -> None:
@@ -346,19 +340,6 @@ def prometheus(bento: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory
             shutil.rmtree(folder / "data", ignore_errors=True)
 
 
-def post_decision(url: str, body: object) -> int:
-    request = urllib.request.Request(
-        f"{url}/v1/decisions",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-
-
 def api(prometheus_url: str, path: str, **params: str) -> Any:
     query = f"?{urllib.parse.urlencode(params)}" if params else ""
     with urllib.request.urlopen(f"{prometheus_url}{path}{query}", timeout=10) as response:
@@ -374,10 +355,10 @@ def scraped(bento: tuple[str, Path], prometheus: str) -> str:
 
     url, world = bento
     bodies = sample_requests(world, 36)  # payments, messages and both, in turn
-    statuses = [post_decision(url, body) for body in bodies]
+    statuses = [post_decision(url, body, KEY)[0] for body in bodies]
     assert all(status == 200 for status in statuses), statuses
     bad = [{"transaction": {"amount": "lots"}}, {"text": {}}, {"verdict": "ok"}, {}]
-    assert all(400 <= post_decision(url, body) < 500 for body in bad)
+    assert all(400 <= post_decision(url, body, KEY)[0] < 500 for body in bad)
 
     since = time.time()
     deadline = time.monotonic() + 60

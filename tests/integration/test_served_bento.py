@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from decisioning.audit import AuditStore
-from decisioning.settings import load_settings
 from tests.events import PAYMENT
+from tests.served import audit_rows, free_port, post_decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KEY = "test-key"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -58,30 +50,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
         log.close()
 
 
-def post(url: str, body: object, key: str | None = KEY) -> tuple[int, dict[str, object]]:
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    request = urllib.request.Request(
-        f"{url}/v1/decisions", data=json.dumps(body).encode(), headers=headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
-
-
-def audit_rows(home: Path) -> int:
-    store = AuditStore.open(load_settings({"RISK_HOME": str(home)}).audit.url)
-    try:
-        return store.verify().checked
-    finally:
-        store.close()
-
-
 def test_no_key_gets_401(service: tuple[str, Path]) -> None:
-    status, _ = post(service[0], {"transaction": PAYMENT}, key=None)
+    status, _ = post_decision(service[0], {"transaction": PAYMENT}, None)
 
     assert status == 401
 
@@ -90,7 +60,7 @@ def test_bad_input_gets_a_field_level_4xx_and_writes_nothing(service: tuple[str,
     url, home = service
     before = audit_rows(home)
 
-    status, body = post(url, {"transaction": {**PAYMENT, "amount": "lots"}})
+    status, body = post_decision(url, {"transaction": {**PAYMENT, "amount": "lots"}}, KEY)
 
     assert 400 <= status < 500
     assert "amount" in json.dumps(body), body
@@ -98,8 +68,8 @@ def test_bad_input_gets_a_field_level_4xx_and_writes_nothing(service: tuple[str,
 
 
 def test_unknown_fields_and_labels_are_refused(service: tuple[str, Path]) -> None:
-    assert post(service[0], {"transaction": {**PAYMENT, "label": 1}})[0] == 400
-    assert post(service[0], {"transaction": PAYMENT, "verdict": "ok"})[0] == 400
+    assert post_decision(service[0], {"transaction": {**PAYMENT, "label": 1}}, KEY)[0] == 400
+    assert post_decision(service[0], {"transaction": PAYMENT, "verdict": "ok"}, KEY)[0] == 400
 
 
 def test_without_models_a_decision_is_degraded_to_review_and_audited(
@@ -107,7 +77,7 @@ def test_without_models_a_decision_is_degraded_to_review_and_audited(
 ) -> None:
     url, home = service
 
-    status, decision = post(url, {"transaction": PAYMENT})
+    status, decision = post_decision(url, {"transaction": PAYMENT}, KEY)
 
     assert status == 200
     assert decision["action"] == "review", "a missing model is never a silent approval"

@@ -11,9 +11,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from bentos.service import RiskService
-from decisioning.audit import AuditStore
-from decisioning.settings import load_settings
 from tests.events import PAYMENT
+from tests.served import audit_rows
 
 pytestmark = pytest.mark.slow
 KEY = "asgi-key"
@@ -29,11 +28,6 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
         patch.setenv("RISK_TRACE_EXPORTER", "none")
         with TestClient(RiskService.to_asgi()) as test_client:  # type: ignore[attr-defined]
             yield test_client, home
-
-
-def audit_rows(home: Path) -> int:
-    settings = load_settings({"RISK_HOME": str(home), "RISK_ENV": "local"})
-    return AuditStore.open(settings.audit.url).verify().checked
 
 
 def test_without_a_key_the_app_answers_401(client: tuple[TestClient, Path]) -> None:

@@ -1,0 +1,48 @@
+"""Helpers for tests that talk to a served bento: a free port, a decision POST, the audit count."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from decisioning.audit import AuditStore
+from decisioning.settings import load_settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def post_decision(
+    url: str, body: object, key: str | None, timeout_s: float = 60
+) -> tuple[int, dict[str, Any]]:
+    """POST /v1/decisions (with ``Bearer key`` unless None); the status and the JSON answer."""
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(
+        f"{url}/v1/decisions", data=json.dumps(body).encode(), headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def audit_rows(home: Path, profile: str = "local") -> int:
+    """Records in the audit chain under ``home``, once the chain verified."""
+    settings = load_settings({"RISK_HOME": str(home), "RISK_ENV": profile})
+    store = AuditStore.open(settings.audit.url)
+    try:
+        report = store.verify()
+        assert report.ok, f"the audit chain is broken at {report.first_broken_id}"
+        return report.checked
+    finally:
+        store.close()
