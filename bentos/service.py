@@ -83,7 +83,7 @@ class _RemoteConduct:
         self.client = client
 
     def assess(self, event: TextEvent) -> ConductResult:
-        answer = _call(_sync(self.client).assess, "conduct", text=event)
+        answer = _call_conduct(_sync(self.client).assess, text=event)
         return ConductAssessment.model_validate(answer).result()
 
     def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput:
@@ -137,21 +137,19 @@ def _sync(client: Any) -> Any:
     return getattr(client, "to_sync", client)
 
 
-def _call(method: Any, pillar: str, **kwargs: Any) -> Any:
-    """Call a scorer; turn its failure into the policy cause it names (or a timeout)."""
+def _call_conduct(method: Any, **kwargs: Any) -> Any:
+    """Call the conduct scorer; its failure becomes the policy cause it names, else a timeout.
+
+    Over HTTP BentoML replaces a 5xx message with a generic one, so a remote failure is mostly
+    recorded as ``timeout``; the named cause survives when the scorer runs in process (tests).
+    """
     try:
         answer = method(**kwargs)
     except Exception as exc:
         message = str(exc)
-        for cause in (
-            "features_unavailable",
-            "features_stale",
-            "fraud_model_unavailable",
-            "conduct_model_unavailable",
-        ):
-            if cause in message:
-                raise PillarUnavailable(cause, message[-300:]) from exc
-        raise PillarUnavailable("timeout", f"{pillar} scorer: {type(exc).__name__}") from exc
+        if "conduct_model_unavailable" in message:
+            raise PillarUnavailable("conduct_model_unavailable", message[-300:]) from exc
+        raise PillarUnavailable("timeout", f"conduct scorer: {type(exc).__name__}") from exc
     return answer.model_dump() if hasattr(answer, "model_dump") else answer
 
 

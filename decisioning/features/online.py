@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from feast import FeatureStore, FeatureView, OnDemandFeatureView
@@ -27,7 +28,7 @@ from feast.type_map import feast_value_type_to_python_type, python_values_to_pro
 from feast.value_type import ValueType
 
 from decisioning.events import TransactionEvent
-from decisioning.features.activity import CustomerHistory, record_payment
+from decisioning.features.activity import record_payment
 from decisioning.features.errors import FeatureServiceNotFound
 from decisioning.features.history import PaymentHistory
 
@@ -75,7 +76,7 @@ class OnlineFeatureService:
 
     def fetch(self, event: TransactionEvent) -> dict[str, Any]:
         """Push the payment, then return the service's values for it, keyed by feature name."""
-        row = self._history.update(event.customer_id, _recorder(event))
+        row = self._history.update(event.customer_id, partial(record_payment, event=event))
         values: dict[str, Any] = {}
         for view in self._pushed:
             values.update(self._write(view, row, event.occurred_at))
@@ -108,13 +109,6 @@ class OnlineFeatureService:
             else None
             for field in view.features
         }
-
-
-def _recorder(event: TransactionEvent) -> Any:
-    def change(customer: CustomerHistory) -> dict[str, Any]:
-        return record_payment(customer, event)
-
-    return change
 
 
 def _pushed_from(view: FeatureView, push_source: str) -> bool:
