@@ -313,7 +313,7 @@ def prometheus(bento: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory
     folder = tmp_path_factory.mktemp("prometheus")
     target = urllib.parse.urlsplit(bento[0]).netloc
     config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "global": {"scrape_interval": "2s", "evaluation_interval": "2s", "scrape_timeout": "2s"},
         "rule_files": [str(ALERT_RULES)],
         "scrape_configs": [{"job_name": "risk-service", "static_configs": [{"targets": [target]}]}],
     }
@@ -361,7 +361,7 @@ def scraped(bento: tuple[str, Path], prometheus: str) -> str:
     assert all(400 <= post_decision(url, body, KEY)[0] < 500 for body in bad)
 
     since = time.time()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         targets = api(prometheus, "/api/v1/targets")["activeTargets"]
         scraped_after_load = [
@@ -369,12 +369,23 @@ def scraped(bento: tuple[str, Path], prometheus: str) -> str:
             for t in targets
             if t["health"] == "up" and _unix(t["lastScrape"]) > since + SCRAPES_WANTED
         ]
-        if scraped_after_load:
+        # rate() needs two samples of the load's series in its window; a slow scrape of the
+        # merged multiprocess files can miss one, so wait for the samples themselves.
+        if scraped_after_load and _samples_of_the_load(prometheus) >= SCRAPES_WANTED:
             break
         time.sleep(1)
     else:
-        pytest.fail(f"no healthy scrape {SCRAPES_WANTED} s after the load: {targets}")
+        pytest.fail(
+            f"fewer than {SCRAPES_WANTED} samples of the load within 120 s "
+            f"({_samples_of_the_load(prometheus)}); targets: {targets}"
+        )
     return prometheus
+
+
+def _samples_of_the_load(prometheus: str) -> int:
+    query = "min(count_over_time(risk_request_duration_seconds_count[5m]))"
+    result = api(prometheus, "/api/v1/query", query=query)["result"]
+    return int(float(result[0]["value"][1])) if result else 0
 
 
 def _unix(timestamp: str) -> float:
