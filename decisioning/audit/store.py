@@ -19,7 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -37,6 +37,9 @@ _PG_CHAIN_LOCK = 0x5249534B  # "RISK": one advisory lock id for the chain
 _PG_CONNECT_TIMEOUT_S = 5  # an unreachable server fails the decision fast instead of hanging it
 # The server could not be reached, the connection broke, or no pooled connection came free.
 _UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
+_TABLE = AuditRow.__tablename__
+_INSERTED = ("record_id", "kind", "recorded_at", "body", "prev_hash", "row_hash")
+_HEAD_SQL = f"SELECT row_hash FROM {_TABLE} ORDER BY seq DESC LIMIT 1"
 
 
 @dataclass(frozen=True)
@@ -167,42 +170,43 @@ class AuditStore:
 def _insert_at_head(
     connection: Connection, batch: Sequence[PendingAppend[AuditRecord]]
 ) -> list[AuditRecord]:
-    """Chain the batch onto the current head in order, holding the chain lock."""
+    """Chain the batch onto the current head in order, holding the chain lock.
+
+    Plain SQL, not compiled statements: this runs once per commit on the decision path, where
+    SQLAlchemy's statement compilation and result metadata cost more CPU than the insert itself
+    (1.8 ms of CPU an append against 0.8 ms, docs/benchmarks.md). The table is ``AuditRow``'s.
+    """
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CHAIN_LOCK})
-    head = connection.execute(
-        select(AuditRow.row_hash).order_by(AuditRow.seq.desc()).limit(1)
-    ).scalar()
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_CHAIN_LOCK})")
+    head = connection.exec_driver_sql(_HEAD_SQL).scalar()
     prev_hash, rows = head or GENESIS, []
     for pending in batch:
         digest = row_hash(
             pending.kind, pending.record_id, pending.recorded_at, pending.body_text, prev_hash
         )
-        rows.append(
-            {
-                "record_id": pending.record_id,
-                "kind": pending.kind,
-                "recorded_at": pending.recorded_at,
-                "body": pending.body_text,
-                "prev_hash": prev_hash,
-                "row_hash": digest,
-            }
-        )
+        record = (pending.record_id, pending.kind, pending.recorded_at, pending.body_text)
+        rows.append((*record, prev_hash, digest))
         prev_hash = digest
-    inserted = connection.execute(
-        insert(AuditRow).returning(AuditRow.seq, sort_by_parameter_order=True), rows
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    values = ", ".join([f"({', '.join([marker] * len(_INSERTED))})"] * len(rows))
+    inserted = connection.exec_driver_sql(
+        f"INSERT INTO {_TABLE} ({', '.join(_INSERTED)}) VALUES {values} RETURNING seq, record_id",
+        tuple(value for row in rows for value in row),
     )
+    seq_of = {record_id: seq for seq, record_id in inserted}
     return [
         AuditRecord(
-            seq,
-            pending.record_id,
-            pending.kind,
-            pending.recorded_at,
-            pending.body,
-            row["prev_hash"],
-            row["row_hash"],
+            seq=seq_of[record_id],
+            record_id=record_id,
+            kind=kind,
+            recorded_at=recorded_at,
+            body=pending.body,
+            prev_hash=prev_hash,
+            row_hash=digest,
         )
-        for seq, pending, row in zip(inserted.scalars(), batch, rows, strict=True)
+        for pending, (record_id, kind, recorded_at, _, prev_hash, digest) in zip(
+            batch, rows, strict=True
+        )
     ]
 
 
