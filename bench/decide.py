@@ -129,11 +129,12 @@ def unseen(bodies: list[dict[str, Any]], run: str) -> list[dict[str, Any]]:
 def in_process_floor(bodies: list[dict[str, Any]]) -> list[float]:
     """The same decision without HTTP: pillars, policy and the audit insert, in this process."""
     from decisioning.engine import DecisionRequest
-    from decisioning.serving import build_engine
+    from decisioning.serving import build_engine, freeze_startup_heap
     from decisioning.settings import load_settings
 
     engine = build_engine(load_settings())
     requests = [DecisionRequest.model_validate(body) for body in bodies]
+    freeze_startup_heap()  # as the served processes do
     for request in requests[:50]:  # warm-up: first calls load lazily
         engine.decide(request)
     timings = []

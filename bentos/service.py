@@ -32,7 +32,7 @@ from decisioning.metrics import publish_stored_results, record_decision, record_
 from decisioning.observability import configure_logging, configure_tracing
 from decisioning.pillars import FraudScorerPillar
 from decisioning.policy import ConductInput, load_policy
-from decisioning.serving import conduct_pillar, fraud_pillar
+from decisioning.serving import conduct_pillar, fraud_pillar, freeze_startup_heap
 from decisioning.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class FraudScorer:
     def __init__(self) -> None:
         settings = observed("fraud_scorer")
         self.pillar, self.problem = pillar_or_problem(fraud_pillar, settings, "fraud_scorer")
+        freeze_startup_heap()
 
     @bentoml.api(route="/v1/fraud/score")
     def score(self, transaction: TransactionEvent) -> FraudScore:
@@ -67,6 +68,7 @@ class ConductScorer:
         torch.set_num_threads(1)  # one thread per worker: 19 ms a text instead of 250 ms
         settings = observed("conduct_scorer")
         self.pillar, self.problem = pillar_or_problem(conduct_pillar, settings, "conduct_scorer")
+        freeze_startup_heap()
 
     # async: the SQLite embedding cache stays on the event loop's one thread (a sync API would run
     # in a thread pool, and a SQLite connection refuses a second thread).
@@ -178,6 +180,7 @@ class RiskService:
             self.fraud,
             _RemoteConduct(self.conduct),
         )
+        freeze_startup_heap()
 
     @bentoml.api(route="/v1/decisions", input_spec=DecisionRequest)
     def decide(self, **request: Any) -> RiskDecision:
