@@ -14,7 +14,7 @@ itself and the nine before it), exactly as the offline tables count it for train
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -96,7 +96,7 @@ class OnlineFeatureService:
         self._provider.online_write_batch(
             self._config, view, [(_entity_key(view, row), protos, at, None)], progress=None
         )
-        return {name: feast_value_type_to_python_type(proto) for name, proto in protos.items()}
+        return {name: _python(proto) for name, proto in protos.items()}
 
     def _read(self, view: FeatureView, row: Mapping[str, Any]) -> dict[str, Any]:
         [(_, found)] = self._provider.online_read(
@@ -104,9 +104,7 @@ class OnlineFeatureService:
         )
         found = found or {}
         return {
-            field.name: feast_value_type_to_python_type(found[field.name])
-            if field.name in found
-            else None
+            field.name: _python(found[field.name]) if field.name in found else None
             for field in view.features
         }
 
@@ -124,8 +122,37 @@ def _entity_key(view: FeatureView, row: Mapping[str, Any]) -> EntityKey:
     )
 
 
+# The scalar types the fraud views use, converted the way Feast's type map converts them (null for
+# None and NaN, else the field set to the cast value) without its per-call dispatch and pandas
+# checks: a third of a payment's feature CPU before. Other types go through Feast's own code.
+_SCALARS: dict[ValueType, tuple[str, Callable[[Any], Any]]] = {
+    ValueType.INT32: ("int32_val", int),
+    ValueType.INT64: ("int64_val", int),
+    ValueType.FLOAT: ("float_val", float),
+    ValueType.DOUBLE: ("double_val", float),
+    ValueType.STRING: ("string_val", str),
+}
+_SCALAR_FIELDS = frozenset(name for name, _ in _SCALARS.values())
+
+
 def _proto(value: Any, value_type: ValueType) -> Value:
-    return python_values_to_proto_values([value], value_type)[0]
+    scalar = _SCALARS.get(value_type)
+    if scalar is None or not isinstance(value, int | float | str | None):
+        return python_values_to_proto_values([value], value_type)[0]
+    if value is None or value != value:  # null, or NaN
+        return Value()
+    field, cast = scalar
+    return Value(**{field: cast(value)})
+
+
+def _python(proto: Value) -> Any:
+    """Feast's ``feast_value_type_to_python_type``, with the scalar fields read directly."""
+    kind = proto.WhichOneof("val")
+    if kind is None:
+        return None
+    if kind in _SCALAR_FIELDS:
+        return getattr(proto, kind)
+    return feast_value_type_to_python_type(proto)
 
 
 def _names(transform: OnDemandFeatureView) -> list[str]:
@@ -135,10 +162,7 @@ def _names(transform: OnDemandFeatureView) -> list[str]:
 def _as_stored(transform: OnDemandFeatureView, values: dict[str, Any]) -> dict[str, Any]:
     """The on-demand outputs as Feast serves them: through their declared types."""
     types = {feature.name: feature.dtype.to_value_type() for feature in transform.features}
-    return {
-        name: feast_value_type_to_python_type(_proto(value, types[name]))
-        for name, value in values.items()
-    }
+    return {name: _python(_proto(value, types[name])) for name, value in values.items()}
 
 
 def request_row(event: TransactionEvent) -> dict[str, Any]:
