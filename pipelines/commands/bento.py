@@ -1,7 +1,7 @@
 """``riskctl bento build``: the RiskService bento, with each ``@champion`` pinned to its version.
 
-``bentos/bentofile.yaml`` is the one description of the bento. This command adds only what is known at
-build time: the exact version behind each model's ``champion`` alias, as a label (for people and
+``bentos/bentofile.yaml`` is the one description of the bento. This command adds only what is known
+at build time: the exact version behind each model's ``champion`` alias, as a label (for people and
 deployment tooling) and as the variable the service pins its model with
 (``decisioning.serving.PINNED_VERSION_VARIABLES``), so a deployed bento keeps serving the versions
 it was built with after ``champion`` moves on.
