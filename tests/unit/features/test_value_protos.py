@@ -1,0 +1,35 @@
+"""The online path's scalar conversions give exactly what Feast's type map gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
+from feast.value_type import ValueType
+
+from decisioning.features.online import _proto, _python
+
+CASES = [
+    (ValueType.INT64, [0, 5, -3, True, None, np.int64(7), 2**40]),
+    (ValueType.INT32, [1, 0, None]),
+    (ValueType.DOUBLE, [0.0, 1.5, 3, None, float("nan"), np.float64(2.5), -0.0]),
+    (ValueType.FLOAT, [1.25, None]),
+    (ValueType.STRING, ["DE", "", None]),
+    (ValueType.BOOL, [True, False, None]),  # not a fast-path type: Feast's own code
+]
+
+
+@pytest.mark.parametrize(("value_type", "values"), CASES, ids=[c[0].name for c in CASES])
+def test_scalars_convert_as_feast_converts_them(value_type: ValueType, values: list) -> None:
+    for value in values:
+        # given Feast's conversion of the value
+        expected = python_values_to_proto_values([value], value_type)[0]
+
+        # when
+        proto = _proto(value, value_type)
+
+        # then the same proto, and the same Python value back
+        assert proto == expected, (value_type, value)
+        back, feast_back = _python(proto), feast_value_type_to_python_type(expected)
+        assert back == feast_back or (back is None and feast_back is None), (value_type, value)
+        assert type(back) is type(feast_back)
