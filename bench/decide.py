@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ def unseen(bodies: list[dict[str, Any]], run: str) -> list[dict[str, Any]]:
     return out
 
 
-def in_process_floor(bodies: list[dict[str, Any]]) -> list[float]:
+def in_process_floor(bodies: list[dict[str, Any]]) -> tuple[list[float], float]:
     """The same decision without HTTP: pillars, policy and the audit insert, in this process."""
     from decisioning.engine import DecisionRequest
     from decisioning.serving import build_engine, freeze_startup_heap
@@ -138,15 +139,37 @@ def in_process_floor(bodies: list[dict[str, Any]]) -> list[float]:
     for request in requests[:50]:  # warm-up: first calls load lazily
         engine.decide(request)
     timings = []
+    cpu_started = time.process_time()  # every thread's: the audit writer's commits too
     for request in requests[50:]:
         started = time.perf_counter()
         engine.decide(request)
         timings.append((time.perf_counter() - started) * 1e3)
-    return timings
+    return timings, (time.process_time() - cpu_started) * 1e3 / len(timings)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants, from /proc (Linux)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:  # gone meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pending.extend(int(child) for child in children)
+    return total
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int  # the serve command's: its process tree's CPU is the server's
 
 
 @contextmanager
-def served(target: list[str], port: int, key: str, log: Path) -> Iterator[str]:
+def served(target: list[str], port: int, key: str, log: Path) -> Iterator[Server]:
     """``riskctl serve`` (or another serve command) in a subprocess until the block ends."""
     from pipelines.commands.demo import stop_process, wait_until_ready
 
@@ -158,13 +181,13 @@ def served(target: list[str], port: int, key: str, log: Path) -> Iterator[str]:
         try:
             url = f"http://127.0.0.1:{port}"
             wait_until_ready(url, process, log)
-            yield url
+            yield Server(url, process.pid)
         finally:
             stop_process(process)
 
 
 def load(
-    url: str,
+    server: Server,
     key: str,
     bodies: list[dict[str, Any]],
     rate: float,
@@ -174,16 +197,24 @@ def load(
 ) -> dict[str, Any]:
     path = folder / "bodies.json"
     path.write_text(json.dumps(bodies))
-    command = [sys.executable, "-m", "bench.load", f"{url}{route}", key, str(path)]
+    command = [sys.executable, "-m", "bench.load", f"{server.url}{route}", key, str(path)]
     command += ["--rate", str(rate), "--seconds", str(seconds)]
+    cpu_before = tree_cpu_seconds(server.pid)
     answer = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
     result: dict[str, Any] = json.loads(answer.stdout)
+    # The server's CPU per request: what caps the rate one process can serve.
+    cpu = tree_cpu_seconds(server.pid) - cpu_before
+    result["server_cpu_ms"] = cpu * 1e3 / max(len(result["latencies_ms"]), 1)
     return result
 
 
 def percentiles(values: list[float]) -> str:
     p50, p99 = statistics.median(values), float(np.percentile(values, 99))
     return f"p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
+
+
+def served_note(result: dict[str, Any]) -> str:
+    return f"statuses {result['statuses']}, server CPU {result['server_cpu_ms']:.1f} ms a request"
 
 
 def row(label: str, values: list[float], note: str = "") -> None:
@@ -209,23 +240,27 @@ def main(argv: list[str] | None = None) -> int:
             f"world built in {time.perf_counter() - started:.0f} s: {len(payments)} live "
             f"payments, {len(texts)} messages; load average {os.getloadavg()[0]:.1f}"
         )
-        floor = in_process_floor(fresh_copies(payments, 1_050))
-        row("in-process floor (features + model + audit)", floor, "1,000 sequential")
+        floor, floor_cpu_ms = in_process_floor(fresh_copies(payments, 1_050))
+        row(
+            "in-process floor (features + model + audit)",
+            floor,
+            f"1,000 sequential, CPU {floor_cpu_ms:.1f} ms a decision",
+        )
         key = secrets.token_urlsafe(16)
         riskctl_serve = [sys.executable, "-m", "pipelines.cli", "serve"]
-        with served(riskctl_serve, args.port, key, home / "service.log") as url:
-            load(url, key, fresh_copies(payments, 400), 20, 5, home)  # warm-up
+        with served(riskctl_serve, args.port, key, home / "service.log") as server:
+            load(server, key, fresh_copies(payments, 400), 20, 5, home)  # warm-up
             # Texts first, on a server no overload has left a queue in; the first few load the
             # embedding model's lazy parts, so they warm up apart.
-            load(url, key, unseen(texts[300:340], f"{run}-warm"), 10, 4, home)
-            text = load(url, key, unseen(texts[:300], run), 10, 30, home)
+            load(server, key, unseen(texts[300:340], f"{run}-warm"), 10, 4, home)
+            text = load(server, key, unseen(texts[:300], run), 10, 30, home)
             row(
                 "HTTP text decision at 10 rps for 30 s",
                 text["latencies_ms"],
-                f"statuses {text['statuses']}",
+                served_note(text),
             )
             steady = load(
-                url,
+                server,
                 key,
                 fresh_copies(payments, int(args.rate * args.seconds)),
                 args.rate,
@@ -236,17 +271,17 @@ def main(argv: list[str] | None = None) -> int:
             row(
                 f"HTTP fraud decision at {args.rate:.0f} rps for {args.seconds:.0f} s",
                 http,
-                f"statuses {steady['statuses']}, achieved {steady['achieved_rps']:.0f} rps",
+                served_note(steady) + f", achieved {steady['achieved_rps']:.0f} rps",
             )
             ratio = statistics.median(http) / statistics.median(floor)
             print(f"{'HTTP p50 / floor p50':<52} {ratio:.2f}× (target ≤ 3×)")
             for rate in SWEEP_RATES:
                 time.sleep(SETTLE_S)  # let a saturated run's queue drain first
-                result = load(url, key, fresh_copies(payments, rate * 15), rate, 15, home)
+                result = load(server, key, fresh_copies(payments, rate * 15), rate, 15, home)
                 row(
                     f"HTTP fraud decision at {rate} rps for 15 s",
                     result["latencies_ms"],
-                    f"statuses {result['statuses']}",
+                    served_note(result),
                 )
                 if float(np.percentile(result["latencies_ms"], 99)) > 50:
                     print(f"p99 crosses 50 ms below {rate} rps")
@@ -260,10 +295,10 @@ def main(argv: list[str] | None = None) -> int:
             "--working-dir",
             str(REPO),
         ]
-        with served(fraud_alone, args.port + 1, key, home / "fraud.log") as url:
-            load(url, key, fresh_copies(payments, 400), 20, 5, home, "/v1/fraud/score")
+        with served(fraud_alone, args.port + 1, key, home / "fraud.log") as server:
+            load(server, key, fresh_copies(payments, 400), 20, 5, home, "/v1/fraud/score")
             hop = load(
-                url,
+                server,
                 key,
                 fresh_copies(payments, HOP_RATE * 30),
                 HOP_RATE,
@@ -274,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             row(
                 f"FraudScorer alone over HTTP at {HOP_RATE} rps (no audit)",
                 hop["latencies_ms"],
-                f"statuses {hop['statuses']}",
+                served_note(hop),
             )
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
     finally:
