@@ -25,6 +25,20 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
+class FraudIncidents(BaseModel):
+    """Incidents per fraud scenario; a scenario left unset scales with customers x days.
+
+    Small worlds (tests) set counts so every scenario shows up; the scenarios stay as they are.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    card_testing: int | None = Field(None, ge=1)
+    account_takeover: int | None = Field(None, ge=1)
+    compromised_terminal: int | None = Field(None, ge=1)
+    above_habit: int | None = Field(None, ge=1)
+
+
 class SimulationConfig(BaseModel):
     """Size and seed of a simulated world. Incident rates scale with the population."""
 
@@ -36,6 +50,7 @@ class SimulationConfig(BaseModel):
     seed: int = 7
     start: str = "2026-06-01"
     messages_per_customer: float = Field(1.0, ge=0)
+    incidents: FraudIncidents = FraudIncidents()
 
     @property
     def n_terminals(self) -> int:
@@ -65,16 +80,16 @@ def simulate_world(config: SimulationConfig, progress: Progress | None = None) -
     step("genuine payments")
     genuine = pay.genuine_payments(rng, customers, cards, terminals, favourites, start, config.days)
     step("fraud scenarios")
-    per_day = config.days * config.customers / 5_000
+    counts = _incident_counts(config)
     injected = [
-        pay.card_testing(rng, genuine, customers, terminals, incidents=max(1, round(2 * per_day))),
-        pay.account_takeover(rng, genuine, customers, terminals, max(1, round(1.5 * per_day))),
+        pay.card_testing(rng, genuine, customers, terminals, counts["card_testing"]),
+        pay.account_takeover(rng, genuine, customers, terminals, counts["account_takeover"]),
     ]
     payments = pd.concat([genuine, *injected], ignore_index=True)
     payments = payments.sort_values("occurred_at", kind="stable", ignore_index=True)
-    n_terminals_hit = min(max(1, round(0.6 * per_day)), payments["terminal_id"].nunique())
+    n_terminals_hit = min(counts["compromised_terminal"], payments["terminal_id"].nunique())
     pay.compromise_terminals(rng, payments, incidents=n_terminals_hit)
-    pay.spend_above_habit(rng, payments, incidents=min(max(1, round(per_day)), config.customers))
+    pay.spend_above_habit(rng, payments, min(counts["above_habit"], config.customers))
     pay.attach_labels(rng, payments)
     payments.insert(0, "transaction_id", [f"tx{i:09d}" for i in range(len(payments))])
 
@@ -89,6 +104,22 @@ def simulate_world(config: SimulationConfig, progress: Progress | None = None) -
         customers=customers.drop(columns=["x", "y"]),
         terminals=terminals.drop(columns=["x", "y"]),
     )
+
+
+def _incident_counts(config: SimulationConfig) -> dict[str, int]:
+    """Incidents per scenario: the configured count, else a rate per 5,000 customer-days."""
+    scale = config.days * config.customers / 5_000
+    per_scale = {
+        "card_testing": 2.0,
+        "account_takeover": 1.5,
+        "compromised_terminal": 0.6,
+        "above_habit": 1.0,
+    }
+    configured = config.incidents.model_dump()
+    return {
+        scenario: configured[scenario] or max(1, round(rate * scale))
+        for scenario, rate in per_scale.items()
+    }
 
 
 def write_world(world: SimulatedWorld, out: Path) -> dict[str, Path]:

@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from pipelines.simulate import SimulatedWorld, SimulationConfig, simulate_world
+from pipelines.simulate import FraudIncidents, SimulatedWorld, SimulationConfig, simulate_world
 from pipelines.simulate.payments import SCENARIOS
 from pipelines.simulate.texts import RISK_PHRASES
 
@@ -22,6 +22,18 @@ def test_another_seed_gives_another_world() -> None:
     other = simulate_world(TINY.model_copy(update={"seed": 6}))
 
     assert not first.transactions["amount"].equals(other.transactions["amount"])
+
+
+def test_configured_incident_counts_replace_the_rate_for_their_scenario() -> None:
+    # given a tiny world asked for five account takeovers (its rate would give one)
+    config = TINY.model_copy(update={"incidents": FraudIncidents(account_takeover=5)})
+
+    # when simulated
+    payments = simulate_world(config).transactions
+
+    # then five new devices spend abroad, each one takeover
+    takeovers = payments[payments["fraud_scenario"] == "account_takeover"]
+    assert takeovers["device_id"].nunique() == 5, "each takeover uses its own new device"
 
 
 def test_every_fraud_scenario_is_present_and_labelled_by_name(small_world: SimulatedWorld) -> None:
