@@ -65,10 +65,13 @@ customer_terminal_history = FeatureView(
     name="customer_terminal_history",
     entities=[customer, terminal],
     ttl=timedelta(0),
-    schema=[Field(name="payments_at_terminal_before", dtype=Int64)],
+    schema=[
+        Field(name="payments_at_terminal_before", dtype=Int64),
+        Field(name="usual_amount_at_terminal", dtype=Float64),
+    ],
     source=customer_activity_push,
     online=True,
-    description="How often the customer paid at this terminal before: novelty of the pair.",
+    description="How often and how much the customer paid at this terminal before.",
 )
 
 customer_attributes = FeatureView(
@@ -85,7 +88,8 @@ customer_attributes = FeatureView(
     description="Segment, home country and account opening from customers.parquet, if present.",
 )
 
-# Fraud rates use only labels available at the payment's time: labels arrive late.
+# Fraud rates and chargeback counts use only labels available at the payment's time: labels
+# arrive late. The chargebacks count frauds confirmed in the window whenever they happened.
 terminal_risk = FeatureView(
     name="terminal_risk",
     entities=[terminal],
@@ -97,8 +101,10 @@ terminal_risk = FeatureView(
         Field(name="terminal_fraud_rate_7d", dtype=Float64),
         Field(name="terminal_payments_30d_count", dtype=Int64),
         Field(name="terminal_fraud_rate_30d", dtype=Float64),
+        Field(name="terminal_frauds_confirmed_7d", dtype=Int64),
+        Field(name="terminal_frauds_confirmed_14d", dtype=Int64),
     ],
     source=terminal_risk_source,
     online=True,
-    description="Payments and known-fraud rate at the terminal over 1, 7 and 30 days before.",
+    description="Payments and known-fraud rate over 1-30 days; chargebacks of 7 and 14 days.",
 )

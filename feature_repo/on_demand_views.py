@@ -25,6 +25,7 @@ from feature_repo.feature_views import (
     sources=[payment_request, customer_profile, customer_terminal_history, customer_attributes],
     schema=[
         Field(name="amount_to_usual_ratio", dtype=Float64),
+        Field(name="amount_to_usual_at_terminal_ratio", dtype=Float64),
         Field(name="amount_zscore", dtype=Float64),
         Field(name="event_hour", dtype=Int64),
         Field(name="is_night", dtype=Int64),
@@ -34,7 +35,8 @@ from feature_repo.feature_views import (
         Field(name="account_age_days", dtype=Float64),
     ],
     mode="python",
-    description="The payment against the customer's norm, its time of day, and novelty.",
+    description="The payment against the customer's norm (overall and at this terminal), its "
+    "time of day, and novelty.",
 )
 def payment_context(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
     # Feast ships this function's source alone: imports and helpers must live inside it.
@@ -71,6 +73,7 @@ def payment_context(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
         name: []
         for name in (
             "amount_to_usual_ratio",
+            "amount_to_usual_at_terminal_ratio",
             "amount_zscore",
             "event_hour",
             "is_night",
@@ -87,17 +90,25 @@ def payment_context(inputs: dict[str, list[Any]]) -> dict[str, list[Any]]:
         inputs["amount_spread"],
         inputs["account_opened_at"],
         inputs["payments_at_terminal_before"],
+        inputs["usual_amount_at_terminal"],
         inputs["country"],
         inputs["home_country"],
         inputs["usual_country"],
         strict=True,
     )
-    for amount, occurred, usual, spread, opened, seen, country, home, usual_country in columns:
+    for row in columns:
+        amount, occurred, usual, spread, opened, seen, usual_here, country, home, usual_country = (
+            row
+        )
         amount, usual, spread = number(amount), number(usual), number(spread)
+        usual_here = number(usual_here)
         occurred_at, opened_at = moment(occurred), moment(opened)
         country, home = text(country), text(home) or text(usual_country)
         seen_before = number(seen)
         out["amount_to_usual_ratio"].append(amount / usual if usual > 0 else nan)
+        out["amount_to_usual_at_terminal_ratio"].append(
+            amount / usual_here if usual_here > 0 else nan
+        )
         out["amount_zscore"].append((amount - usual) / spread if spread > 0 else nan)
         out["event_hour"].append(occurred_at.hour)
         out["is_night"].append(int(occurred_at.hour < 6))

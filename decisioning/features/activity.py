@@ -44,6 +44,7 @@ class CustomerHistory:
     country_counts: dict[str, int] = field(default_factory=dict)
     usual_country: str | None = None
     terminal_counts: dict[str, int] = field(default_factory=dict)
+    terminal_amount_sums: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The stored document; ``asdict`` would cost ~2 ms a payment on a busy customer."""
@@ -63,6 +64,7 @@ class CustomerHistory:
             "country_counts": dict(self.country_counts),
             "usual_country": self.usual_country,
             "terminal_counts": dict(self.terminal_counts),
+            "terminal_amount_sums": dict(self.terminal_amount_sums),
         }
 
     @classmethod
@@ -96,6 +98,7 @@ def record_payment(history: CustomerHistory, event: TransactionEvent) -> dict[st
         "terminal_id": event.terminal_id,
         **_profile_before(history),
         "payments_at_terminal_before": history.terminal_counts.get(event.terminal_id, 0),
+        "usual_amount_at_terminal": _usual_at_terminal(history, event.terminal_id),
         "seconds_since_previous_payment": (
             (now - previous) / 1e9 if previous is not None else math.nan
         ),
@@ -123,6 +126,16 @@ def _profile_before(history: CustomerHistory) -> dict[str, Any]:
     }
 
 
+def _usual_at_terminal(history: CustomerHistory, terminal_id: str) -> float:
+    """Mean amount of the customer's earlier payments at this terminal; NaN before the first.
+
+    A document stored before the sums were kept has counts without sums: unknown, not zero.
+    """
+    count = history.terminal_counts.get(terminal_id, 0)
+    total = history.terminal_amount_sums.get(terminal_id)
+    return total / count if count and total is not None else math.nan
+
+
 def _previous_payment_ns(history: CustomerHistory, now: int) -> int | None:
     """The latest earlier payment, also for a payment that arrives after later ones."""
     if history.last_payment_ns is None or history.last_payment_ns <= now:
@@ -139,9 +152,12 @@ def _remember(history: CustomerHistory, event: TransactionEvent, now: int) -> No
     history.amount_sum += event.amount
     history.amount_squares += event.amount * event.amount
     history.last_payment_ns = newest
-    history.terminal_counts[event.terminal_id] = (
-        history.terminal_counts.get(event.terminal_id, 0) + 1
-    )
+    at_terminal = history.terminal_counts.get(event.terminal_id, 0)
+    history.terminal_counts[event.terminal_id] = at_terminal + 1
+    if at_terminal == 0 or event.terminal_id in history.terminal_amount_sums:
+        history.terminal_amount_sums[event.terminal_id] = (
+            history.terminal_amount_sums.get(event.terminal_id, 0.0) + event.amount
+        )
     if event.country is not None:
         seen = history.country_counts.get(event.country, 0) + 1
         history.country_counts[event.country] = seen

@@ -26,6 +26,12 @@ TERMINAL_WINDOWS = {
     "7d": pd.Timedelta(days=7),
     "30d": pd.Timedelta(days=30),
 }
+# Chargebacks received at the terminal over these windows, whenever the frauds themselves happened:
+# with labels days late, what a bank knows of a terminal is the fraud confirmed there recently.
+CONFIRMED_WINDOWS = {
+    "7d": pd.Timedelta(days=7),
+    "14d": pd.Timedelta(days=14),
+}
 # A label without a time (files lacking label_available_at) is assumed known this long after the
 # payment, the chargeback delay the backtests assume, rather than at once, which would leak.
 LABEL_DELAY_WHEN_UNKNOWN = pd.Timedelta(days=7)
@@ -63,7 +69,7 @@ def build_feature_tables(
 
 
 def customer_activity_table(transactions: pd.DataFrame) -> pd.DataFrame:
-    """Velocity, profile and terminal novelty of each payment's customer, as of that payment."""
+    """Velocity, profile and terminal habit of each payment's customer, as of that payment."""
     frame = _sorted(transactions, "customer_id")
     group = pd.factorize(frame["customer_id"])[0]
     times = _nanoseconds(frame["occurred_at"])
@@ -91,7 +97,13 @@ def customer_activity_table(transactions: pd.DataFrame) -> pd.DataFrame:
     previous = np.where(position > start, times - np.roll(times, 1), -1)
     out["seconds_since_previous_payment"] = np.where(previous >= 0, previous / 1e9, np.nan)
     out = out.join(_profile_before(frame, group, amounts, start, position))
-    out["payments_at_terminal_before"] = frame.groupby([group, terminals], sort=False).cumcount()
+    pair = group.astype(np.int64) * (terminals.max(initial=0) + 1) + terminals
+    seen = pd.Series(pair).groupby(pair, sort=False).cumcount().to_numpy()
+    out["payments_at_terminal_before"] = seen
+    # The customer's habit where they pay: genuine amounts follow the merchant's ticket size.
+    out["usual_amount_at_terminal"] = np.where(
+        seen >= 1, _sum_before(amounts, pair) / np.maximum(seen, 1), np.nan
+    )
     return out.reset_index(drop=True)
 
 
@@ -115,7 +127,7 @@ def customer_attributes_table(
 
 
 def terminal_risk_table(transactions: pd.DataFrame) -> pd.DataFrame:
-    """Payments and known-fraud rate at each payment's terminal over the windows before it."""
+    """Payments, known-fraud rate and recent chargebacks at each payment's terminal before it."""
     frame = _sorted(transactions, "terminal_id")
     group = pd.factorize(frame["terminal_id"])[0]
     times = _nanoseconds(frame["occurred_at"])
@@ -129,11 +141,14 @@ def terminal_risk_table(transactions: pd.DataFrame) -> pd.DataFrame:
     for name, window in TERMINAL_WINDOWS.items():
         span = window.value
         earlier = position - rows.count_before(group, times - span)
-        frauds = _known_frauds_in_window(rows, fraud, known_at, span)
+        frauds = _known_frauds_until(rows, fraud, known_at, rows.times + span)
         out[f"terminal_payments_{name}_count"] = earlier
         out[f"terminal_fraud_rate_{name}"] = np.where(
             earlier > 0, frauds / np.maximum(earlier, 1), np.nan
         )
+    for name, window in CONFIRMED_WINDOWS.items():
+        confirmed = _known_frauds_until(rows, fraud, known_at, known_at + window.value)
+        out[f"terminal_frauds_confirmed_{name}"] = confirmed
     return out.reset_index(drop=True)
 
 
@@ -247,19 +262,21 @@ def _distinct_in_window(rows: _SortedRows, next_same: np.ndarray, span: int) -> 
     return position + 1 - np.searchsorted(ends, position, side="right")
 
 
-def _known_frauds_in_window(
-    rows: _SortedRows, fraud: np.ndarray, known_at: np.ndarray, span: int
+def _known_frauds_until(
+    rows: _SortedRows, fraud: np.ndarray, known_at: np.ndarray, until: np.ndarray
 ) -> np.ndarray:
-    """Frauds among earlier rows in (t - span, t) whose label was available by t.
+    """Frauds among earlier rows whose label was available by t, each counted while t < until.
 
-    A fraud row j counts for rows i after it, once its label is known, until it leaves the window:
-    an interval of positions per fraud, and a count of intervals containing each row.
+    A fraud row j counts for rows i after it, from the time its label is known until ``until[j]``
+    (its payment time plus a window: frauds that happened in the window; its label time plus a
+    window: chargebacks received in the window). An interval of positions per fraud, and a count
+    of intervals containing each row. A label arriving after a payment never counts for it.
     """
     position = np.arange(len(rows.group))
     frauds = np.flatnonzero(fraud)
     group = rows.group[frauds]
     known_from = rows.count_before(group, known_at[frauds], strict=True)
-    leaves = rows.count_before(group, rows.times[frauds] + span, strict=True)
+    leaves = rows.count_before(group, until[frauds], strict=True)
     starts = np.maximum(frauds + 1, known_from)
     keep = starts < leaves
     opened = np.searchsorted(np.sort(starts[keep]), position, side="right")

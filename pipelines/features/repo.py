@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
@@ -111,8 +112,17 @@ def histories_as_of(activity: pd.DataFrame, end: datetime) -> Iterator[tuple[str
                 terminal_counts={
                     str(k): int(v) for k, v in rows["terminal_id"].value_counts().items()
                 },
+                terminal_amount_sums=_amount_sums_by_terminal(rows["terminal_id"], amounts),
             ),
         )
+
+
+def _amount_sums_by_terminal(terminals: pd.Series, amounts: np.ndarray) -> dict[str, float]:
+    """Per terminal, the amounts added in payment order, as the online history adds them."""
+    sums: dict[str, float] = {}
+    for terminal, amount in zip(terminals.astype(str), amounts.tolist(), strict=True):
+        sums[terminal] = sums.get(terminal, 0.0) + amount
+    return sums
 
 
 def _usual_country_after(rows: pd.DataFrame) -> str | None:

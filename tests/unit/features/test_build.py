@@ -86,6 +86,48 @@ def test_a_fraud_label_counts_only_once_it_is_available() -> None:
     assert pd.isna(_row(table, "tx0000")["terminal_fraud_rate_7d"]), "no earlier payment"
 
 
+def test_a_chargeback_counts_from_its_arrival_for_seven_days_not_before() -> None:
+    # given a fraud on day 0 at m9 whose chargeback arrives on day 10, then payments at m9
+    day = 24 * 60
+    frame = payments(
+        {"minutes": 0, "terminal_id": "m9"},
+        {"minutes": 9 * day, "terminal_id": "m9"},
+        {"minutes": 10 * day, "terminal_id": "m9"},
+        {"minutes": 16 * day, "terminal_id": "m9"},
+        {"minutes": 18 * day, "terminal_id": "m9"},
+    )
+    frame["label"] = pd.array([1, pd.NA, pd.NA, pd.NA, pd.NA], dtype="Int8")
+    arrives = frame["occurred_at"][0] + pd.Timedelta(days=10)
+    frame["label_available_at"] = [arrives, pd.NaT, pd.NaT, pd.NaT, pd.NaT]
+    # when the terminal risk is built
+    table = build_feature_tables(frame).terminal_risk
+    confirmed = table.set_index("transaction_id")["terminal_frauds_confirmed_7d"]
+    # then a payment before the chargeback arrived does not see it, though the fraud is older
+    assert confirmed["tx0001"] == 0, "a label arriving after the payment was used"
+    assert confirmed["tx0000"] == 0, "a payment never sees its own label"
+    # and the payments within 7 days of its arrival count it, later ones no longer
+    assert confirmed["tx0002"] == 1, "a chargeback arriving at the payment's time is known"
+    assert confirmed["tx0003"] == 1
+    assert confirmed["tx0004"] == 0, "the chargeback is 8 days old: out of the 7-day window"
+    assert table.set_index("transaction_id").loc["tx0004", "terminal_frauds_confirmed_14d"] == 1
+
+
+def test_the_usual_amount_at_a_terminal_describes_earlier_payments_there_only() -> None:
+    # given payments of 10 and 30 at m1, 500 at m2, then 200 at m1
+    frame = payments(
+        {"minutes": 0, "amount": 10.0},
+        {"minutes": 5, "amount": 30.0},
+        {"minutes": 6, "amount": 500.0, "terminal_id": "m2"},
+        {"minutes": 9, "amount": 200.0},
+    )
+    # when built
+    table = build_feature_tables(frame).customer_activity.set_index("transaction_id")
+    # then the last payment is compared with the two before it at m1, not with m2 or itself
+    assert table.loc["tx0003", "usual_amount_at_terminal"] == pytest.approx(20.0)
+    assert pd.isna(table.loc["tx0002", "usual_amount_at_terminal"]), "first payment at m2"
+    assert pd.isna(table.loc["tx0000", "usual_amount_at_terminal"]), "no history, no habit"
+
+
 def test_a_file_with_only_required_columns_gives_null_features_not_a_crash() -> None:
     # given bring-your-own payments without country, labels or a customers file
     frame = payments({"minutes": 0}, {"minutes": 1}, {"minutes": 2, "customer_id": "c2"})
@@ -168,6 +210,7 @@ def test_a_history_document_round_trips_and_matches_its_fields() -> None:
         country_counts={"GB": 6, "FR": 1},
         usual_country="GB",
         terminal_counts={"m1": 5, "m2": 2},
+        terminal_amount_sums={"m1": 20.0, "m2": 10.0},
     )
 
     assert history.to_json() == asdict(history), "the document must name every field as stored"
