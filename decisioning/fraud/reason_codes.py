@@ -27,6 +27,12 @@ ReasonSource = Literal["model", "rule", "text"]
 DERIVED_VALUES: dict[str, Callable[[Mapping[str, Any]], float]] = {
     "usual_hourly_rate": lambda row: _before_burst(row) / (30 * 24),
     "usual_daily_rate": lambda row: _before_burst(row) / 30,
+    # Chargebacks only as a reason when there are some: "0 frauds confirmed" explains nothing.
+    "chargebacks_7d_if_any": lambda row: (
+        float(row["terminal_frauds_confirmed_7d"])
+        if float(row["terminal_frauds_confirmed_14d"]) > 0
+        else math.nan
+    ),
 }
 
 

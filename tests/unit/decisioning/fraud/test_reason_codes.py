@@ -64,6 +64,31 @@ def test_sentence_falls_back_to_the_description_when_a_value_is_missing() -> Non
     assert sentence == "Amount unlike the customer's usual payments"
 
 
+@pytest.mark.parametrize(
+    ("confirmed_7d", "confirmed_14d", "expected"),
+    [
+        (2, 3, "2 frauds confirmed at this terminal in the last 7 days, 3 in 14 days"),
+        (0, 0, "known fraud rate 4.0% at this terminal over 7 days (50 payments)"),
+    ],
+)
+def test_terminal_sentence_names_chargebacks_only_when_there_are_some(
+    confirmed_7d: int, confirmed_14d: int, expected: str
+) -> None:
+    # given a terminal's known fraud rate and its confirmed chargebacks
+    values = {
+        "terminal_frauds_confirmed_7d": confirmed_7d,
+        "terminal_frauds_confirmed_14d": confirmed_14d,
+        "terminal_fraud_rate_7d": 0.04,
+        "terminal_payments_7d_count": 50,
+    }
+
+    # when
+    sentence = load_reason_codes(CONFIG).sentence("terminal.fraud_history", values)
+
+    # then
+    assert sentence == expected
+
+
 def test_top_reasons_sum_contributions_per_code_and_keep_only_positive_ones() -> None:
     # given one payment whose velocity features together push the score up, amount pulls down
     contributions = pd.DataFrame(
