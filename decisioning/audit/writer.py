@@ -1,11 +1,11 @@
 """Group commit: appends from many threads share one transaction and one flush to disk.
 
-A durable commit waits for the write-ahead log to reach the disk (PostgreSQL here: 3.7 ms at
-p50, 8 ms at p99), and the chain lock is held until it returns, so one commit per decision caps
-a process at a few hundred appends a second and queues every decision behind the flush. One
-writer thread per store instead takes whatever appends are waiting, chains and inserts them in
-one transaction, commits once, and only then answers each caller: nobody learns of a record
-before the database confirmed it, and a failed commit fails every append in it.
+A durable commit waits for the write-ahead log to reach the disk (PostgreSQL here: 0.3 ms at p50 on
+a quiet machine, several ms while other jobs write), and the chain lock is held until it returns,
+so one commit per decision queues every decision behind the previous one's flush. One writer thread
+per store instead takes whatever appends are waiting, chains and inserts them in one transaction,
+commits once, and only then answers each caller: nobody learns of a record before the database
+confirmed it, and a failed commit fails every append in it.
 """
 
 from __future__ import annotations
