@@ -10,7 +10,7 @@ from feast.value_type import ValueType
 from decisioning.features.online import _proto, _python
 
 CASES = [
-    (ValueType.INT64, [0, 5, -3, True, None, np.int64(7), 2**40]),
+    (ValueType.INT64, [0, 5, -3, True, None, np.int64(7), 2**40, "7"]),
     (ValueType.INT32, [1, 0, None]),
     (ValueType.DOUBLE, [0.0, 1.5, 3, None, float("nan"), np.float64(2.5), -0.0]),
     (ValueType.FLOAT, [1.25, None]),
@@ -33,3 +33,17 @@ def test_scalars_convert_as_feast_converts_them(value_type: ValueType, values: l
         back, feast_back = _python(proto), feast_value_type_to_python_type(expected)
         assert back == feast_back or (back is None and feast_back is None), (value_type, value)
         assert type(back) is type(feast_back)
+
+
+@pytest.mark.parametrize(
+    ("value_type", "value"),
+    [(ValueType.DOUBLE, True), (ValueType.DOUBLE, "1.5")],
+)
+def test_what_feast_refuses_is_refused(value_type: ValueType, value: object) -> None:
+    # given a value Feast's type map refuses for the type
+    with pytest.raises(Exception) as feast_error:
+        python_values_to_proto_values([value], value_type)
+
+    # when / then: the online path refuses it too, with Feast's own error
+    with pytest.raises(type(feast_error.value)):
+        _proto(value, value_type)
