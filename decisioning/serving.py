@@ -110,8 +110,8 @@ def freeze_startup_heap() -> None:
     """Take what start-up loaded out of the garbage collector's sight, once loading is done.
 
     A serving process holds about a million long-lived objects (Feast, MLflow, torch, the
-    models), and every full collection walked them all: pauses of ~300 ms that set the p99, and
-    a quarter of the CPU a decision cost (docs/benchmarks.md). ``gc.freeze`` moves them to a
+    models), and every full collection walked them all: pauses of ~300 ms that set the p99
+    (docs/benchmarks.md). ``gc.freeze`` moves them to a
     permanent generation; collections then look at what requests allocate.
     """
     gc.collect()
