@@ -206,17 +206,9 @@ def _insert_at_head(
         # practice). If one ever does not, roll back: the writer then appends one at a time.
         raise ChainOrderError(f"sequence numbers {seqs} do not follow the chain order")
     return [
-        AuditRecord(
-            seq=seq_of[record_id],
-            record_id=record_id,
-            kind=kind,
-            recorded_at=recorded_at,
-            body=pending.body,
-            prev_hash=prev_hash,
-            row_hash=digest,
-        )
-        for pending, (record_id, kind, recorded_at, _, prev_hash, digest) in zip(
-            batch, rows, strict=True
+        AuditRecord(seq, record_id, kind, recorded_at, pending.body, prev_hash, digest)
+        for seq, pending, (record_id, kind, recorded_at, _, prev_hash, digest) in zip(
+            seqs, batch, rows, strict=True
         )
     ]
 

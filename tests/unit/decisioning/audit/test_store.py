@@ -11,7 +11,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from decisioning.audit import AuditStore
-from decisioning.audit.store import _engine
+from decisioning.audit.store import ChainOrderError, _engine, _insert_at_head
+from decisioning.audit.writer import PendingAppend
 from decisioning.errors import AuditUnavailable
 
 
@@ -160,3 +161,40 @@ def test_a_postgresql_server_that_refuses_connections_is_audit_unavailable() -> 
 
     with pytest.raises(AuditUnavailable, match="OperationalError"):
         store.append("decision", "d1", {"action": "approve"})
+
+
+class _ScriptedConnection:
+    """Answers the head query with no head and the insert with the given (seq, record_id)."""
+
+    class dialect:
+        name = "sqlite"
+        paramstyle = "qmark"
+
+    def __init__(self, numbered: list[tuple[int, str]]) -> None:
+        self._numbered = numbered
+
+    def exec_driver_sql(self, statement: str, parameters: tuple = ()) -> object:
+        if statement.startswith("INSERT"):
+            return iter(self._numbered)
+        return type("Head", (), {"scalar": staticmethod(lambda: None)})()
+
+
+@pytest.mark.parametrize(
+    ("numbered", "in_order"),
+    [([(1, "a"), (2, "b")], True), ([(2, "a"), (1, "b")], False)],
+)
+def test_a_batch_numbered_out_of_chain_order_is_refused(
+    numbered: list[tuple[int, str]], in_order: bool
+) -> None:
+    # given a batch of two appends, and a database that numbers them as given
+    batch = [PendingAppend("decision", rid, "2026-01-01T00:00:00+00:00", {}, "{}") for rid in "ab"]
+    connection = _ScriptedConnection(numbered)
+
+    # when / then: rows numbered against the chain order never commit
+    if in_order:
+        records = _insert_at_head(connection, batch)  # type: ignore[arg-type]
+        assert [r.seq for r in records] == [1, 2]
+        assert records[1].prev_hash == records[0].row_hash
+    else:
+        with pytest.raises(ChainOrderError):
+            _insert_at_head(connection, batch)  # type: ignore[arg-type]
