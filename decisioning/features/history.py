@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from decisioning.features.activity import CustomerHistory
 from decisioning.features.errors import FeatureStoreUnavailable
@@ -42,6 +42,14 @@ class RedisPaymentHistory:
         self._client = redis.Redis.from_url(url, socket_timeout=2)
         self._prefix = f"{namespace}:payment_history:"
 
+    @property
+    def client(self) -> Any:
+        """The Redis client, for a caller that stores more beside a history in one script."""
+        return self._client
+
+    def key(self, customer_id: str) -> str:
+        return self._prefix + customer_id
+
     def update(self, customer_id: str, change: Callable[[CustomerHistory], Result]) -> Result:
         import redis
 
@@ -51,10 +59,10 @@ class RedisPaymentHistory:
                 while True:
                     try:
                         pipe.watch(key)
-                        history = _decode(cast(bytes | None, pipe.get(key)))
+                        history = decode_history(cast(bytes | None, pipe.get(key)))
                         result = change(history)
                         pipe.multi()
-                        pipe.set(key, _encode(history))
+                        pipe.set(key, encode_history(history))
                         pipe.execute()
                         return result
                     except redis.WatchError:
@@ -67,7 +75,7 @@ class RedisPaymentHistory:
         stored = 0
         with self._client.pipeline(transaction=False) as pipe:
             for customer_id, history in histories:
-                pipe.set(self._prefix + customer_id, _encode(history))
+                pipe.set(self._prefix + customer_id, encode_history(history))
                 stored += 1
             pipe.execute()
         return stored
@@ -103,11 +111,11 @@ class SqlitePaymentHistory:
                 "SELECT history FROM payment_history WHERE namespace = ? AND customer_id = ?",
                 (self._namespace, customer_id),
             ).fetchone()
-            history = _decode(row[0] if row else None)
+            history = decode_history(row[0] if row else None)
             result = change(history)
             connection.execute(
                 "INSERT OR REPLACE INTO payment_history VALUES (?, ?, ?)",
-                (self._namespace, customer_id, _encode(history)),
+                (self._namespace, customer_id, encode_history(history)),
             )
             connection.execute("COMMIT")
             return result
@@ -122,7 +130,7 @@ class SqlitePaymentHistory:
                 connection.execute(
                     "DELETE FROM payment_history WHERE namespace = ?", (self._namespace,)
                 )
-                rows = [(self._namespace, cid, _encode(h)) for cid, h in histories]
+                rows = [(self._namespace, cid, encode_history(h)) for cid, h in histories]
                 connection.executemany("INSERT INTO payment_history VALUES (?, ?, ?)", rows)
             return len(rows)
         finally:
@@ -138,9 +146,9 @@ def history_backend(backend: str, url: str, namespace: str) -> PaymentHistory:
     raise FeatureStoreUnavailable(f"unknown payment history backend {backend!r}")
 
 
-def _encode(history: CustomerHistory) -> str:
+def encode_history(history: CustomerHistory) -> str:
     return json.dumps(history.to_json(), separators=(",", ":"))
 
 
-def _decode(raw: bytes | str | None) -> CustomerHistory:
+def decode_history(raw: bytes | str | None) -> CustomerHistory:
     return CustomerHistory() if raw is None else CustomerHistory.from_json(json.loads(raw))

@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from feast import FeatureStore, FeatureView, OnDemandFeatureView
+from feast import FeatureStore, FeatureView, OnDemandFeatureView, RepoConfig
 from feast.data_source import PushSource
 from feast.errors import FeatureServiceNotFoundException
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
@@ -30,7 +30,8 @@ from feast.value_type import ValueType
 from decisioning.events import TransactionEvent
 from decisioning.features.activity import record_payment
 from decisioning.features.errors import FeatureServiceNotFound
-from decisioning.features.history import PaymentHistory
+from decisioning.features.history import PaymentHistory, RedisPaymentHistory
+from decisioning.features.redis_payment import RedisPaymentRoundTrips, shares_feast_redis
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,10 @@ class OnlineFeatureService:
 
     ``fetch`` records the payment in the customer's history, writes the views fed by the push
     source (their values come from that history, so they are not read back), reads the batch
-    views of the payment's entities, and runs the on-demand views' own functions.
+    views of the payment's entities, and runs the on-demand views' own functions. When the
+    history and Feast's online store share one Redis, the first three take two round trips
+    (:mod:`decisioning.features.redis_payment`); ``two_round_trips=False`` keeps the general
+    path, view by view through Feast's provider (tests compare the two).
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class OnlineFeatureService:
         history: PaymentHistory,
         service: str = FRAUD_FEATURE_SERVICE,
         push_source: str = CUSTOMER_ACTIVITY_PUSH,
+        two_round_trips: bool = True,
     ) -> None:
         feature_service = get_feature_service(store, service)
         self.service = service
@@ -73,20 +78,37 @@ class OnlineFeatureService:
         self._pushed = [view for view in views.values() if _pushed_from(view, push_source)]
         pushed = {view.name for view in self._pushed}
         self._stored = [views[name] for name in sorted(needed - pushed)]
+        self._round_trips = (
+            _two_round_trips(history, self._config, self._pushed, self._stored)
+            if two_round_trips
+            else None
+        )
 
     def fetch(self, event: TransactionEvent) -> dict[str, Any]:
         """Push the payment, then return the service's values for it, keyed by feature name."""
+        inputs = request_row(event)
+        if self._round_trips is not None:
+            record = partial(record_payment, event=event)
+            values = self._round_trips.push_and_read(
+                event.customer_id, inputs, event.occurred_at, record
+            )
+        else:
+            values = self._push_and_read(event)
+        inputs = {**inputs, **values}
+        for transform in self._transforms:
+            output = transform.transform_dict({name: [value] for name, value in inputs.items()})
+            values.update(_as_stored(transform, {n: output[n][0] for n in _names(transform)}))
+        return {name: values.get(name) for name in self.names}
+
+    def _push_and_read(self, event: TransactionEvent) -> dict[str, Any]:
+        """Any online store: the history's own update, then Feast's provider view by view."""
         row = self._history.update(event.customer_id, partial(record_payment, event=event))
         values: dict[str, Any] = {}
         for view in self._pushed:
             values.update(self._write(view, row, event.occurred_at))
         for view in self._stored:
             values.update(self._read(view, row))
-        inputs = {**request_row(event), **values}
-        for transform in self._transforms:
-            output = transform.transform_dict({name: [value] for name, value in inputs.items()})
-            values.update(_as_stored(transform, {n: output[n][0] for n in _names(transform)}))
-        return {name: values.get(name) for name in self.names}
+        return values
 
     def _write(self, view: FeatureView, row: Mapping[str, Any], at: datetime) -> dict[str, Any]:
         protos = {
@@ -107,6 +129,21 @@ class OnlineFeatureService:
             field.name: _python(found[field.name]) if field.name in found else None
             for field in view.features
         }
+
+
+def _two_round_trips(
+    history: PaymentHistory,
+    config: RepoConfig,
+    pushed: list[FeatureView],
+    stored: list[FeatureView],
+) -> RedisPaymentRoundTrips | None:
+    """The two-round-trip path when the history and Feast share one Redis, else None."""
+    if not isinstance(history, RedisPaymentHistory) or not shares_feast_redis(history, config):
+        return None
+    keys = {column.name for view in [*pushed, *stored] for column in view.entity_columns}
+    if not keys <= REQUEST_ENTITIES:
+        return None
+    return RedisPaymentRoundTrips(history, config, pushed, stored, _proto, _python)
 
 
 def _pushed_from(view: FeatureView, push_source: str) -> bool:
@@ -172,6 +209,9 @@ def _as_stored(transform: OnDemandFeatureView, values: dict[str, Any]) -> dict[s
     """The on-demand outputs as Feast serves them: through their declared types."""
     types = {feature.name: feature.dtype.to_value_type() for feature in transform.features}
     return {name: _python(_proto(value, types[name])) for name, value in values.items()}
+
+
+REQUEST_ENTITIES = frozenset({"customer_id", "terminal_id"})
 
 
 def request_row(event: TransactionEvent) -> dict[str, Any]:

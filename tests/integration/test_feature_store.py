@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -150,3 +151,46 @@ def test_online_after_streaming_equals_offline_point_in_time(services: Services)
     streamed = [c for c in offline.columns if c.startswith("velocity_")]
     streamed += ["seconds_since_previous_payment", "payments_before", "usual_amount"]
     assert_frames_agree(online, offline, [*streamed, "amount_spread"])
+
+
+def test_the_two_round_trip_path_stores_and_serves_what_the_general_path_does(
+    services: Services,
+) -> None:
+    # given one sequence of payments, with one arriving after a later one, for two fresh customers
+    at = T0 + pd.Timedelta(days=95)
+    offsets = [0, 40, 300, 200, 4_000]  # seconds; the fourth arrives after the third
+    fused, general = (f"{name}-{uuid.uuid4().hex[:6]}" for name in ("fused", "general"))
+    two_trips = services.online
+    view_by_view = OnlineFeatureService(services.store, services.history, two_round_trips=False)
+    assert two_trips._round_trips is not None, "the services profile shares one Redis"
+    for offset in offsets:
+        # when each path pushes and fetches its customer's payment
+        moment = at + pd.Timedelta(seconds=offset)
+        served_fused = two_trips.fetch(_payment(fused, moment, terminal=f"t-{offset % 3}"))
+        served_general = view_by_view.fetch(_payment(general, moment, terminal=f"t-{offset % 3}"))
+        # then both serve the same values
+        assert_same_values(served_fused, served_general)
+        # and Feast's own read finds the same stored values (a late payment keeps the newer ones)
+        read_fused = online_features(services.store, _payment(fused, moment, f"t-{offset % 3}"))
+        read_general = online_features(services.store, _payment(general, moment, f"t-{offset % 3}"))
+        assert_same_values(read_fused, read_general)
+
+
+def test_payments_of_one_customer_decided_at_once_are_all_counted(services: Services) -> None:
+    # given one customer paying from four threads at once, 25 payments each
+    customer = f"race-{uuid.uuid4().hex[:6]}"
+    at = T0 + pd.Timedelta(days=97)
+    online = services.online
+
+    def pay(thread: int) -> None:
+        for index in range(25):
+            second = thread * 25 + index
+            online.fetch(_payment(customer, at + pd.Timedelta(seconds=second)))
+
+    # when their histories are updated concurrently
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(pay, range(4)))
+    # then none was lost: the next payment sees the hundred before it
+    served = online.fetch(_payment(customer, at + pd.Timedelta(seconds=200)))
+    assert served["payments_before"] == 100, "a concurrent update overwrote another"
+    assert served["velocity_10m_count"] == 101
