@@ -7,7 +7,9 @@ its TreeSHAP contributions and reason codes, the audit row committed to PostgreS
    (``bench/load.py``) at ``--rate`` requests per second for ``--seconds``;
 3. a sweep of rates, to find where p99 crosses 50 ms;
 4. text decisions (rules, embeddings, classifier, evidence) over HTTP at a low rate;
-5. the fraud scorer served alone, which is the hop a cross-process fraud pillar would add.
+5. the same route with the decision taken out (``bench/http_floor.py``): what BentoML, uvicorn
+   and the middlewares cost at the same rate before any work is done;
+6. the fraud scorer served alone, which is the hop a cross-process fraud pillar would add.
 Targets (issue 6): fraud p99 ≤ 10 ms at 200 rps, HTTP p50 ≤ 3× the floor's p50, text p99 ≤ 60 ms.
 The world is simulated and trained in the ``services`` profile with its own databases, Feast
 project and RISK_HOME, all removed at the end.
@@ -42,6 +44,7 @@ DATABASES = ("audit", "mlflow", "feast")
 SWEEP_RATES = (50, 100, 150, 200, 250, 300, 400)
 SETTLE_S = 10
 HOP_RATE = 100
+DECISION_FILE = "RISK_BENCH_DECISION"  # the stored decision bench/http_floor.py answers with
 
 
 def isolated_environment(home: Path, run: str) -> dict[str, str]:
@@ -127,8 +130,11 @@ def unseen(bodies: list[dict[str, Any]], run: str) -> list[dict[str, Any]]:
     return out
 
 
-def in_process_floor(bodies: list[dict[str, Any]]) -> tuple[list[float], float]:
-    """The same decision without HTTP: pillars, policy and the audit insert, in this process."""
+def in_process_floor(bodies: list[dict[str, Any]]) -> tuple[list[float], float, str]:
+    """The same decision without HTTP: pillars, policy and the audit insert, in this process.
+
+    Returns the latencies, the CPU a decision, and the last decision as JSON.
+    """
     from decisioning.engine import DecisionRequest
     from decisioning.serving import build_engine, freeze_startup_heap
     from decisioning.settings import load_settings
@@ -142,9 +148,10 @@ def in_process_floor(bodies: list[dict[str, Any]]) -> tuple[list[float], float]:
     cpu_started = time.process_time()  # every thread's: the audit writer's commits too
     for request in requests[50:]:
         started = time.perf_counter()
-        engine.decide(request)
+        decision = engine.decide(request)
         timings.append((time.perf_counter() - started) * 1e3)
-    return timings, (time.process_time() - cpu_started) * 1e3 / len(timings)
+    cpu_ms = (time.process_time() - cpu_started) * 1e3 / len(timings)
+    return timings, cpu_ms, decision.model_dump_json()
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -240,13 +247,14 @@ def main(argv: list[str] | None = None) -> int:
             f"world built in {time.perf_counter() - started:.0f} s: {len(payments)} live "
             f"payments, {len(texts)} messages; load average {os.getloadavg()[0]:.1f}"
         )
-        floor, floor_cpu_ms = in_process_floor(fresh_copies(payments, 1_050))
+        floor, floor_cpu_ms, decision = in_process_floor(fresh_copies(payments, 1_050))
         row(
             "in-process floor (features + model + audit)",
             floor,
             f"1,000 sequential, CPU {floor_cpu_ms:.1f} ms a decision",
         )
         key = secrets.token_urlsafe(16)
+        bentoml_serve = [str(Path(sys.executable).with_name("bentoml")), "serve"]
         riskctl_serve = [sys.executable, "-m", "pipelines.cli", "serve"]
         with served(riskctl_serve, args.port, key, home / "service.log") as server:
             load(server, key, fresh_copies(payments, 400), 20, 5, home)  # warm-up
@@ -286,11 +294,25 @@ def main(argv: list[str] | None = None) -> int:
                 if float(np.percentile(result["latencies_ms"], 99)) > 50:
                     print(f"p99 crosses 50 ms below {rate} rps")
                     break
+        # BentoML's own cost at the same rate: the route with the decision taken out.
+        stored = home / "decision.json"
+        stored.write_text(decision)
+        os.environ[DECISION_FILE] = str(stored)
+        http_floor = [*bentoml_serve, "bench.http_floor:HttpFloor", "--working-dir", str(REPO)]
+        with served(http_floor, args.port + 2, key, home / "http_floor.log") as server:
+            load(server, key, fresh_copies(payments, 400), 20, 5, home)
+            bare = load(
+                server, key, fresh_copies(payments, int(args.rate * 30)), args.rate, 30, home
+            )
+            row(
+                f"BentoML route without the decision at {args.rate:.0f} rps",
+                bare["latencies_ms"],
+                served_note(bare) + f", achieved {bare['achieved_rps']:.0f} rps",
+            )
         # The hop RiskService would add if the fraud pillar were a bentoml.depends dependency:
         # the fraud scorer served alone, its route at the same rate.
         fraud_alone = [
-            str(Path(sys.executable).with_name("bentoml")),
-            "serve",
+            *bentoml_serve,
             "bentos.service:FraudScorer",
             "--working-dir",
             str(REPO),

@@ -1,0 +1,40 @@
+"""BentoML's own cost: ``/v1/decisions`` as RiskService serves it, with the decision taken out.
+
+Same request and response models, the same API-key middleware, the same thread pool and
+``gc.freeze``; the route validates the request and returns one stored decision (a decision the
+bench made in process) without features, models or audit. Whatever
+latency and CPU it costs at a rate is what BentoML, uvicorn and the middlewares cost before any
+decision is made: the floor under the served figures in ``bench/decide.py``. Benchmark only;
+nothing serves it in the product.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import bentoml
+
+from bench.decide import DECISION_FILE
+from bentos.auth import ApiKeyMiddleware
+from bentos.service import DECISION_THREADS
+from decisioning.decision import RiskDecision
+from decisioning.engine import DecisionRequest
+from decisioning.serving import freeze_startup_heap
+
+
+@bentoml.service(name="http_floor", workers=1, threads=DECISION_THREADS, traffic={"timeout": 60})
+class HttpFloor:
+    def __init__(self) -> None:
+        stored = Path(os.environ[DECISION_FILE]).read_text()
+        self.decision = RiskDecision.model_validate_json(stored)
+        freeze_startup_heap()
+
+    @bentoml.api(route="/v1/decisions", input_spec=DecisionRequest)
+    def decide(self, **request: Any) -> RiskDecision:
+        DecisionRequest.model_validate(request)  # as RiskService does before deciding
+        return self.decision
+
+
+HttpFloor.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]
