@@ -1,4 +1,4 @@
-"""Feature build at handbook size, and fraud_v1 online fetch latency against the Redis floor.
+"""Feature build at handbook size, and the fraud feature service's online fetch against Redis.
 
 Offline: 1.75 million payments, 5,000 customers, 10,000 terminals, 183 days, built in one go,
 beside a naive per-row loop on a subsample (extrapolated). Online (needs Redis and PostgreSQL,
@@ -24,6 +24,7 @@ from decisioning.events import TransactionEvent
 from decisioning.features.activity import record_payment
 from decisioning.features.online import (
     CUSTOMER_ACTIVITY_PUSH,
+    FRAUD_FEATURE_SERVICE,
     OnlineFeatureService,
     online_features,
     request_row,
@@ -137,7 +138,7 @@ def measure_online(store, history, frame: pd.DataFrame, fetches: int) -> None:  
     ]
     from feast.data_source import PushMode
 
-    service = store.get_feature_service("fraud_v1")
+    service = store.get_feature_service(FRAUD_FEATURE_SERVICE)
     online_features(store, events[0])  # warm the registry cache
     feast_ms = []
     for event in events:

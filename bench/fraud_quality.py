@@ -25,6 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from decisioning.events import utc_now
+from decisioning.features.online import FRAUD_FEATURE_SERVICE
 from decisioning.fraud.metrics import card_precision_at_k
 from decisioning.fraud.model import FraudScorer
 from decisioning.settings import load_settings
@@ -69,7 +70,7 @@ def held_out_week(
         (frame["occurred_at"] >= start - pd.Timedelta(days=config.training_days))
         & (frame["occurred_at"] < start)
     ].assign(label=lambda rows: labels_known_at(rows, start))
-    scorer, _, _ = fit_on_period(FeatureSet(period, features, "fraud_v1"), config, codes)
+    scorer, _, _ = fit_on_period(FeatureSet(period, features, FRAUD_FEATURE_SERVICE), config, codes)
     labelled = period[period["label"].notna()]
     baseline = logistic_baseline(scorer, labelled)
 

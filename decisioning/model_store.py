@@ -34,6 +34,18 @@ def resolve(tracking_uri: str, name: str, alias: str = "champion") -> ModelVersi
     return ModelVersion(name=name, version=str(version.version), run_id=version.run_id)
 
 
+def version_tag(tracking_uri: str, model: ModelVersion, tag: str) -> str:
+    """One tag of an exact model version (a fraud model's ``feature_service``, say)."""
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        tags = client.get_model_version(model.name, model.version).tags
+    except MlflowException as exc:
+        raise ModelNotAvailable(f"{model.name} v{model.version}: {exc.error_code}") from exc
+    if tag not in tags:
+        raise ModelNotAvailable(f"{model.name} v{model.version} has no {tag!r} tag")
+    return str(tags[tag])
+
+
 def pyfunc_artifact(tracking_uri: str, model: ModelVersion, artifact: str) -> Path:
     """Local path of one artifact logged with a pyfunc model version (downloaded if remote)."""
     uri = f"models:/{model.name}/{model.version}"

@@ -23,7 +23,7 @@ from decisioning.engine import DecisionEngine
 from decisioning.fraud.model import FraudScorer
 from decisioning.fraud.pyfunc import MODEL_ARTIFACT as FRAUD_ARTIFACT
 from decisioning.fraud.pyfunc import load_fraud_scorer
-from decisioning.model_store import ModelNotAvailable, pyfunc_artifact, resolve
+from decisioning.model_store import ModelNotAvailable, pyfunc_artifact, resolve, version_tag
 from decisioning.pillars import ConductAssessorPillar, FraudScorerPillar
 from decisioning.policy import load_policy
 from decisioning.settings import Settings
@@ -34,7 +34,8 @@ P = TypeVar("P")
 FRAUD_MODEL = "fraud-detector"
 CONDUCT_MODEL = "conduct-classifier"
 CONDUCT_ARTIFACT = "conduct_model"
-FRAUD_SERVICE = "fraud_v1"
+# The version tag naming the feature service a fraud model was trained on, which serving reads.
+FEATURE_SERVICE_TAG = "feature_service"
 # A bento pins versions at build time; these variables carry them into the running service.
 PINNED_VERSION_VARIABLES = {
     FRAUD_MODEL: "RISK_FRAUD_MODEL_VERSION",
@@ -83,12 +84,30 @@ def fraud_pillar(settings: Settings) -> FraudScorerPillar:
 
     model = pinned_or_champion(settings, FRAUD_MODEL)
     scorer = load_scorer(settings, model)
+    service = version_tag(settings.mlflow.tracking_uri, model, FEATURE_SERVICE_TAG)
     features = OnlineFeatureService(
-        open_feature_store(settings), open_payment_history(settings), FRAUD_SERVICE
+        open_feature_store(settings), open_payment_history(settings), service
     )
+    require_served_features(model, scorer.features, service, features.names)
     return FraudScorerPillar(
-        features.fetch, scorer, model, FRAUD_SERVICE, lambda other: load_scorer(settings, other)
+        features.fetch, scorer, model, service, lambda other: load_scorer(settings, other)
     )
+
+
+def require_served_features(
+    model: ModelVersion, needed: list[str], service: str, served: list[str]
+) -> None:
+    """Refuse to serve a model whose features its feature service lacks.
+
+    Scoring them as nulls would give a silent, wrong score; a version trained before its service
+    was split (``fraud_v1`` once grew in place) must be retrained on the current service.
+    """
+    missing = [name for name in needed if name not in served]
+    if missing:
+        raise ModelNotAvailable(
+            f"{model.name} v{model.version} needs {', '.join(missing)}, which feature service "
+            f"{service} does not serve; retrain it on the current service"
+        )
 
 
 def conduct_pillar(settings: Settings) -> ConductAssessorPillar:

@@ -1,4 +1,10 @@
-"""Feature services: one per model version, the only feature list training and serving use."""
+"""Feature services: one per model version, the only feature list training and serving use.
+
+A service never changes once a model has been trained on it: a new feature goes into a new
+service, new models train on it, and each served model reads the service its version was trained
+on (the version's ``feature_service`` tag), so ``fraud_v1`` in an old decision still names exactly
+the features that decision used.
+"""
 
 from feast import FeatureService
 
@@ -10,14 +16,49 @@ from feature_repo.feature_views import (
 )
 from feature_repo.on_demand_views import payment_context
 
+PROFILE = ["payments_before", "usual_amount", "amount_spread"]
+TERMINAL_RISK_V1 = [
+    "terminal_payments_1d_count",
+    "terminal_fraud_rate_1d",
+    "terminal_payments_7d_count",
+    "terminal_fraud_rate_7d",
+    "terminal_payments_30d_count",
+    "terminal_fraud_rate_30d",
+]
+PAYMENT_CONTEXT_V1 = [
+    "amount_to_usual_ratio",
+    "amount_zscore",
+    "event_hour",
+    "is_night",
+    "is_weekend",
+    "is_first_payment_at_terminal",
+    "country_differs_from_home",
+    "account_age_days",
+]
+
 fraud_v1 = FeatureService(
     name="fraud_v1",
     features=[
         customer_velocity,
-        customer_profile[["payments_before", "usual_amount", "amount_spread"]],
+        customer_profile[PROFILE],
+        customer_attributes[["segment"]],
+        terminal_risk[TERMINAL_RISK_V1],
+        payment_context[PAYMENT_CONTEXT_V1],
+    ],
+    description="Features of fraud-detector v1: velocity, profile, terminal risk, request context.",
+)
+
+fraud_v2 = FeatureService(
+    name="fraud_v2",
+    features=[
+        customer_velocity,
+        customer_profile[PROFILE],
         customer_attributes[["segment"]],
         terminal_risk,
         payment_context,
     ],
-    description="Features of fraud-detector v1: velocity, profile, terminal risk, request context.",
+    description=(
+        "fraud_v1 and chargebacks confirmed at the terminal (7 and 14 days), and the amount "
+        "against the customer's usual at the terminal."
+    ),
 )

@@ -36,7 +36,8 @@ from decisioning.features.redis_payment import RedisPaymentRoundTrips, shares_fe
 logger = logging.getLogger(__name__)
 
 CUSTOMER_ACTIVITY_PUSH = "customer_activity_push"
-FRAUD_FEATURE_SERVICE = "fraud_v1"
+# The service new fraud models train on; a served model reads the one its version was trained on.
+FRAUD_FEATURE_SERVICE = "fraud_v2"
 
 
 class OnlineFeatureService:

@@ -1,8 +1,9 @@
 """The fraud scorer as an MLflow pyfunc: plain ``mlflow.pyfunc.load_model`` scores a feature frame.
 
-Input: the ``fraud_v1`` feature values, one row per payment, in the service's columns (``segment``
-raw, as a string). Output: ``score``, ``action``, ``reason_codes`` (JSON list) and one
-``contribution.<feature>`` column per feature plus the anomaly score.
+Input: the values of the feature service the version was trained on (its ``feature_service`` tag),
+one row per payment, in the service's columns (``segment`` raw, as a string). Output: ``score``,
+``action``, ``reason_codes`` (JSON list) and one ``contribution.<feature>`` column per feature
+plus the anomaly score.
 """
 
 from __future__ import annotations

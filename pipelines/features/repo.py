@@ -44,6 +44,7 @@ def feature_definitions() -> list[Any]:
         feature_views.terminal_risk,
         on_demand_views.payment_context,
         feature_services.fraud_v1,
+        feature_services.fraud_v2,
     ]
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from decisioning.events import utc_now
+from decisioning.features.online import FRAUD_FEATURE_SERVICE
 from decisioning.fraud.model import FraudScorer
 from decisioning.settings import load_settings
 from pipelines.fraud.dataset import FeatureSet, point_in_time_features
@@ -62,7 +63,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     earlier = frame["occurred_at"] < split
     settings = load_settings({"RISK_ENV": "local"})
     config, codes = load_fraud_settings(settings)
-    training = FeatureSet(frame[earlier].reset_index(drop=True), features.features, "fraud_v1")
+    training = FeatureSet(
+        frame[earlier].reset_index(drop=True), features.features, FRAUD_FEATURE_SERVICE
+    )
     scorer, _, _ = fit_on_period(training, config, codes)
     return Trained(scorer, frame[~earlier].reset_index(drop=True), transactions, world.customers)
 

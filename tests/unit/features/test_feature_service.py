@@ -1,4 +1,4 @@
-"""fraud_v1 on the embedded default: one feature list for training and serving."""
+"""The fraud feature services on the embedded default: one feature list for training and serving."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def local_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Feat
 
 
 def test_training_columns_equal_serving_columns(local_store: tuple[FeatureStore, Path]) -> None:
-    # given the registered fraud_v1 service and a few payments
+    # given the registered service new models train on, and a few payments
     store, home = local_store
     frame = random_payments(7, count=300, days=20)
     settings = load_settings({"RISK_ENV": "local", "RISK_HOME": str(home)})
@@ -67,3 +67,22 @@ def test_training_rows_are_point_in_time(local_store: tuple[FeatureStore, Path])
     assert len(joined) == len(frame)
     mismatched = joined["velocity_24h_count"] != joined["velocity_24h_count_offline"]
     assert not mismatched.any(), f"{int(mismatched.sum())} rows joined another payment's features"
+
+
+def test_a_model_trained_on_fraud_v1_is_served_exactly_fraud_v1(
+    local_store: tuple[FeatureStore, Path],
+) -> None:
+    # given both services registered, and a payment
+    store, home = local_store
+    settings = load_settings({"RISK_ENV": "local", "RISK_HOME": str(home)})
+    history = open_payment_history(settings, {"RISK_HOME": str(home)})
+    event = as_event(next(random_payments(8, count=5, days=2).tail(1).itertuples()))
+    # when a model version tagged fraud_v1 is served
+    served = OnlineFeatureService(store, history, "fraud_v1").fetch(event)
+    # then it gets v1's features only, and fraud_v2 adds the later ones without dropping any
+    v1, v2 = feature_names(store, "fraud_v1"), feature_names(store, "fraud_v2")
+    assert list(served) == v1
+    added = {"terminal_frauds_confirmed_7d", "terminal_frauds_confirmed_14d"}
+    added.add("amount_to_usual_at_terminal_ratio")
+    assert added.isdisjoint(v1), "fraud_v1 must keep the list its models were trained on"
+    assert set(v2) == set(v1) | added

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from decisioning.events import utc_now
+from decisioning.features.online import FRAUD_FEATURE_SERVICE
 from decisioning.fraud.thresholds import read_thresholds
 from decisioning.settings import load_settings
-from feature_repo.feature_services import fraud_v1
+from feature_repo.feature_services import fraud_v2
 from pipelines.fraud.training import train_and_register
 from pipelines.simulate import SimulationConfig, simulate_world, write_world
 from registry.errors import GateFailed
@@ -65,11 +66,11 @@ def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
         expected.contributions["velocity_10m_count"].tolist(), abs=1e-5
     )
     # and the version says what it was trained with
-    assert tags["feature_service"] == "fraud_v1"
+    assert tags["feature_service"] == FRAUD_FEATURE_SERVICE
     assert len(tags["training_data_hash"]) == 64
     assert "metric.average_precision" in tags and "threshold.review" in tags
     # and training used exactly the serving columns of the feature service
-    serving = [f.name for p in fraud_v1.feature_view_projections for f in p.features]
+    serving = [f.name for p in fraud_v2.feature_view_projections for f in p.features]
     assert trained.features.features == serving
     # and the environment's thresholds were written by calibration
     written = read_thresholds(isolated_configs / "thresholds" / "local.yaml")
