@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,14 +112,32 @@ def build_world(customers: int, days: int) -> tuple[list[dict[str, Any]], list[d
     return payments, texts
 
 
-def fresh_copies(bodies: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
-    """``count`` payments cycling through ``bodies``, each with its own transaction id."""
-    out = []
-    for index in range(count):
-        body = json.loads(json.dumps(bodies[index % len(bodies)]))
-        body["transaction"]["transaction_id"] += f"-{index}"
-        out.append(body)
-    return out
+class PaymentStream:
+    """The live day's payments replayed in cycles, each cycle later than the one before.
+
+    Every copy gets its own transaction id, and each cycle is shifted past the previous one, so a
+    payment is always the newest of its customer: its velocity update is really written, as in
+    production, where a replayed time would leave the stored, newer values in place.
+    """
+
+    def __init__(self, bodies: list[dict[str, Any]]) -> None:
+        self._bodies = bodies
+        times = [pd.Timestamp(body["transaction"]["occurred_at"]) for body in bodies]
+        self._times = times
+        self._cycle_shift = max(times) - min(times) + pd.Timedelta(seconds=1)
+        self._taken = 0
+
+    def take(self, count: int) -> list[dict[str, Any]]:
+        out = []
+        for index in range(self._taken, self._taken + count):
+            cycle, position = divmod(index, len(self._bodies))
+            body = json.loads(json.dumps(self._bodies[position]))
+            moment = self._times[position] + (cycle + 1) * self._cycle_shift
+            body["transaction"]["occurred_at"] = moment.isoformat()
+            body["transaction"]["transaction_id"] += f"-{index}"
+            out.append(body)
+        self._taken += count
+        return out
 
 
 def unseen(bodies: list[dict[str, Any]], run: str) -> list[dict[str, Any]]:
@@ -247,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             f"world built in {time.perf_counter() - started:.0f} s: {len(payments)} live "
             f"payments, {len(texts)} messages; load average {os.getloadavg()[0]:.1f}"
         )
-        floor, floor_cpu_ms, decision = in_process_floor(fresh_copies(payments, 1_050))
+        stream = PaymentStream(payments)
+        floor, floor_cpu_ms, decision = in_process_floor(stream.take(1_050))
         row(
             "in-process floor (features + model + audit)",
             floor,
@@ -257,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         bentoml_serve = [str(Path(sys.executable).with_name("bentoml")), "serve"]
         riskctl_serve = [sys.executable, "-m", "pipelines.cli", "serve"]
         with served(riskctl_serve, args.port, key, home / "service.log") as server:
-            load(server, key, fresh_copies(payments, 400), 20, 5, home)  # warm-up
+            load(server, key, stream.take(400), 20, 5, home)  # warm-up
             # Texts first, on a server no overload has left a queue in; the first few load the
             # embedding model's lazy parts, so they warm up apart.
             load(server, key, unseen(texts[300:340], f"{run}-warm"), 10, 4, home)
@@ -270,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             steady = load(
                 server,
                 key,
-                fresh_copies(payments, int(args.rate * args.seconds)),
+                stream.take(int(args.rate * args.seconds)),
                 args.rate,
                 args.seconds,
                 home,
@@ -285,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'HTTP p50 / floor p50':<52} {ratio:.2f}× (target ≤ 3×)")
             for rate in SWEEP_RATES:
                 time.sleep(SETTLE_S)  # let a saturated run's queue drain first
-                result = load(server, key, fresh_copies(payments, rate * 15), rate, 15, home)
+                result = load(server, key, stream.take(rate * 15), rate, 15, home)
                 row(
                     f"HTTP fraud decision at {rate} rps for 15 s",
                     result["latencies_ms"],
@@ -300,10 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[DECISION_FILE] = str(stored)
         http_floor = [*bentoml_serve, "bench.http_floor:HttpFloor", "--working-dir", str(REPO)]
         with served(http_floor, args.port + 2, key, home / "http_floor.log") as server:
-            load(server, key, fresh_copies(payments, 400), 20, 5, home)
-            bare = load(
-                server, key, fresh_copies(payments, int(args.rate * 30)), args.rate, 30, home
-            )
+            load(server, key, stream.take(400), 20, 5, home)
+            bare = load(server, key, stream.take(int(args.rate * 30)), args.rate, 30, home)
             row(
                 f"BentoML route without the decision at {args.rate:.0f} rps",
                 bare["latencies_ms"],
@@ -318,11 +336,11 @@ def main(argv: list[str] | None = None) -> int:
             str(REPO),
         ]
         with served(fraud_alone, args.port + 1, key, home / "fraud.log") as server:
-            load(server, key, fresh_copies(payments, 400), 20, 5, home, "/v1/fraud/score")
+            load(server, key, stream.take(400), 20, 5, home, "/v1/fraud/score")
             hop = load(
                 server,
                 key,
-                fresh_copies(payments, HOP_RATE * 30),
+                stream.take(HOP_RATE * 30),
                 HOP_RATE,
                 30,
                 home,

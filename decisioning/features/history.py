@@ -48,6 +48,7 @@ class RedisPaymentHistory:
         return self._client
 
     def key(self, customer_id: str) -> str:
+        """The Redis key of one customer's history."""
         return self._prefix + customer_id
 
     def update(self, customer_id: str, change: Callable[[CustomerHistory], Result]) -> Result:

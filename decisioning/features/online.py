@@ -84,6 +84,11 @@ class OnlineFeatureService:
             if two_round_trips
             else None
         )
+        logger.info(
+            "feature service %s served %s",
+            service,
+            "in two Redis round trips" if self._round_trips else "view by view (general path)",
+        )
 
     def fetch(self, event: TransactionEvent) -> dict[str, Any]:
         """Push the payment, then return the service's values for it, keyed by feature name."""

@@ -1,13 +1,13 @@
 """One payment's online-store work in two Redis round trips, when the history shares Feast's Redis.
 
 The general path (:class:`~decisioning.features.online.OnlineFeatureService` over any store) spends
-ten round trips a payment: the history's WATCH, GET and EXEC, a timestamp read and a write for each
-pushed view (Feast's write skips a value older than the stored one), and a read for each batch view:
-about 1 ms of CPU and 1.3 ms of wall time here (docs/benchmarks.md). Here one pipeline reads the
-history, the pushed views' timestamps and the batch views; one script then stores the history and
-the pushed views, but only if the history is still the one that was read (else read again). The
-keys, fields and bytes are Feast's Redis store's own (its helpers build them), and the integration
-tests read them back with Feast's ``get_online_features``.
+eleven round trips a payment: the history's WATCH, GET and EXEC, a timestamp read and a write for
+each of three pushed views (Feast's write skips a value older than the stored one), and a read for
+each of two batch views: about 1.3 ms of CPU and 1.6 ms of wall time here (docs/benchmarks.md).
+Here one pipeline reads the history, the pushed views' timestamps and the batch views; one script
+then stores the history and the pushed views, but only if the history is still the one that was
+read (else read again). The keys, fields and bytes are Feast's Redis store's own (its helpers build
+them), and the integration tests read them back with Feast's ``get_online_features``.
 """
 
 from __future__ import annotations
@@ -192,8 +192,11 @@ class RedisPaymentRoundTrips:
 def shares_feast_redis(history: RedisPaymentHistory, config: RepoConfig) -> bool:
     """Whether Feast's online store is a plain Redis on the history's server and database.
 
-    Only then can one script store both atomically; a cluster, a sentinel, another server or
-    expiring keys (``key_ttl_seconds``) keep the general path.
+    Only then can one script store both atomically; a cluster, a sentinel, another server (or the
+    same one under another name: hosts are compared as written) or expiring keys
+    (``key_ttl_seconds``) keep the general path. The script writes Feast's keys with the
+    history's connection, so its Redis user needs write access to both. Feast's ``skip_dedup``
+    is not honoured here: an older payment never replaces newer stored values.
     """
     store = config.online_store
     if getattr(store, "type", None) != "redis" or getattr(store, "key_ttl_seconds", None):
