@@ -158,9 +158,15 @@ def _call_conduct(method: Any, **kwargs: Any) -> Any:
 # Decisions wait on Redis and on the audit commit far more than they compute: BentoML's default of
 # one thread for a sync API would serialise them behind each round trip (~50 decisions/s here).
 DECISION_THREADS = 16
+# One worker process per CPU: a served decision is CPU-bound between its round trips, and one
+# process saturates near 200 decisions/s on two cores (p99 127-1,279 ms at 200 rps against
+# 39-73 ms with two workers, docs/benchmarks.md). Workers share the audit chain through its lock.
+RISK_WORKERS = "cpu_count"
 
 
-@bentoml.service(name="risk_service", workers=1, threads=DECISION_THREADS, traffic={"timeout": 60})
+@bentoml.service(
+    name="risk_service", workers=RISK_WORKERS, threads=DECISION_THREADS, traffic={"timeout": 60}
+)
 class RiskService:
     """``/v1/decisions`` and the scorers' routes behind one API key check.
 
