@@ -21,6 +21,10 @@ from decisioning.errors import RiskPlatformError
 logger = logging.getLogger(__name__)
 
 
+# The version tag naming the feature service a fraud model was trained on; serving reads it.
+FEATURE_SERVICE_TAG = "feature_service"
+
+
 class ModelNotAvailable(RiskPlatformError):
     """No version carries the alias, or its artifact cannot be fetched."""
 

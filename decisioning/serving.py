@@ -23,7 +23,13 @@ from decisioning.engine import DecisionEngine
 from decisioning.fraud.model import FraudScorer
 from decisioning.fraud.pyfunc import MODEL_ARTIFACT as FRAUD_ARTIFACT
 from decisioning.fraud.pyfunc import load_fraud_scorer
-from decisioning.model_store import ModelNotAvailable, pyfunc_artifact, resolve, version_tag
+from decisioning.model_store import (
+    FEATURE_SERVICE_TAG,
+    ModelNotAvailable,
+    pyfunc_artifact,
+    resolve,
+    version_tag,
+)
 from decisioning.pillars import ConductAssessorPillar, FraudScorerPillar
 from decisioning.policy import load_policy
 from decisioning.settings import Settings
@@ -34,8 +40,6 @@ P = TypeVar("P")
 FRAUD_MODEL = "fraud-detector"
 CONDUCT_MODEL = "conduct-classifier"
 CONDUCT_ARTIFACT = "conduct_model"
-# The version tag naming the feature service a fraud model was trained on, which serving reads.
-FEATURE_SERVICE_TAG = "feature_service"
 # A bento pins versions at build time; these variables carry them into the running service.
 PINNED_VERSION_VARIABLES = {
     FRAUD_MODEL: "RISK_FRAUD_MODEL_VERSION",

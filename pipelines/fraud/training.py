@@ -26,6 +26,7 @@ from decisioning.fraud.pyfunc import (
 )
 from decisioning.fraud.reason_codes import load_reason_codes
 from decisioning.fraud.thresholds import Thresholds, write_thresholds
+from decisioning.model_store import FEATURE_SERVICE_TAG
 from decisioning.settings import Settings
 from pipelines.features.jobs import customers_beside
 from pipelines.fraud.dataset import (
@@ -120,7 +121,7 @@ def train_fraud_model(
     progress("drift between the training reference and the most recent window")
     drift = reference_drift(train_rows, validation, features.features)
     tags = {
-        "feature_service": features.service,
+        FEATURE_SERVICE_TAG: features.service,  # what serving reads to pick the service
         "training_data_hash": training_data_hash(
             train_rows[train_rows["label"].notna()], [*features.features, "label"]
         ),
