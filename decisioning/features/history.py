@@ -54,7 +54,7 @@ class RedisPaymentHistory:
     def update(self, customer_id: str, change: Callable[[CustomerHistory], Result]) -> Result:
         import redis
 
-        key = self._prefix + customer_id
+        key = self.key(customer_id)
         try:
             with self._client.pipeline() as pipe:
                 while True:
@@ -76,7 +76,7 @@ class RedisPaymentHistory:
         stored = 0
         with self._client.pipeline(transaction=False) as pipe:
             for customer_id, history in histories:
-                pipe.set(self._prefix + customer_id, encode_history(history))
+                pipe.set(self.key(customer_id), encode_history(history))
                 stored += 1
             pipe.execute()
         return stored

@@ -149,7 +149,7 @@ def _two_round_trips(
     keys = {column.name for view in [*pushed, *stored] for column in view.entity_columns}
     if not keys <= REQUEST_ENTITIES:
         return None
-    return RedisPaymentRoundTrips(history, config, pushed, stored, _proto, _python)
+    return RedisPaymentRoundTrips(history, config, pushed, stored, _proto, _python, _entity_key)
 
 
 def _pushed_from(view: FeatureView, push_source: str) -> bool:

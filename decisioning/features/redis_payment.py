@@ -34,6 +34,7 @@ from decisioning.features.history import RedisPaymentHistory, decode_history, en
 logger = logging.getLogger(__name__)
 
 Proto = Callable[[Any, Any], Value]
+EntityKeyOf = Callable[[FeatureView, Mapping[str, Any]], EntityKey]
 
 # KEYS: the history, then each pushed view's key. ARGV: the SHA-1 of the history as read ('' when
 # there was none), the new history, then per pushed view a field count and its field/value pairs.
@@ -57,11 +58,10 @@ return 1
 
 @dataclass(frozen=True)
 class _View:
-    """A feature view's Redis layout, worked out once: names, field keys, value types."""
+    """A feature view's Redis layout, worked out once: stored name, hash fields, value types."""
 
     view: FeatureView
     stored_name: str  # with a version suffix when Feast versions views online
-    join_keys: tuple[tuple[str, Any], ...]  # (column, value type)
     features: tuple[tuple[str, bytes, Any], ...]  # (name, hash field, value type)
 
     @property
@@ -74,7 +74,6 @@ class _View:
         return cls(
             view=view,
             stored_name=stored_name,
-            join_keys=tuple((c.name, c.dtype.to_value_type()) for c in view.entity_columns),
             features=tuple(
                 (f.name, _mmh3(f"{stored_name}:{f.name}"), f.dtype.to_value_type())
                 for f in view.features
@@ -93,6 +92,7 @@ class RedisPaymentRoundTrips:
         stored: list[FeatureView],
         to_proto: Proto,
         to_python: Callable[[Value], Any],
+        entity_key: EntityKeyOf,
     ) -> None:
         self._history = history
         self._config = config
@@ -100,6 +100,7 @@ class RedisPaymentRoundTrips:
         self._stored = [_View.of(view, config) for view in stored]
         self._proto = to_proto
         self._python = to_python
+        self._entity_key = entity_key
         self._store_if_unchanged = history.client.register_script(_STORE_IF_UNCHANGED)
 
     def push_and_read(
@@ -178,13 +179,9 @@ class RedisPaymentRoundTrips:
         return out
 
     def _key(self, view: _View, entities: Mapping[str, Any]) -> bytes:
-        entity_key = EntityKey(
-            join_keys=[name for name, _ in view.join_keys],
-            entity_values=[self._proto(entities[name], kind) for name, kind in view.join_keys],
-        )
         return _redis_key(
             self._config.project,
-            entity_key,
+            self._entity_key(view.view, entities),
             entity_key_serialization_version=self._config.entity_key_serialization_version,
         )
 
