@@ -17,8 +17,9 @@ from feature_repo.feature_views import (
 from feature_repo.on_demand_views import payment_context
 
 PROFILE = ["payments_before", "usual_amount", "amount_spread"]
-# fraud_v1's lists are written out, not derived from the views: a feature added to a view later
-# must not enter a service models were already trained on (the views' schemas repeat them).
+# A feature added to a view later must not enter a service models were already trained on, so a
+# released service lists the features of every view that grew after it (the views' schemas repeat
+# the names). The newest service takes whole views; a test says when a released one changes.
 TERMINAL_RISK_V1 = [
     "terminal_payments_1d_count",
     "terminal_fraud_rate_1d",
@@ -26,6 +27,11 @@ TERMINAL_RISK_V1 = [
     "terminal_fraud_rate_7d",
     "terminal_payments_30d_count",
     "terminal_fraud_rate_30d",
+]
+TERMINAL_RISK_V2 = [
+    *TERMINAL_RISK_V1,
+    "terminal_frauds_confirmed_7d",
+    "terminal_frauds_confirmed_14d",
 ]
 PAYMENT_CONTEXT_V1 = [
     "amount_to_usual_ratio",
@@ -37,6 +43,8 @@ PAYMENT_CONTEXT_V1 = [
     "country_differs_from_home",
     "account_age_days",
 ]
+
+PAYMENT_CONTEXT_V2 = [*PAYMENT_CONTEXT_V1, "amount_to_usual_at_terminal_ratio"]
 
 fraud_v1 = FeatureService(
     name="fraud_v1",
@@ -56,11 +64,26 @@ fraud_v2 = FeatureService(
         customer_velocity,
         customer_profile[PROFILE],
         customer_attributes[["segment"]],
-        terminal_risk,
-        payment_context,
+        terminal_risk[TERMINAL_RISK_V2],
+        payment_context[PAYMENT_CONTEXT_V2],
     ],
     description=(
         "fraud_v1 and chargebacks confirmed at the terminal (7 and 14 days), and the amount "
         "against the customer's usual at the terminal."
+    ),
+)
+
+fraud_v3 = FeatureService(
+    name="fraud_v3",
+    features=[
+        customer_velocity,
+        customer_profile[PROFILE],
+        customer_attributes[["segment"]],
+        terminal_risk,
+        payment_context,
+    ],
+    description=(
+        "fraud_v2 and the known frauds of the last 10 days on the terminal's regular customers "
+        "(what the terminal watch rule reads)."
     ),
 )

@@ -103,8 +103,12 @@ terminal_risk = FeatureView(
         Field(name="terminal_fraud_rate_30d", dtype=Float64),
         Field(name="terminal_frauds_confirmed_7d", dtype=Int64),
         Field(name="terminal_frauds_confirmed_14d", dtype=Int64),
+        Field(name="terminal_regular_frauds_10d", dtype=Int64),
     ],
     source=terminal_risk_source,
     online=True,
-    description="Payments and known-fraud rate over 1-30 days; chargebacks of 7 and 14 days.",
+    description=(
+        "Payments and known-fraud rate over 1-30 days; chargebacks of 7 and 14 days; known "
+        "frauds of the last 10 days on the terminal's regular customers."
+    ),
 )

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 CUSTOMER_ACTIVITY_PUSH = "customer_activity_push"
 # The service new fraud models train on; a served model reads the one its version was trained on.
-FRAUD_FEATURE_SERVICE = "fraud_v2"
+FRAUD_FEATURE_SERVICE = "fraud_v3"
 
 
 class OnlineFeatureService:

@@ -32,6 +32,8 @@ CONFIRMED_WINDOWS = {
     "7d": pd.Timedelta(days=7),
     "14d": pd.Timedelta(days=14),
 }
+# Frauds that happened at the terminal in this window, on payments by its regular customers.
+REGULAR_FRAUDS_WINDOW = pd.Timedelta(days=10)
 # A label without a time (files lacking label_available_at) is assumed known this long after the
 # payment, the chargeback delay the backtests assume, rather than at once, which would leak.
 LABEL_DELAY_WHEN_UNKNOWN = pd.Timedelta(days=7)
@@ -149,6 +151,13 @@ def terminal_risk_table(transactions: pd.DataFrame) -> pd.DataFrame:
     for name, window in CONFIRMED_WINDOWS.items():
         confirmed = _known_frauds_until(rows, fraud, known_at, known_at + window.value)
         out[f"terminal_frauds_confirmed_{name}"] = confirmed
+    # Frauds on the terminal's own regulars (customers who had paid there before) point to the
+    # terminal as the leak; a card tested once at a random terminal does not.
+    customer = pd.factorize(frame["customer_id"])[0]
+    regular = pd.Series(customer).groupby([group, customer]).cumcount().to_numpy() > 0
+    out["terminal_regular_frauds_10d"] = _known_frauds_until(
+        rows, fraud & regular, known_at, rows.times + REGULAR_FRAUDS_WINDOW.value
+    )
     return out.reset_index(drop=True)
 
 

@@ -45,6 +45,7 @@ def feature_definitions() -> list[Any]:
         on_demand_views.payment_context,
         feature_services.fraud_v1,
         feature_services.fraud_v2,
+        feature_services.fraud_v3,
     ]
 
 

@@ -112,6 +112,35 @@ def test_a_chargeback_counts_from_its_arrival_for_seven_days_not_before() -> Non
     assert table.set_index("transaction_id").loc["tx0004", "terminal_frauds_confirmed_14d"] == 1
 
 
+def test_regular_frauds_count_recent_known_frauds_on_customers_who_paid_there_before() -> None:
+    # given at m9: c1 pays on day 0; c2 pays only at m1 on day 0; both are defrauded at m9 on
+    # day 1 (chargebacks arrive on day 3); c3 pays at m9 on days 2, 4, 11 - 1 min and 11
+    day = 24 * 60
+    frame = payments(
+        {"minutes": 0, "terminal_id": "m9", "customer_id": "c1"},
+        {"minutes": 0, "terminal_id": "m1", "customer_id": "c2"},
+        {"minutes": day, "terminal_id": "m9", "customer_id": "c1"},
+        {"minutes": day, "terminal_id": "m9", "customer_id": "c2"},
+        {"minutes": 2 * day, "terminal_id": "m9", "customer_id": "c3"},
+        {"minutes": 4 * day, "terminal_id": "m9", "customer_id": "c3"},
+        {"minutes": 11 * day - 1, "terminal_id": "m9", "customer_id": "c3"},
+        {"minutes": 11 * day, "terminal_id": "m9", "customer_id": "c3"},
+    )
+    frame["label"] = pd.array([0, 0, 1, 1, pd.NA, pd.NA, pd.NA, pd.NA], dtype="Int8")
+    arrives = frame["occurred_at"][0] + pd.Timedelta(days=3)
+    frame["label_available_at"] = [arrives] * 4 + [pd.NaT] * 4
+    # when the terminal risk is built
+    regular = build_feature_tables(frame).terminal_risk.set_index("transaction_id")[
+        "terminal_regular_frauds_10d"
+    ]
+    # then only c1's fraud counts (c2 had paid elsewhere, never at m9), once its label is known
+    assert regular["tx0004"] == 0, "a label arriving after the payment was used"
+    assert regular["tx0005"] == 1, "a first-timer's fraud counted as a regular's, or c1's missed"
+    # and for 10 days after the fraud, not at 10 days, though its chargeback is younger
+    assert regular["tx0006"] == 1
+    assert regular["tx0007"] == 0
+
+
 def test_the_usual_amount_at_a_terminal_describes_earlier_payments_there_only() -> None:
     # given payments of 10 and 30 at m1, 500 at m2, then 200 at m1
     frame = payments(

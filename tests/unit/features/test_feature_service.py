@@ -79,10 +79,13 @@ def test_a_model_trained_on_fraud_v1_is_served_exactly_fraud_v1(
     event = as_event(next(random_payments(8, count=5, days=2).tail(1).itertuples()))
     # when a model version tagged fraud_v1 is served
     served = OnlineFeatureService(store, history, "fraud_v1").fetch(event)
-    # then it gets v1's features only, and fraud_v2 adds the later ones without dropping any
-    v1, v2 = feature_names(store, "fraud_v1"), feature_names(store, "fraud_v2")
+    # then it gets v1's features only, and each later service adds its own without dropping any
+    v1, v2, v3 = (feature_names(store, f"fraud_v{n}") for n in (1, 2, 3))
     assert list(served) == v1
     added = {"terminal_frauds_confirmed_7d", "terminal_frauds_confirmed_14d"}
     added.add("amount_to_usual_at_terminal_ratio")
     assert added.isdisjoint(v1), "fraud_v1 must keep the list its models were trained on"
-    assert set(v2) == set(v1) | added, "a view grew: new features belong in a new service"
+    assert set(v2) == set(v1) | added, "fraud_v2 changed: new features belong in a new service"
+    assert set(v3) == set(v2) | {"terminal_regular_frauds_10d"}, "a view grew: add a new service"
+    # and no view taken whole by a released service grew under it (v1: 34 features, v2: 37)
+    assert (len(v1), len(v2)) == (34, 37), "a released service changed: list its features"

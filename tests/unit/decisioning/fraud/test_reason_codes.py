@@ -8,7 +8,7 @@ import pytest
 from decisioning.fraud.errors import FraudConfigError
 from decisioning.fraud.model import ANOMALY_FEATURE
 from decisioning.fraud.reason_codes import ReasonCodeBook, ReasonCodeSpec, load_reason_codes
-from feature_repo.feature_services import fraud_v1, fraud_v2
+from feature_repo.feature_services import fraud_v1, fraud_v2, fraud_v3
 
 CONFIG = Path(__file__).resolve().parents[4] / "configs" / "reason_codes.yaml"
 
@@ -41,7 +41,7 @@ def _book() -> ReasonCodeBook:
 def test_every_feature_of_the_service_and_the_anomaly_score_has_a_code() -> None:
     # given the shipped vocabulary and every fraud feature service a model may be served from
     book = load_reason_codes(CONFIG)
-    services = (fraud_v1, fraud_v2)
+    services = (fraud_v1, fraud_v2, fraud_v3)
     names = [f.name for s in services for p in s.feature_view_projections for f in p.features]
 
     # when / then: no feature is left without a code to explain its contribution

@@ -11,7 +11,7 @@ from decisioning.events import utc_now
 from decisioning.features.online import FRAUD_FEATURE_SERVICE
 from decisioning.fraud.thresholds import read_thresholds
 from decisioning.settings import load_settings
-from feature_repo.feature_services import fraud_v2
+from feature_repo.feature_services import fraud_v3
 from pipelines.fraud.training import train_and_register
 from pipelines.simulate import SimulationConfig, simulate_world, write_world
 from registry.errors import GateFailed
@@ -70,7 +70,7 @@ def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
     assert len(tags["training_data_hash"]) == 64
     assert "metric.average_precision" in tags and "threshold.review" in tags
     # and training used exactly the serving columns of the feature service
-    serving = [f.name for p in fraud_v2.feature_view_projections for f in p.features]
+    serving = [f.name for p in fraud_v3.feature_view_projections for f in p.features]
     assert trained.features.features == serving
     # and the environment's thresholds were written by calibration
     written = read_thresholds(isolated_configs / "thresholds" / "local.yaml")
