@@ -139,8 +139,14 @@ def apply_policy(
 def _fraud_category(policy: Policy, fraud: FraudInput) -> str:
     if fraud.action == "approve" or not fraud.reason_codes:
         return policy.fraud.approved_category
-    top = max(fraud.reason_codes, key=lambda reason: reason.contribution)
+    first = fraud.reason_codes[0]
+    # A rule's reason comes first only when the rule alone sent the payment to review.
+    top = first if first.source == "rule" else max(fraud.reason_codes, key=_contribution)
     return policy.fraud.category_by_reason.get(top.code, policy.fraud.default_category)
+
+
+def _contribution(reason: ReasonCode) -> float:
+    return reason.contribution
 
 
 def _conduct_action(policy: Policy, conduct: ConductInput) -> Action:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -34,6 +37,29 @@ class BoosterConfig(_Strict):
     monotone_increasing: tuple[str, ...] = ()
 
 
+class ReviewRule(_Strict):
+    """Review every payment whose ``feature`` is at least ``at_least``, whatever its score.
+
+    ``code`` is the rule's reason code (source ``rule``) in ``configs/reason_codes.yaml``.
+    """
+
+    code: str
+    feature: str
+    at_least: float
+
+    def matches(self, values: pd.DataFrame) -> np.ndarray:
+        """Which rows the rule sends to review; a null value never matches."""
+        column = pd.to_numeric(values[self.feature], errors="coerce").astype("float64")
+        return (column >= self.at_least).fillna(False).to_numpy(dtype=bool)
+
+    def matches_one(self, values: Mapping[str, Any]) -> bool:
+        value = values.get(self.feature)
+        try:
+            return value is not None and float(value) >= self.at_least
+        except (TypeError, ValueError):
+            return False
+
+
 class FraudConfig(_Strict):
     """Budget and precision targets for thresholds, the split, and both models' parameters."""
 
@@ -47,6 +73,7 @@ class FraudConfig(_Strict):
     card_precision_k: int = Field(default=100, ge=1)
     anomaly: AnomalyConfig = AnomalyConfig()
     xgboost: BoosterConfig = BoosterConfig()
+    review_rules: tuple[ReviewRule, ...] = ()
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 

@@ -22,9 +22,9 @@ from scipy.special import expit
 from sklearn.ensemble import IsolationForest
 from sklearn.linear_model import LogisticRegression
 
-from decisioning.fraud.config import FraudConfig
+from decisioning.fraud.config import FraudConfig, ReviewRule
 from decisioning.fraud.encoding import FeatureEncoder, fit_encoder
-from decisioning.fraud.errors import FraudTrainingDataError
+from decisioning.fraud.errors import FraudConfigError, FraudTrainingDataError
 from decisioning.fraud.forest import CompiledForest
 from decisioning.fraud.reason_codes import ReasonCode, ReasonCodeBook
 from decisioning.fraud.thresholds import Thresholds, calibrate_thresholds
@@ -67,6 +67,7 @@ class FraudScorer:
     thresholds: Thresholds
     reason_codes: ReasonCodeBook
     top_reasons: int
+    review_rules: tuple[ReviewRule, ...] = ()
 
     @property
     def features(self) -> list[str]:
@@ -103,13 +104,28 @@ class FraudScorer:
         values = features[self.features].reset_index(drop=True).copy()
         values[ANOMALY_FEATURE] = scored.anomaly
         reasons = self.reason_codes.top_reasons(scored.contributions, values, self.top_reasons)
+        matched = self._matched(values)
+        ruled = np.asarray(matched.any(axis=1), dtype=bool)
+        for row in np.flatnonzero(ruled):
+            fired = [rule for rule, hit in zip(self.review_rules, matched[row], strict=True) if hit]
+            rules = self._rule_reasons(fired, values.iloc[row].to_dict())
+            reasons[row] = self._with_rules(reasons[row], rules, float(scored.score[row]))
         return pd.DataFrame(
             {
                 "score": scored.score,
-                "action": self.thresholds.actions(scored.score),
+                "action": self.thresholds.actions(scored.score, ruled),
                 "reason_codes": reasons,
             }
         )
+
+    def ruled(self, features: pd.DataFrame) -> np.ndarray:
+        """Which payments a review rule sends to review, whatever their score."""
+        return np.asarray(self._matched(features).any(axis=1), dtype=bool)
+
+    def _matched(self, features: pd.DataFrame) -> np.ndarray:
+        """Payments x review rules: which rule fires for which payment."""
+        columns = [rule.matches(features) for rule in self.review_rules]
+        return np.column_stack(columns) if columns else np.zeros((len(features), 0), dtype=bool)
 
     def assess(self, features: Mapping[str, Any]) -> FraudAssessment:
         """One payment, from the feature service's values keyed by name (the online path).
@@ -128,13 +144,42 @@ class FraudScorer:
         score = expit(a * margin + b)
         values = {name: features.get(name) for name in self.features}
         values[ANOMALY_FEATURE] = anomaly
-        reasons = self.reason_codes.reasons_of(contributions, values, self.top_reasons)
+        fired = [rule for rule in self.review_rules if rule.matches_one(values)]
+        reasons = self._with_rules(
+            self.reason_codes.reasons_of(contributions, values, self.top_reasons),
+            self._rule_reasons(fired, values),
+            float(score[0]),
+        )
         return FraudAssessment(
             score=float(score[0]),
-            action=str(self.thresholds.actions(score)[0]),
+            action=str(self.thresholds.actions(score, np.array([bool(fired)]))[0]),
             reason_codes=tuple(reasons),
             contributions={name: float(value) for name, value in contributions.items()},
         )
+
+    def _with_rules(
+        self, model: list[ReasonCode], rules: list[ReasonCode], score: float
+    ) -> list[ReasonCode]:
+        """Rule reasons first when a rule alone sent the payment to review, else after the model's.
+
+        The first reason names the fraud category (the policy reads it): a burst the score
+        reviews anyway stays card testing even at a terminal on watch.
+        """
+        return [*rules, *model] if score < self.thresholds.review else [*model, *rules]
+
+    def _rule_reasons(
+        self, fired: Sequence[ReviewRule], values: Mapping[str, Any]
+    ) -> list[ReasonCode]:
+        """Reasons of the rules that fired; a rule moves no score, so its contribution is 0."""
+        return [
+            ReasonCode(
+                code=rule.code,
+                description=self.reason_codes.sentence(rule.code, values),
+                contribution=0.0,
+                source="rule",
+            )
+            for rule in fired
+        ]
 
     @cached_property
     def _forest(self) -> CompiledForest:
@@ -162,6 +207,11 @@ class FraudScorer:
         return {k: v for k, v in self.__dict__.items() if k not in SERVING_CACHES}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Scorers pickled before review rules existed: no rules, and thresholds without a share.
+        state.setdefault("review_rules", ())
+        thresholds = state.get("thresholds")
+        if isinstance(thresholds, Thresholds) and "rules_share" not in thresholds.__dict__:
+            state["thresholds"] = Thresholds(**thresholds.__dict__)
         self.__dict__.update(state)
 
 
@@ -179,6 +229,12 @@ def fit_fraud_scorer(
     payments (``label`` 0/1); ``validation``: later payments, ``label`` null where unknown.
     """
     reason_codes.require_features([*features, ANOMALY_FEATURE])
+    for rule in config.review_rules:
+        reason_codes.require_rule(rule.code)
+        if rule.feature not in features:
+            raise FraudConfigError(
+                f"review rule {rule.code} reads {rule.feature}, which the feature service lacks"
+            )
     labels = _labels(train)
     encoder = fit_encoder(history, features)
     anomaly_model = IsolationForest(
@@ -202,6 +258,7 @@ def fit_fraud_scorer(
         thresholds=Thresholds(review=1.0, alert_budget=0.5, decline_precision=1.0),
         reason_codes=reason_codes,
         top_reasons=config.top_reasons,
+        review_rules=config.review_rules,
     )
     platt = _fit_platt(uncalibrated, train, validation)
     calibrated = replace(uncalibrated, platt=platt)
@@ -274,4 +331,5 @@ def _thresholds(scorer: FraudScorer, validation: pd.DataFrame, config: FraudConf
         config.alert_budget,
         config.decline_precision,
         config.min_decline_alerts,
+        ruled=scorer.ruled(validation),
     )

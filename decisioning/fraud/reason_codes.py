@@ -100,6 +100,12 @@ class ReasonCodeBook:
         if missing:
             raise FraudConfigError(f"reason codes: no code for feature(s) {', '.join(missing)}")
 
+    def require_rule(self, code: str) -> None:
+        """A rule's code must be in the vocabulary as a rule's, or its decisions go unexplained."""
+        spec = self.specs.get(code)
+        if spec is None or spec.source != "rule":
+            raise FraudConfigError(f"reason codes: no rule code {code}")
+
     def model_codes(self, features: Sequence[str]) -> list[str]:
         """The codes of these features, in vocabulary order (the columns of :meth:`code_matrix`)."""
         used = {self.code_of_feature[feature] for feature in features}

@@ -7,6 +7,7 @@ them outright. Both come from the validation window, never from the payments tra
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from decisioning.fraud.errors import FraudConfigError
+
+logger = logging.getLogger(__name__)
 
 Action = Literal["approve", "review", "decline"]
 ACTIONS: tuple[Action, ...] = ("approve", "review", "decline")
@@ -33,13 +36,15 @@ class Thresholds(BaseModel):
     decline: float | None = Field(default=None, ge=0, le=1)
     alert_budget: float = Field(gt=0, lt=1)
     decline_precision: float = Field(gt=0, le=1)
+    # Share of the validation window the review rules sent to review; the review threshold
+    # spends what is left of the budget on the other payments.
+    rules_share: float = Field(default=0.0, ge=0, le=1)
 
-    def actions(self, scores: np.ndarray) -> np.ndarray:
-        """The action for each calibrated score."""
+    def actions(self, scores: np.ndarray, ruled: np.ndarray | None = None) -> np.ndarray:
+        """The action for each calibrated score; ``ruled`` payments are reviewed at least."""
         decline = np.inf if self.decline is None else self.decline
-        return np.where(
-            scores >= decline, "decline", np.where(scores >= self.review, "review", "approve")
-        )
+        review = scores >= self.review if ruled is None else (scores >= self.review) | ruled
+        return np.where(scores >= decline, "decline", np.where(review, "review", "approve"))
 
     def as_tags(self) -> dict[str, str]:
         return {
@@ -47,6 +52,7 @@ class Thresholds(BaseModel):
             "threshold.decline": "none" if self.decline is None else f"{self.decline:.6f}",
             "threshold.alert_budget": str(self.alert_budget),
             "threshold.decline_precision": str(self.decline_precision),
+            "threshold.rules_share": f"{self.rules_share:.6f}",
         }
 
 
@@ -57,21 +63,37 @@ def calibrate_thresholds(
     alert_budget: float,
     decline_precision: float,
     min_decline_alerts: int,
+    ruled: np.ndarray | None = None,
 ) -> Thresholds:
     """Thresholds from the validation window.
 
     ``scores`` are all of the window's payments (the budget is a share of all traffic, labelled or
     not); ``labelled_scores`` and ``labels`` are those whose outcome was known, for precision.
+    ``ruled`` marks the payments review rules send to review anyway: they spend their share of
+    the budget first, and the review threshold spends the rest on the others.
     """
     if len(scores) == 0:
         raise FraudConfigError("cannot calibrate thresholds on an empty validation window")
-    review = float(np.quantile(scores, 1.0 - alert_budget))
+    ruled = np.zeros(len(scores), dtype=bool) if ruled is None else ruled
+    rules_share = float(ruled.mean())
+    left = alert_budget - rules_share
+    if left <= 0 or ruled.all():
+        logger.warning(
+            "review rules take %.2f%% of payments, the whole %.2f%% alert budget: the model "
+            "reviews nothing more",
+            100 * rules_share,
+            100 * alert_budget,
+        )
+        review = 1.0
+    else:
+        review = float(np.quantile(scores[~ruled], 1.0 - left / (1.0 - rules_share)))
     decline = _lowest_precise_score(labelled_scores, labels, decline_precision, min_decline_alerts)
     return Thresholds(
         review=min(max(review, 0.0), 1.0),
         decline=decline,
         alert_budget=alert_budget,
         decline_precision=decline_precision,
+        rules_share=rules_share,
     )
 
 

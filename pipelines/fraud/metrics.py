@@ -20,6 +20,7 @@ from decisioning.fraud.metrics import (
 )
 
 __all__ = [
+    "after_known_terminal_fraud",
     "card_precision_at_k",
     "contribution_summary",
     "expected_calibration_error",
@@ -30,10 +31,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def fraud_metrics(scored: pd.DataFrame, review_threshold: float, k: int) -> dict[str, float]:
+def fraud_metrics(scored: pd.DataFrame, flagged: np.ndarray, k: int) -> dict[str, float]:
     """ROC AUC, AP, card precision@k, recall at the alert budget, calibration error.
 
-    ``scored``: labelled payments (label 0/1) with ``score`` and the card and time columns.
+    ``scored``: labelled payments (label 0/1) with ``score`` and the card and time columns;
+    ``flagged``: which of them the scorer sends to review or decline (its rules included).
     """
     labels = scored["label"].astype(int).to_numpy()
     scores = scored["score"].to_numpy(dtype="float64")
@@ -43,7 +45,7 @@ def fraud_metrics(scored: pd.DataFrame, review_threshold: float, k: int) -> dict
         "roc_auc": float(roc_auc_score(labels, scores)) if both else float("nan"),
         "average_precision": float(average_precision_score(labels, scores)) if both else 0.0,
         f"card_precision_at_{k}": card_precision_at_k(scored, k),
-        "recall_at_budget": float(((scores >= review_threshold) & (labels == 1)).sum() / frauds),
+        "recall_at_budget": float((flagged & (labels == 1)).sum() / frauds),
         "calibration_error": expected_calibration_error(labels, scores),
         "holdout_frauds": float(labels.sum()),
         "holdout_payments": float(len(labels)),
@@ -91,3 +93,18 @@ def write_curves(scored: pd.DataFrame, directory: Path) -> list[Path]:
     figure.savefig(calibration_path, dpi=100, bbox_inches="tight")
     plt.close(figure)
     return [pr_path, calibration_path]
+
+
+def after_known_terminal_fraud(transactions: pd.DataFrame) -> pd.Series:
+    """Per payment: was a fraud at its terminal already known (labelled) when it happened?
+
+    What any terminal feature can see at most: a compromised terminal's payments look like
+    genuine ones, so only frauds already known at the terminal can give them away.
+    """
+    frauds = transactions[transactions["label"] == 1]
+    first_known = frauds.groupby("terminal_id")["label_available_at"].min()
+    known = transactions["terminal_id"].map(first_known)
+    return pd.Series(
+        (known <= transactions["occurred_at"]).fillna(False).to_numpy(dtype=bool),
+        index=transactions.index,
+    )

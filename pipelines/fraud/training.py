@@ -116,7 +116,8 @@ def train_fraud_model(
     labelled = validation[validation["label"].notna()].reset_index(drop=True)
     scores = scorer.score(labelled)
     scored = labelled.assign(score=scores.score)
-    metrics = fraud_metrics(scored, scorer.thresholds.review, config.card_precision_k)
+    flagged = scorer.decide(labelled, scores)["action"].to_numpy() != "approve"
+    metrics = fraud_metrics(scored, flagged, config.card_precision_k)
     train_rows = features.frame[features.frame["occurred_at"] < validation["occurred_at"].min()]
     progress("drift between the training reference and the most recent window")
     drift = reference_drift(train_rows, validation, features.features)
@@ -190,7 +191,9 @@ def train_and_register(
 
 def thresholds_summary(thresholds: Thresholds) -> str:
     decline = "never" if thresholds.decline is None else f"{thresholds.decline:.4f}"
-    return f"review >= {thresholds.review:.4f}, decline >= {decline}"
+    share = thresholds.rules_share
+    rules = f" (review rules take {share:.2%} of payments first)" if share else ""
+    return f"review >= {thresholds.review:.4f}{rules}, decline >= {decline}"
 
 
 def _holdout(labelled: pd.DataFrame, features: list[str]) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Behaviour of the fraud scorer trained on simulated payments: direction, invariance, minimum.
 
-One scorer is trained per module on three weeks of a simulated world and judged on the
-following week, which it never saw.
+Direction and invariance: one scorer trained on three weeks of a small simulated world, judged
+on the following week. Minimum function: the product's backtest on a larger world at natural
+incident rates, trained on four weeks and judged on the two after. Neither saw its test weeks.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from decisioning.events import utc_now
 from decisioning.features.online import FRAUD_FEATURE_SERVICE
 from decisioning.fraud.model import FraudScorer
 from decisioning.settings import load_settings
+from pipelines.fraud.backtest import BacktestWindows, run_backtest
 from pipelines.fraud.dataset import FeatureSet, point_in_time_features
 from pipelines.fraud.training import fit_on_period, load_fraud_settings
 from pipelines.ingest import conform
-from pipelines.simulate import FraudIncidents, SimulationConfig, simulate_world
+from pipelines.simulate import FraudIncidents, SimulationConfig, simulate_world, write_world
 
 pytestmark = pytest.mark.slow
 DAYS = 28
 TEST_DAYS = 7
-# More incidents than 500 customers would get by rate (the training weeks then hold ~57
-# above-habit frauds to learn from, not ~15), and a seed whose test week holds every scenario
-# (five payments or more each). The scenarios themselves are the simulator's own.
+# A small world for direction, invariance and the card-testing ranking: more incidents than 500
+# customers would get by rate, so the training weeks hold frauds of each scenario to learn from.
+# The scenarios themselves are the simulator's own.
 WORLD = SimulationConfig(
     customers=500,
     days=DAYS,
@@ -121,37 +123,44 @@ def test_minimum_function_card_testing_bursts_score_above_the_genuine_median(
 
 
 MOST = 0.5  # issue 4: each scenario reaches review for most of its payments
-SCENARIOS = [
-    "card_testing",
-    "account_takeover",
-    pytest.param(
-        "compromised_terminal",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="falls short of the issue's bar (most payments to review): 0% of 7 in this "
-            "test week, 32-47% in bench/fraud_quality.py (docs/benchmarks.md). Only the terminal's "
-            "chargebacks tell these payments from genuine ones, and the first comes a day or "
-            "more after the compromise: about 60% of them follow a chargeback at all, while "
-            "genuine payments at a terminal with a chargeback that week are ~2% of traffic, "
-            "twice the 1% alert budget",
-        ),
-    ),
-    "above_habit",
-]
+SCENARIOS = ["card_testing", "account_takeover", "compromised_terminal", "above_habit"]
+# The minimum function is judged at the simulator's own incident rates, on a world big enough to
+# hold each scenario in numbers (2,000 customers x 60 days): the product's backtest trains on four
+# weeks and decides the two after, which it never saw. Seeds 5, 11 and 23 all pass (compromised
+# terminal 66%, 55%, 68%; docs/benchmarks.md); this one is the one not used to choose the rule.
+BACKTEST_WORLD = SimulationConfig(customers=2000, days=60, seed=5)
+
+
+@pytest.fixture(scope="module")
+def backtested(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    folder = tmp_path_factory.mktemp("backtest")
+    start = (utc_now() - timedelta(days=BACKTEST_WORLD.days + 1)).date().isoformat()
+    world = simulate_world(BACKTEST_WORLD.model_copy(update={"start": start}))
+    path = write_world(world, folder)["transactions"]
+    first = world.transactions["occurred_at"].min().normalize()
+    day = lambda n: (first + pd.Timedelta(days=n)).date()  # noqa: E731
+    last = BACKTEST_WORLD.days - 1
+    windows = BacktestWindows(day(last - 41), day(last - 14), day(last - 13), day(last))
+    settings = load_settings({"RISK_HOME": str(folder), "RISK_ENV": "local"})
+    decided = run_backtest(settings, path, windows, pd.Timedelta(days=7))
+    return world.transactions.merge(decided, on="transaction_id")
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_minimum_function_each_scenario_reaches_review_for_most_payments(
-    trained: Trained, scenario: str
+    backtested: pd.DataFrame, scenario: str
 ) -> None:
-    # given the test week's payments of one fraud scenario
-    rows = trained.test[trained.test["fraud_scenario"] == scenario]
-    if len(rows) < 5:
-        pytest.skip(f"the 500-customer test week holds {len(rows)} {scenario} payments")
+    # given two unseen weeks of payments of one fraud scenario
+    rows = backtested[backtested["fraud_scenario"] == scenario]
+    assert len(rows) >= 15, f"the two test weeks hold only {len(rows)} {scenario} payments"
 
-    # when the scorer decides them
-    actions = trained.scorer.decide(rows)["action"]
-
-    # then most are sent to review or declined
-    share = float((actions != "approve").mean())
+    # when the backtest decided them, then most were sent to review or declined
+    share = float((rows["action"] != "approve").mean())
     assert share > MOST, f"only {share:.0%} of {len(rows)} {scenario} payments reach review"
+
+
+def test_the_minimum_function_stays_within_the_alert_budget(backtested: pd.DataFrame) -> None:
+    # given the two test weeks' genuine payments, then less than the budget's share is reviewed
+    genuine = backtested[backtested["fraud_scenario"] == "none"]
+    reviewed = float((genuine["action"] != "approve").mean())
+    assert reviewed < 0.01, f"{reviewed:.2%} of genuine payments reviewed, over the 1% budget"

@@ -43,6 +43,30 @@ def test_the_top_reason_names_the_fraud_category(policy: Policy) -> None:
     assert (outcome.action, outcome.risk_category) == ("decline", "fraud.account_takeover")
 
 
+def test_a_rule_that_sent_the_payment_to_review_names_the_category(policy: Policy) -> None:
+    # given a payment reviewed by the terminal watch, whose largest contribution is the amount
+    rule = ReasonCode(code="terminal.watch", description="on watch", contribution=0, source="rule")
+    amount = ReasonCode(code="amount.unusual", description="2x", contribution=0.4, source="model")
+    payment = FraudInput(score=0.02, action="review", reason_codes=(rule, amount))
+
+    # when / then the rule, not the contribution, names what the reviewer is looking at
+    outcome = apply_policy(policy, payment, None)
+    assert (outcome.action, outcome.risk_category) == ("review", "fraud.compromised_terminal")
+
+
+def test_a_rule_reason_after_the_model_s_leaves_the_category_to_the_model(
+    policy: Policy,
+) -> None:
+    # given a burst the score declines anyway, at a terminal on watch (the rule's reason last)
+    burst = ReasonCode(code="velocity.burst_10m", description="9", contribution=2.0, source="model")
+    rule = ReasonCode(code="terminal.watch", description="on watch", contribution=0, source="rule")
+    payment = FraudInput(score=0.97, action="decline", reason_codes=(burst, rule))
+
+    # when / then it stays card testing
+    outcome = apply_policy(policy, payment, None)
+    assert (outcome.action, outcome.risk_category) == ("decline", "fraud.card_testing")
+
+
 def test_a_high_severity_message_escalates_even_with_a_clean_payment(policy: Policy) -> None:
     outcome = apply_policy(policy, fraud(0.02, "approve"), conduct("high", 0.9))
 

@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decisioning.fraud.config import BoosterConfig, FraudConfig
-from decisioning.fraud.errors import FeatureFrameError, FraudTrainingDataError
+from decisioning.fraud.config import BoosterConfig, FraudConfig, ReviewRule
+from decisioning.fraud.errors import FeatureFrameError, FraudConfigError, FraudTrainingDataError
 from decisioning.fraud.model import ANOMALY_FEATURE, FraudScorer, fit_fraud_scorer
 from decisioning.fraud.pyfunc import decisions_frame, load_fraud_scorer, save_fraud_scorer
 from decisioning.fraud.reason_codes import ReasonCodeBook, ReasonCodeSpec
+from decisioning.fraud.thresholds import Thresholds
 
 FEATURES = ["velocity_10m_count", "amount_to_usual_ratio", "segment"]
 CONFIG = FraudConfig(
@@ -167,3 +168,145 @@ def test_serving_caches_are_not_pickled(scorer: FraudScorer, tmp_path: Path) -> 
     reloaded = load_fraud_scorer(tmp_path / "scorer.pkl")
 
     assert not {"_forest", "_one_thread", "_owner_sums"} & set(vars(reloaded))
+
+
+WATCH = ReviewRule(code="terminal.watch", feature="terminal_regular_frauds_10d", at_least=1)
+
+
+def _watched_book() -> ReasonCodeBook:
+    specs = [
+        *_book().specs.values(),
+        ReasonCodeSpec(
+            code="terminal.fraud_history",
+            source="model",
+            description="Fraud at this terminal",
+            features=("terminal_regular_frauds_10d",),
+        ),
+        ReasonCodeSpec(
+            code="terminal.watch",
+            source="rule",
+            description="Terminal on watch",
+            sentences=("{terminal_regular_frauds_10d:.0f} frauds on regulars",),
+        ),
+    ]
+    return ReasonCodeBook(specs, version=1)
+
+
+def _watched(n: int, seed: int) -> pd.DataFrame:
+    """Payments of which a few are at a watched terminal, unrelated to their label."""
+    rng = np.random.default_rng(seed)
+    return _payments(n, seed).assign(terminal_regular_frauds_10d=(rng.random(n) < 0.03).astype(int))
+
+
+@pytest.fixture(scope="module")
+def watched_scorer() -> FraudScorer:
+    history = _watched(600, seed=1)
+    config = CONFIG.model_copy(update={"review_rules": (WATCH,)})
+    features = [*FEATURES, "terminal_regular_frauds_10d"]
+    return fit_fraud_scorer(history, history, _watched(300, 2), features, config, _watched_book())
+
+
+def test_a_review_rule_reviews_a_quiet_payment_and_says_so_first(
+    watched_scorer: FraudScorer,
+) -> None:
+    # given the same quiet payment at a terminal on watch and at one that is not
+    quiet = {"velocity_10m_count": 1, "amount_to_usual_ratio": 1.0, "segment": "retail"}
+
+    # when both are assessed
+    watched = watched_scorer.assess({**quiet, "terminal_regular_frauds_10d": 2})
+    calm = watched_scorer.assess({**quiet, "terminal_regular_frauds_10d": 0})
+
+    # then the rule alone sends the first to review, with its own reason first
+    assert calm.action == "approve", "the quiet payment must pass without the rule"
+    assert watched.action == "review"
+    assert watched.score == pytest.approx(calm.score, abs=0.05), "a rule must not move the score"
+    first = watched.reason_codes[0]
+    assert (first.code, first.source) == ("terminal.watch", "rule")
+    assert first.description == "2 frauds on regulars"
+
+
+def test_a_burst_the_score_reviews_anyway_keeps_its_own_reason_first(
+    watched_scorer: FraudScorer,
+) -> None:
+    # given a burst of nine payments at a terminal on watch
+    burst = {"velocity_10m_count": 9, "amount_to_usual_ratio": 2.0, "segment": "retail"}
+
+    # when assessed
+    assessment = watched_scorer.assess({**burst, "terminal_regular_frauds_10d": 1})
+
+    # then the model's reason leads (it names the category) and the watch follows
+    assert assessment.action in {"review", "decline"}
+    codes = [(r.code, r.source) for r in assessment.reason_codes]
+    assert codes[0] == ("velocity.burst_10m", "model")
+    assert codes[-1] == ("terminal.watch", "rule")
+
+
+def test_a_scorer_pickled_before_review_rules_loads_without_any(
+    scorer: FraudScorer,
+) -> None:
+    # given the state of a scorer from before rules: no rules, thresholds without their share
+    state = scorer.__getstate__()
+    del state["review_rules"]
+    old_thresholds = object.__new__(Thresholds)
+    fields = state["thresholds"].model_dump(exclude={"rules_share"})
+    object.__setattr__(old_thresholds, "__dict__", fields)
+    object.__setattr__(old_thresholds, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(old_thresholds, "__pydantic_extra__", None)
+    object.__setattr__(old_thresholds, "__pydantic_private__", None)
+    state["thresholds"] = old_thresholds
+
+    # when it is restored
+    restored = object.__new__(FraudScorer)
+    restored.__setstate__(state)
+
+    # then it decides as before, with no rules and a zero rules share
+    payments = _payments(50, seed=9)
+    assert restored.review_rules == ()
+    assert restored.thresholds.rules_share == 0.0
+    pd.testing.assert_frame_equal(restored.decide(payments), scorer.decide(payments))
+
+
+def test_rules_give_the_same_actions_and_reasons_online_and_in_frames(
+    watched_scorer: FraudScorer,
+) -> None:
+    # given payments, some at watched terminals, some with a missing rule value
+    payments = _watched(300, seed=8).astype({"terminal_regular_frauds_10d": "float64"})
+    payments.loc[::13, "terminal_regular_frauds_10d"] = np.nan
+    columns = [*FEATURES, "terminal_regular_frauds_10d"]
+    records = payments[columns].astype(object).where(payments[columns].notna(), None)
+
+    # when decided one by one and as a frame
+    framed = watched_scorer.decide(payments)
+    alone = [watched_scorer.assess(row) for row in records.to_dict("records")]
+
+    # then both agree, and every watched payment is reviewed at least
+    assert [a.action for a in alone] == list(framed["action"])
+    assert [[(r.code, r.source) for r in a.reason_codes] for a in alone] == [
+        [(r.code, r.source) for r in row] for row in framed["reason_codes"]
+    ]
+    watched = (payments["terminal_regular_frauds_10d"] >= 1).to_numpy()
+    assert watched.sum() >= 3, "the sample must hold watched payments"
+    assert (framed["action"][watched] != "approve").all()
+
+
+def test_the_rules_share_of_the_validation_window_is_recorded(watched_scorer: FraudScorer) -> None:
+    # given the validation payments the scorer was calibrated on (seed 2)
+    ruled = watched_scorer.ruled(_watched(300, seed=2))
+
+    # then its thresholds say how much of the budget the rules took there
+    assert ruled.any()
+    assert watched_scorer.thresholds.rules_share == pytest.approx(ruled.mean())
+
+
+def test_a_rule_must_read_a_served_feature_and_have_a_rule_code() -> None:
+    history = _watched(200, seed=3)
+    config = CONFIG.model_copy(update={"review_rules": (WATCH,)})
+
+    with pytest.raises(FraudConfigError, match="terminal_regular_frauds_10d"):
+        fit_fraud_scorer(history, history, history, FEATURES, config, _watched_book())
+    with pytest.raises(FraudConfigError, match=r"no rule code terminal\.watch"):
+        features = [*FEATURES, "terminal_regular_frauds_10d"]
+        book = ReasonCodeBook(
+            [s for s in _watched_book().specs.values() if s.code != "terminal.watch"], version=1
+        )
+        fit_fraud_scorer(history, history, history, features, config, book)

@@ -25,6 +25,34 @@ def test_review_threshold_spends_the_alert_budget() -> None:
     assert flagged == pytest.approx(0.05, abs=0.002), f"{flagged:.3%} flagged, budget 5 %"
 
 
+def test_rules_spend_their_share_of_the_budget_first_and_the_model_the_rest() -> None:
+    # given 1,000 payments with evenly spread scores, 2% of them (low scorers) taken by a rule
+    scores = np.linspace(0, 1, 1000)
+    ruled = np.zeros(1000, dtype=bool)
+    ruled[100:120] = True
+
+    # when calibrated for a 5% budget
+    thresholds = calibrate_thresholds(scores, scores, np.zeros(1000), 0.05, 0.9, 5, ruled)
+
+    # then rules and model together flag 5%, the model 3% of the rest
+    flagged = ((scores >= thresholds.review) | ruled).mean()
+    assert flagged == pytest.approx(0.05, abs=0.002), f"{flagged:.3%} flagged, budget 5 %"
+    assert thresholds.rules_share == pytest.approx(0.02)
+
+
+def test_rules_taking_the_whole_budget_leave_the_model_nothing_to_review() -> None:
+    scores = np.linspace(0, 1, 1000)
+    ruled = scores < 0.06
+
+    thresholds = calibrate_thresholds(scores, scores, np.zeros(1000), 0.05, 0.9, 5, ruled)
+
+    assert thresholds.review == 1.0
+    assert thresholds.actions(np.array([0.99, 0.01]), np.array([False, True])).tolist() == [
+        "approve",
+        "review",
+    ]
+
+
 def test_decline_threshold_is_the_lowest_score_meeting_the_precision_target() -> None:
     # given labelled scores: the top five are fraud, then one genuine, then more fraud
     scores = np.array([0.99, 0.98, 0.97, 0.96, 0.95, 0.90, 0.85, 0.5, 0.4, 0.3])
