@@ -70,6 +70,11 @@ def main() -> None:
         known = with_label_times(transactions, LABEL_DELAY)
         train = known[(known["occurred_at"] >= start) & (known["occurred_at"] < cutoff)]
         train = train.assign(label=labels_known_at(train, cutoff)).dropna(subset=["label"])
+        learnt = train[train["label"] == 1]["fraud_scenario"].value_counts()
+        print(
+            "training frauds known at the cut-off: "
+            + ", ".join(f"{k} {v}" for k, v in learnt.items())
+        )
         baseline = LogisticRegression().fit(train[["amount"]], train["label"].astype(int))
         naive = baseline.predict_proba(truth[["amount"]])[:, 1]
         print(f"{'baseline: amount-only LR':<24} {quality(truth, naive)}")

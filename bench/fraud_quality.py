@@ -28,6 +28,7 @@ from decisioning.events import utc_now
 from decisioning.features.online import FRAUD_FEATURE_SERVICE
 from decisioning.fraud.metrics import card_precision_at_k
 from decisioning.fraud.model import FraudScorer
+from decisioning.fraud.thresholds import calibrate_thresholds
 from decisioning.settings import load_settings
 from pipelines.fraud.dataset import (
     FeatureSet,
@@ -35,6 +36,7 @@ from pipelines.fraud.dataset import (
     point_in_time_features,
     with_label_times,
 )
+from pipelines.fraud.metrics import after_known_terminal_fraud
 from pipelines.fraud.training import fit_on_period, load_fraud_settings
 from pipelines.ingest import conform
 from pipelines.simulate import SimulationConfig, simulate_world
@@ -70,7 +72,9 @@ def held_out_week(
         (frame["occurred_at"] >= start - pd.Timedelta(days=config.training_days))
         & (frame["occurred_at"] < start)
     ].assign(label=lambda rows: labels_known_at(rows, start))
-    scorer, _, _ = fit_on_period(FeatureSet(period, features, FRAUD_FEATURE_SERVICE), config, codes)
+    scorer, validation, _ = fit_on_period(
+        FeatureSet(period, features, FRAUD_FEATURE_SERVICE), config, codes
+    )
     labelled = period[period["label"].notna()]
     baseline = logistic_baseline(scorer, labelled)
 
@@ -80,7 +84,7 @@ def held_out_week(
     week = week[week["label"].notna()].reset_index(drop=True)
     ours = scorer.score(week).score
     theirs = baseline.predict_proba(scorer.encoder.filled(scorer.encoder.matrix(week)))[:, 1]
-    flagged = ours >= scorer.thresholds.review
+    flagged = scorer.decide(week)["action"].to_numpy() != "approve"  # rules included
     lines = [
         f"week from {start.date()}: trained on {len(labelled):,} labelled payments "
         f"({int(labelled['label'].sum())} fraud), review >= {scorer.thresholds.review:.4f}"
@@ -102,7 +106,48 @@ def held_out_week(
             + "  ".join(f"{v:6.3f}" for v in theirs_q)
             + f"   | {reviewed:6.1%}"
         )
+    all_week = frame[
+        (frame["occurred_at"] >= start) & (frame["occurred_at"] < start + pd.Timedelta(7, "D"))
+    ].reset_index(drop=True)
+    lines.extend(terminal_watch(scorer, validation, all_week, config.alert_budget))
     return lines
+
+
+def terminal_watch(
+    scorer: FraudScorer, validation: pd.DataFrame, week: pd.DataFrame, budget: float
+) -> list[str]:
+    """Compromised terminals: how many payments terminal features could see, and what rules add.
+
+    A compromised terminal's payments are genuine payments relabelled, so only frauds already
+    known at the terminal can give one away: the share of them that follow such a fraud bounds
+    what terminal features can reach. Beside it, the scorer as trained (model and review rules
+    sharing the alert budget) and its model alone with the whole budget.
+    """
+    scenario = week["fraud_scenario"].to_numpy()
+    product = scorer.decide(week)["action"].to_numpy() != "approve"
+    alone = calibrate_thresholds(
+        scorer.score(validation).score, np.array([]), np.array([]), budget, 1.0, 1
+    )
+    model = scorer.score(week).score >= alone.review
+    ct = scenario == "compromised_terminal"
+
+    def shares(flagged: np.ndarray) -> str:
+        share = {key: flagged[scenario == key].mean() for key in set(scenario)}
+        return (
+            f"compromised terminal {share.get('compromised_terminal', np.nan):.1%}, "
+            f"above habit {share.get('above_habit', np.nan):.1%}, "
+            f"card testing {share.get('card_testing', np.nan):.1%}, "
+            f"genuine {share.get('none', np.nan):.2%}"
+        )
+
+    return [
+        f"  compromised terminal, all {int(ct.sum())} payments of the week (labelled or not): "
+        f"{week['after_known_terminal_fraud'].to_numpy()[ct].mean():.1%} after a fraud known at "
+        "their terminal (the most terminal features can see)",
+        f"    model and rules  {shares(product)} "
+        f"(rules took {scorer.thresholds.rules_share:.2%} of the validation window)",
+        f"    model alone      {shares(model)}",
+    ]
 
 
 def main() -> None:
@@ -121,8 +166,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         settings = load_settings({"RISK_HOME": home, "RISK_ENV": "local"})
         built = point_in_time_features(settings, transactions, world.customers, transactions)
+    transactions["after_known_terminal_fraud"] = after_known_terminal_fraud(transactions)
     frame = built.frame.merge(
-        transactions[["transaction_id", "fraud_scenario", "label_available_at"]],
+        transactions[
+            ["transaction_id", "fraud_scenario", "label_available_at", "after_known_terminal_fraud"]
+        ],
         on="transaction_id",
     )
     k = config.card_precision_k
