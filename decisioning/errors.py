@@ -19,3 +19,15 @@ class AuditError(RiskPlatformError):
 
 class AuditUnavailable(AuditError):
     """The audit store was unreachable or did not confirm a write: the decision is not returned."""
+
+
+class AuditChainBroken(AuditError):
+    """The chain or its anchored checkpoints do not verify: nothing new may be signed over it."""
+
+
+class SigningKeyUnavailable(AuditError):
+    """No checkpoint signing key: the profile needs one from its secrets, and none was given."""
+
+
+class AnchorUnavailable(AuditError):
+    """The checkpoint anchor cannot be read or written."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from decisioning.errors import SettingsError
 
@@ -38,8 +38,31 @@ class MlflowSettings(_Strict):
     artifact_root: str
 
 
+class AuditAnchorSettings(_Strict):
+    """Where signed checkpoints of the chain's head go, how often, and with which key.
+
+    ``signing_key`` is an Ed25519 private key in PEM, from the environment's secrets and never
+    from the database. ``generated_key_dir`` is set by the ``local`` profile only: without a key,
+    one is made there on first use. ``public_keys`` is a ``.pub`` file, a folder of them, or PEM
+    text: every key a checkpoint may be signed with, retired ones included.
+    """
+
+    kind: Literal["file", "s3"]
+    location: str
+    signing_key: SecretStr | None = None
+    generated_key_dir: str | None = None
+    public_keys: str = ""
+    every_records: int = Field(default=1000, ge=1)
+    every_seconds: float = Field(default=60.0, gt=0)
+    in_service: bool = True
+
+
 class AuditSettings(_Strict):
+    """``url`` is the service role's (INSERT and SELECT only); ``owner_url`` runs migrations."""
+
     url: str
+    owner_url: str | None = None
+    anchor: AuditAnchorSettings
 
 
 class EvidenceSettings(_Strict):

@@ -22,25 +22,44 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from decisioning.audit.anchor import open_anchor
+from decisioning.audit.anchoring import checkpoint_now
+from decisioning.audit.chain import (
+    GENESIS,
+    AnchoredReport,
+    ChainReport,
+    ChainRow,
+    row_hash,
+    verify_rows,
+)
+from decisioning.audit.checkpoint import ChainHead, Checkpoint
+from decisioning.audit.checkpointer import BackgroundCheckpointer
+from decisioning.audit.keys import load_signing_key
+from decisioning.audit.roles import AuditRoles
 from decisioning.audit.schema import AuditRow
 from decisioning.audit.writer import GroupCommitWriter, PendingAppend
-from decisioning.decision import canonical_json, sha256_hex
-from decisioning.errors import AuditUnavailable
+from decisioning.decision import canonical_json
+from decisioning.errors import AuditError, AuditUnavailable
+from decisioning.settings import AuditSettings
 
 logger = logging.getLogger(__name__)
 
-GENESIS = "0" * 64
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_CHAIN_LOCK = 0x5249534B  # "RISK": one advisory lock id for the chain
+_INSUFFICIENT_PRIVILEGE = "42501"
 _PG_CONNECT_TIMEOUT_S = 5  # an unreachable server fails the decision fast instead of hanging it
 # The server could not be reached, the connection broke, or no pooled connection came free.
 _UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
 _TABLE = AuditRow.__tablename__
 _INSERTED = ("record_id", "kind", "recorded_at", "body", "prev_hash", "row_hash")
 _HEAD_SQL = f"SELECT row_hash FROM {_TABLE} ORDER BY seq DESC LIMIT 1"
+_ROWS_SQL = (
+    f"SELECT seq, record_id, kind, recorded_at, body, prev_hash, row_hash FROM {_TABLE} "
+    "WHERE seq >= {marker} ORDER BY seq LIMIT {batch}"
+)
 
 
 class ChainOrderError(RuntimeError):
@@ -58,52 +77,68 @@ class AuditRecord:
     row_hash: str
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    checked: int
-    first_broken_seq: int | None = None
-    first_broken_id: str | None = None
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.first_broken_seq is None
-
-
-def row_hash(kind: str, record_id: str, recorded_at: str, body: str, prev_hash: str) -> str:
-    """The hash a row must carry: over its content and the hash of the row before it."""
-    material = canonical_json(
-        {
-            "kind": kind,
-            "record_id": record_id,
-            "recorded_at": recorded_at,
-            "body": body,
-            "prev_hash": prev_hash,
-        }
-    )
-    return sha256_hex(material)
-
-
 class AuditStore:
     """The one way to write and read the audit trail."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._writer: GroupCommitWriter[AuditRecord] = GroupCommitWriter(self._commit_batch)
+        self._checkpointer: BackgroundCheckpointer | None = None
 
     @classmethod
-    def open(cls, url: str) -> AuditStore:
-        """Connect and bring the schema to the latest migration."""
+    def from_settings(cls, settings: AuditSettings) -> AuditStore:
+        """Open the profile's store, checkpointing in the background when the profile says so.
+
+        Without a signing key the store still appends (decisions go on), says so once, and
+        ``riskctl audit verify`` reports the records left unanchored.
+        """
+        store = cls.open(settings.url)
+        anchor_settings = settings.anchor
+        if not anchor_settings.in_service:
+            return store
+        try:
+            load_signing_key(anchor_settings)
+            open_anchor(anchor_settings)
+        except AuditError as exc:
+            logger.warning("audit checkpoints are off in this process: %s", exc)
+            return store
+        store._checkpointer = BackgroundCheckpointer(
+            lambda: checkpoint_now(store, anchor_settings),
+            every_records=anchor_settings.every_records,
+            every_seconds=anchor_settings.every_seconds,
+        )
+        store._checkpointer.start()
+        return store
+
+    @classmethod
+    def open(cls, url: str, roles: AuditRoles | None = None) -> AuditStore:
+        """Connect and bring the schema to the latest migration.
+
+        Connected as the service role, the schema must already be at the latest migration: that
+        role may not change it, and opening then fails with a message naming the owner's command.
+        """
         engine = _engine(url)
-        with engine.begin() as connection:
-            config = Config()
-            config.set_main_option("script_location", str(_MIGRATIONS))
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        try:
+            with engine.begin() as connection:
+                config = Config()
+                config.set_main_option("script_location", str(_MIGRATIONS))
+                config.attributes["connection"] = connection
+                config.attributes["audit_roles"] = roles or AuditRoles()
+                command.upgrade(config, "head")
+        except ProgrammingError as exc:
+            engine.dispose()
+            if getattr(exc.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                raise
+            raise AuditError(
+                f"the audit schema at {make_url(url).render_as_string()} is behind the code and "
+                "this role may not migrate it: run `riskctl audit migrate` (as the owner role)"
+            ) from exc
         return cls(engine)
 
     def close(self) -> None:
         self._writer.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._engine.dispose()
 
     def append(self, kind: str, record_id: str, body: dict[str, Any]) -> AuditRecord:
@@ -123,12 +158,15 @@ class AuditStore:
         """Chain and insert the batch in one transaction; every record or none."""
         try:
             with self._engine.begin() as connection:
-                return _insert_at_head(connection, batch)
+                records = _insert_at_head(connection, batch)
         except _UNREACHABLE as exc:
             cause = type(getattr(exc, "orig", None) or exc).__name__
             ids = ", ".join(pending.record_id for pending in batch)
             logger.error("audit append failed for %s: %s", ids, cause)
             raise AuditUnavailable(f"the audit store did not record {ids}: {cause}") from exc
+        if self._checkpointer is not None:
+            self._checkpointer.appended(len(records))
+        return records
 
     def get(self, record_id: str) -> AuditRecord | None:
         with self._engine.connect() as connection:
@@ -152,24 +190,45 @@ class AuditStore:
                 yield _record(row)
             last = rows[-1].seq
 
+    def rows(self, from_seq: int = 0, batch: int = 5000) -> Iterator[ChainRow]:
+        """Rows as stored, in chain order from ``from_seq``, streamed in batches.
+
+        Plain SQL and no JSON parsing: verification hashes the stored text, and this is its
+        whole read path.
+        """
+        next_seq = from_seq
+        while True:
+            with self._engine.connect() as connection:
+                marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+                statement = _ROWS_SQL.format(marker=marker, batch=int(batch))
+                rows = connection.exec_driver_sql(statement, (next_seq,)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield ChainRow(*row)
+            next_seq = rows[-1][0] + 1
+
+    def head(self) -> ChainHead | None:
+        """The last row and how many rows the chain holds, read in one transaction."""
+        with self._engine.begin() as connection:
+            last = connection.exec_driver_sql(
+                f"SELECT seq, row_hash FROM {_TABLE} ORDER BY seq DESC LIMIT 1"
+            ).first()
+            if last is None:
+                return None
+            count = connection.exec_driver_sql(f"SELECT count(*) FROM {_TABLE}").scalar_one()
+        return ChainHead(seq=last[0], row_hash=last[1], records=int(count))
+
     def verify(self) -> ChainReport:
         """Recompute every hash in order; name the first row that does not match."""
-        expected_prev, checked = GENESIS, 0
-        for record in self.records():
-            body_text = canonical_json(record.body)
-            if record.prev_hash != expected_prev:
-                reason = "previous-hash link broken: a row before it was removed or altered"
-                return ChainReport(checked, record.seq, record.record_id, reason)
-            digest = row_hash(
-                record.kind, record.record_id, record.recorded_at, body_text, record.prev_hash
-            )
-            if digest != record.row_hash:
-                return ChainReport(
-                    checked, record.seq, record.record_id, "content does not match its hash"
-                )
-            expected_prev = record.row_hash
-            checked += 1
-        return ChainReport(checked)
+        return verify_rows(self.rows()).chain
+
+    def verify_anchored(
+        self, checkpoints: Sequence[Checkpoint], start: Checkpoint | None = None
+    ) -> AnchoredReport:
+        """The chain checked against signed checkpoints, whole or from the ``start`` checkpoint."""
+        rows = self.rows(from_seq=0 if start is None else start.seq)
+        return verify_rows(rows, checkpoints, start)
 
 
 def _insert_at_head(

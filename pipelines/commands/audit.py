@@ -1,4 +1,4 @@
-"""``riskctl audit``: verify the hash chain and export decisions for reviewers."""
+"""``riskctl audit``: verify and checkpoint the hash chain, export decisions for reviewers."""
 
 from __future__ import annotations
 
@@ -14,8 +14,15 @@ if TYPE_CHECKING:
 
 from decisioning.settings import load_settings
 
-app = typer.Typer(help="Verify, replay and export the audit trail.", no_args_is_help=True)
+app = typer.Typer(
+    help="Verify, checkpoint, replay and export the audit trail.", no_args_is_help=True
+)
 console = Console()
+
+
+# Exit codes of `riskctl audit verify` (docs/runbook.md).
+EXIT_BROKEN = 1
+EXIT_UNANCHORED = 3
 
 
 def open_store() -> AuditStore:
@@ -25,20 +32,135 @@ def open_store() -> AuditStore:
 
 
 @app.command()
-def verify() -> None:
-    """Recompute the whole chain; name the first broken row and exit 1 if there is one."""
-    store = open_store()
-    with console.status("verifying the audit chain"):
-        report = store.verify()
-    if not report.ok:
-        print(
-            f"riskctl: audit chain broken at row {report.first_broken_seq} "
-            f"({report.first_broken_id}): {report.reason}; "
-            f"{report.checked} rows before it verified",
-            file=sys.stderr,
-        )
-        raise typer.Exit(1)
-    console.print(f"audit chain intact: {report.checked:,} records verified", highlight=False)
+def verify(
+    from_checkpoint: Annotated[
+        bool, typer.Option("--from-checkpoint", help="verify only from the latest checkpoint on")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option(help="any unanchored record exits 3, not only an overdue tail")
+    ] = False,
+    anchor: Annotated[
+        Path | None, typer.Option(help="a checkpoint file (JSON lines) instead of the profile's")
+    ] = None,
+    public_key: Annotated[
+        str | None, typer.Option(help="a .pub file or folder of them instead of the profile's")
+    ] = None,
+) -> None:
+    """Recompute the chain and hold it to the signed checkpoints in the anchor.
+
+    Exits 0 when intact (every record anchored, or only the tail the checkpoint cadence allows),
+    3 when intact but more records are unanchored than that (any, with --strict), 1 when broken:
+    a row altered, removed or forged, a tail cut or rewritten, a checkpoint missing, unsigned or
+    going backwards.
+    """
+    from datetime import UTC, datetime
+
+    from decisioning.audit.anchor import FileAnchor, open_anchor
+    from decisioning.audit.anchoring import (
+        unanchored_overdue,
+        verify_against_anchor,
+        verifying_keys,
+    )
+    from decisioning.errors import AuditError
+
+    settings = load_settings()
+    anchor_settings = settings.audit.anchor
+    try:
+        checkpoint_anchor = FileAnchor(anchor) if anchor else open_anchor(anchor_settings)
+        trusted = verifying_keys(anchor_settings, public_key)
+        store = open_store()
+        with console.status("verifying the audit chain against its checkpoints"):
+            outcome = verify_against_anchor(store, checkpoint_anchor, trusted, from_checkpoint)
+    except AuditError as exc:
+        print(f"riskctl: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_BROKEN) from exc
+    report = outcome.report
+    chain = report.chain
+    if outcome.broken:
+        if not chain.ok:
+            print(
+                f"riskctl: audit chain broken at row {chain.first_broken_seq} "
+                f"({chain.first_broken_id}): {chain.reason}; "
+                f"{chain.checked} rows before it verified",
+                file=sys.stderr,
+            )
+        for problem in outcome.problems:
+            print(f"riskctl: audit anchor: {problem}", file=sys.stderr)
+        raise typer.Exit(EXIT_BROKEN)
+    where = (
+        f"from the checkpoint at seq {outcome.started_at.seq}"
+        if outcome.started_at is not None
+        else "from the first record"
+    )
+    console.print(
+        f"audit chain intact: {chain.checked:,} records verified {where}, "
+        f"{report.checkpoints:,} signed checkpoints",
+        highlight=False,
+    )
+    if report.unanchored == 0:
+        console.print("every record is anchored by a signed checkpoint", highlight=False)
+        return
+    overdue = unanchored_overdue(report, anchor_settings, datetime.now(UTC))
+    console.print(
+        f"{report.unanchored:,} records after the last checkpoint are not anchored yet "
+        f"(oldest recorded at {report.oldest_unanchored_at})"
+        + ("; that is more than the checkpoint cadence leaves" if overdue else ""),
+        highlight=False,
+    )
+    if overdue or strict:
+        raise typer.Exit(EXIT_UNANCHORED)
+
+
+@app.command()
+def checkpoint() -> None:
+    """Sign the chain's head now and write it to the anchor (after verifying what is new)."""
+    from decisioning.audit.anchoring import checkpoint_now
+    from decisioning.errors import AuditError
+
+    settings = load_settings()
+    try:
+        written = checkpoint_now(open_store(), settings.audit.anchor)
+    except AuditError as exc:
+        print(f"riskctl: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    if written is None:
+        console.print("nothing new to anchor since the last checkpoint", highlight=False)
+        return
+    console.print(
+        f"checkpoint written: seq {written.seq}, {written.records:,} records, key {written.key_id}",
+        highlight=False,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the audit schema to the latest migration as the owner role (``audit.owner_url``)."""
+    from decisioning.audit import AuditStore
+
+    settings = load_settings()
+    url = settings.audit.owner_url or settings.audit.url
+    AuditStore.open(url).close()
+    console.print("audit schema at the latest migration", highlight=False)
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option(help="folder for the new key pair")],
+) -> None:
+    """Make a new checkpoint signing key pair: the private key (0600) and `<key id>.pub`."""
+    from decisioning.audit.checkpoint import key_id
+    from decisioning.audit.keys import PRIVATE_KEY_FILE, write_key_pair
+
+    try:
+        key = write_key_pair(out)
+    except FileExistsError as exc:
+        print(f"riskctl: {out / PRIVATE_KEY_FILE} exists; choose an empty folder", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    console.print(
+        f"key {key_id(key.public_key())}: private key {out / PRIVATE_KEY_FILE}, "
+        f"public key {out / (key_id(key.public_key()) + '.pub')}",
+        highlight=False,
+    )
 
 
 @app.command()

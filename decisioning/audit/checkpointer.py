@@ -1,0 +1,78 @@
+"""Checkpoints in the background: every N records appended or T seconds, never on a request.
+
+The audit writer tells it how many records each commit added (a counter and, past N, an event:
+nothing else happens on the writer's thread); its own thread verifies, signs and anchors. A
+checkpoint that fails is logged and tried again at the next trigger: a decision never waits for,
+or fails because of, the anchor. ``riskctl audit verify`` reports what is still unanchored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+
+class BackgroundCheckpointer:
+    """Runs ``take_checkpoint`` on its own thread every ``every_records`` or ``every_seconds``."""
+
+    def __init__(
+        self,
+        take_checkpoint: Callable[[], object],
+        every_records: int,
+        every_seconds: float,
+        name: str = "audit-checkpointer",
+    ) -> None:
+        self._take_checkpoint = take_checkpoint
+        self._every_records = every_records
+        self._every_seconds = every_seconds
+        self._appended = 0
+        self._lock = threading.Lock()
+        self._due = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._last_failure: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def appended(self, count: int) -> None:
+        """Count records just committed; wake the thread once a checkpoint's worth is reached."""
+        with self._lock:
+            self._appended += count
+            due = self._appended >= self._every_records
+        if due:
+            self._due.set()
+
+    def close(self) -> None:
+        """Stop the thread after one last checkpoint of what was appended since the previous."""
+        if self._thread.is_alive():
+            self._stopping = True
+            self._due.set()
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait(timeout=self._every_seconds)
+            self._due.clear()
+            with self._lock:
+                appended, self._appended = self._appended, 0
+            if appended and not self._checkpoint():
+                with self._lock:  # still unanchored: try again at the next trigger
+                    self._appended += appended
+            if self._stopping:
+                return
+
+    def _checkpoint(self) -> bool:
+        try:
+            self._take_checkpoint()
+        except Exception as exc:  # the request path must never see an anchor failure
+            failure = f"{type(exc).__name__}: {exc}"
+            if failure != self._last_failure:  # once per kind of failure, not every interval
+                logger.error("audit checkpoint failed: %s", failure)
+            self._last_failure = failure
+            return False
+        self._last_failure = None
+        return True
