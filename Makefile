@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 TORCH_FIND_LINKS ?= $(or $(PIP_FIND_LINKS),https://download.pytorch.org/whl/cpu/torch/)
 INSTALL = $(BIN)/uv pip install --python $(BIN)/python --find-links $(TORCH_FIND_LINKS)
 
-.PHONY: setup demo test test-unit lint format bench lock infra clean
+.PHONY: setup demo test test-unit test-calendar lint format bench lock infra clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,14 @@ test: setup
 
 test-unit: setup
 	$(BIN)/pytest -m "not integration and not slow"
+
+# The tests that once moved with the calendar (marker `calendar`), with the session's clock at three
+# days months apart: every outcome must follow from tests/clock.py, not from the day they run.
+CALENDAR_DAYS ?= 2026-01-15 2026-12-02 2027-06-30
+test-calendar: setup
+	for day in $(CALENDAR_DAYS); do \
+		echo "== the calendar says $$day"; $(BIN)/pytest -m calendar --today $$day || exit 1; \
+	done
 
 lint: setup
 	$(BIN)/ruff format --check .

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -29,6 +28,7 @@ from decisioning.audit import AuditStore
 from decisioning.conduct.errors import LlmProviderError
 from decisioning.conduct.prompts import PromptTemplate, load_prompt
 from decisioning.conduct.redaction import redact
+from decisioning.events import utc_now
 from decisioning.metrics import record_llm_call
 
 logger = logging.getLogger(__name__)
@@ -355,7 +355,7 @@ class LlmGateway:
             self.recorder.record(
                 LlmCallRecord(
                     call_id=str(uuid.uuid4()),
-                    at=datetime.now(UTC).isoformat(),
+                    at=utc_now().isoformat(),
                     prompt_name=prompt.name,
                     prompt_version=prompt.version,
                     prompt_uri=prompt.registry_uri,

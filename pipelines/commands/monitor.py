@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from decisioning.events import utc_now
 from decisioning.metrics import FLAG_QUALITY_FILE, drift_scores_file
 from decisioning.settings import Settings, load_settings
 
@@ -60,7 +61,7 @@ def drift(
         **scores_document(kind, results),
         "reference": str(reference),
         "current": str(current),
-        "generated_at": datetime.now(UTC).isoformat(),
+        "generated_at": utc_now().isoformat(),
     }
     written.append(_write_json(folder / "drift_scores.json", document))
     _write_json(settings.home / drift_scores_file(kind), document)
@@ -88,7 +89,7 @@ def outcomes(
     from pipelines.monitoring.outcomes import decision_rows, flag_quality, labelled_decisions
 
     settings = load_settings()
-    moment = pd.Timestamp(as_of or datetime.now(UTC))
+    moment = pd.Timestamp(as_of or utc_now())
     moment = moment.tz_localize(UTC) if moment.tzinfo is None else moment.tz_convert(UTC)
     store = AuditStore.open(settings.audit.url)
     try:
@@ -143,7 +144,7 @@ def _vulnerable(labels: Path) -> frozenset[str] | None:
 
 
 def _run_folder(settings: Settings, job: str) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
     return settings.home / "monitoring" / job / stamp
 
 

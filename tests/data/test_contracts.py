@@ -1,14 +1,20 @@
 """The Great Expectations suites: pass on simulated data, fail on each kind of corruption."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
+import time_machine
 
 from pipelines.errors import QualityGateFailed
 from pipelines.ingest import conform
 from pipelines.quality import require_valid, validate_frame
 from pipelines.simulate import SimulatedWorld
+from tests.clock import NOW
+
+# "Future" means after the platform's clock, which every test here reads frozen at NOW.
+pytestmark = [pytest.mark.calendar, pytest.mark.usefixtures("fixed_now")]
 
 Corruption = Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -26,7 +32,7 @@ def _duplicate(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame, frame.head(2)], ignore_index=True)
 
 
-FUTURE = pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=30)
+FUTURE = pd.Timestamp(NOW) + pd.Timedelta(days=30)
 
 TRANSACTION_CORRUPTIONS: dict[str, tuple[Corruption, str]] = {
     "negative amount": (_set("amount", -10.0), "amount"),
@@ -114,3 +120,22 @@ def test_the_gate_stops_with_a_report(transactions: pd.DataFrame) -> None:
         require_valid(corrupt(transactions), "transactions")
 
     assert "3 rows" in failure.value.report
+
+
+@pytest.mark.parametrize("day", ["2025-11-03", "2026-03-16", "2026-09-01"])
+def test_the_future_is_read_from_the_platform_clock(day: str, transactions: pd.DataFrame) -> None:
+    # given payments moved to the day the clock says, one of them an hour ahead of it
+    clock = datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC)
+    moved = transactions.head(50).drop(columns=["label", "label_available_at"])
+    moved["occurred_at"] = pd.Timestamp(clock) - pd.Timedelta(days=1)
+    moved.loc[moved.index[0], "occurred_at"] = pd.Timestamp(clock) + pd.Timedelta(hours=1)
+
+    # when the gate runs with the clock at that day, and then a day later
+    with time_machine.travel(clock, tick=False):
+        on_the_day = validate_frame(moved, "transactions")
+    with time_machine.travel(clock + pd.Timedelta(days=1), tick=False):
+        a_day_later = validate_frame(moved, "transactions")
+
+    # then only the payment ahead of the clock is refused, and only while it is ahead
+    assert not on_the_day.success and "occurred_at" in on_the_day.summary()
+    assert a_day_later.success, a_day_later.report()

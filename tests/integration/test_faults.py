@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,10 @@ import pytest
 
 from decisioning.audit import AuditStore
 from pipelines.commands.demo import stop_process
+from tests.clock import NOW, subprocess_env
 from tests.served import free_port, post_decision
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.calendar]
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES = ("127.0.0.1", 5432)
@@ -190,6 +190,7 @@ def isolated_env(home: Path, run: str, redis_port: int, audit_url: str) -> dict[
         "RISK_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "RISK_API_KEYS": KEY,
         "RISK_TRACE_EXPORTER": "none",
+        **subprocess_env(),  # every riskctl and the service begin at tests.clock.NOW
     }
 
 
@@ -285,11 +286,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def payment(world: World) -> dict[str, Any]:
-    """A payment of the world's busiest customer at its usual terminal, happening now."""
+    """A payment of the world's busiest customer at its usual terminal, at the service's "now"."""
     return {
         "transaction": {
             "transaction_id": f"fault-{uuid.uuid4().hex[:12]}",
-            "occurred_at": datetime.now(UTC).isoformat(),
+            "occurred_at": NOW.isoformat(),
             "customer_id": world.customer,
             "terminal_id": world.terminal,
             "amount": 24.5,

@@ -360,7 +360,7 @@ def scraped(bento: tuple[str, Path], prometheus: str) -> str:
     bad = [{"transaction": {"amount": "lots"}}, {"text": {}}, {"verdict": "ok"}, {}]
     assert all(400 <= post_decision(url, body, KEY)[0] < 500 for body in bad)
 
-    since = time.time()
+    since = time.time()  # wall clock: compared with the Prometheus server's scrape times
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         targets = api(prometheus, "/api/v1/targets")["activeTargets"]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decisioning.events import utc_now
+from tests.clock import FRAUD_BYO_START
 
 DAYS = 24
 
@@ -16,7 +16,7 @@ DAYS = 24
 def byo_transactions(seed: int = 0) -> pd.DataFrame:
     """Genuine payments at habitual terminals, plus labelled bursts at unknown terminals."""
     rng = np.random.default_rng(seed)
-    start = pd.Timestamp(utc_now()).floor("D") - pd.Timedelta(days=DAYS + 1)
+    start = pd.Timestamp(FRAUD_BYO_START, tz="UTC")
     n = 1200
     customer = rng.integers(0, 25, n)
     habit = rng.integers(0, 3, n)

@@ -14,6 +14,9 @@ from pipelines.fraud.backtest import BacktestWindows, run_backtest
 from pipelines.fraud.dataset import labels_known_at, with_label_times
 from pipelines.fraud.errors import BacktestWindowError
 
+# The byo world is fixed in time (conftest); the gate's "not in the future" reads tests.clock.NOW.
+pytestmark = [pytest.mark.calendar, pytest.mark.usefixtures("fixed_now")]
+
 
 def _payments(csv: Path) -> pd.DataFrame:
     frame = pd.read_csv(csv)

@@ -1,13 +1,12 @@
 """``train fraud`` end to end: registered challenger, gates, champion loaded by plain MLflow."""
 
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
-from decisioning.events import utc_now
 from decisioning.features.online import FRAUD_FEATURE_SERVICE
 from decisioning.fraud.thresholds import read_thresholds
 from decisioning.settings import load_settings
@@ -18,21 +17,22 @@ from registry.errors import GateFailed
 from registry.gates import load_gates
 from registry.tracking import mlflow_session
 from registry.workflow import promote_if_gates_pass
+from tests.clock import TRAINING_WORLD_START
+
+pytestmark = pytest.mark.calendar
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    start = (utc_now() - timedelta(days=22)).date().isoformat()
     folder = tmp_path_factory.mktemp("world")
-    write_world(
-        simulate_world(SimulationConfig(customers=300, days=21, seed=11, start=start)), folder
-    )
+    config = SimulationConfig(customers=300, days=21, seed=11, start=TRAINING_WORLD_START)
+    write_world(simulate_world(config), folder)
     return folder / "transactions.parquet"
 
 
 @pytest.mark.slow
 def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
-    world: Path, risk_home: Path, isolated_configs: Path
+    world: Path, risk_home: Path, isolated_configs: Path, fixed_now: datetime
 ) -> None:
     # given a challenger trained on three simulated weeks of a world that starts from nothing
     settings = load_settings()
