@@ -37,6 +37,9 @@ class EnvironmentConfig:
     api_rate_limit_per_second: int
     worker_cpu: int
     worker_memory_mib: int
+    # How long each audit checkpoint stays locked (S3 Object Lock, compliance mode: nobody,
+    # the account root included, can delete or overwrite it before then).
+    audit_anchor_retention_days: int
 
     def __post_init__(self) -> None:
         # Multi-AZ needs a standby somewhere else: a cache replica and a search node per zone.
@@ -85,6 +88,7 @@ DEV = EnvironmentConfig(
     api_rate_limit_per_second=50,
     worker_cpu=2048,
     worker_memory_mib=8192,
+    audit_anchor_retention_days=1,
 )
 
 STAGING = EnvironmentConfig(
@@ -113,6 +117,7 @@ STAGING = EnvironmentConfig(
     api_rate_limit_per_second=200,
     worker_cpu=4096,
     worker_memory_mib=16384,
+    audit_anchor_retention_days=90,
 )
 
 PROD = EnvironmentConfig(
@@ -141,6 +146,7 @@ PROD = EnvironmentConfig(
     api_rate_limit_per_second=1000,
     worker_cpu=4096,
     worker_memory_mib=16384,
+    audit_anchor_retention_days=2557,
 )
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {env.name: env for env in (DEV, STAGING, PROD)}

@@ -31,6 +31,12 @@ POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 HTTPS_PORT = 443
 DATABASE_USER = "risk"
+# The audit store's roles (decisioning/audit/roles.py): the service may only INSERT and SELECT.
+AUDIT_OWNER_ROLE = "risk_audit_owner"
+AUDIT_SERVICE_ROLE = "risk_audit_service"
+AUDIT_ANCHOR_PREFIX = "checkpoints"
+# Characters a generated password must not hold to sit in a URL unescaped.
+URL_UNSAFE = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"
 # The database names of the `services` profile, so URLs differ only in host and credentials.
 AUDIT_DATABASE = "risk_audit"
 MLFLOW_DATABASE = "risk_mlflow"
@@ -61,9 +67,13 @@ class DataStack(cdk.Stack):
         self.data_bucket = self._bucket("Data")
         self.artifacts_bucket = self._bucket("Artifacts")
         self.evaluations_bucket = self._bucket("Evaluations")
+        self.audit_anchor_bucket = self._audit_anchor_bucket()
+        self.audit_signing_key = self._audit_signing_key()
         self.database = self._database()
         self.cache, cache_token = self._cache()
         self.search = self._search_domain()
+        self.audit_owner_credentials = self._role_credentials("AuditOwner", AUDIT_OWNER_ROLE)
+        self.audit_service_credentials = self._role_credentials("AuditService", AUDIT_SERVICE_ROLE)
         self.connection_urls = self._connection_urls(cache_token)
 
     def _security_group(self, name: str, port: int) -> ec2.SecurityGroup:
@@ -92,6 +102,51 @@ class DataStack(cdk.Stack):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             enforce_ssl=True,
             removal_policy=self._config.removal_policy,
+        )
+
+    def _audit_anchor_bucket(self) -> s3.Bucket:
+        """Where audit checkpoints go: Object Lock in compliance mode, so none can be removed.
+
+        Kept whatever the environment's removal policy: a bucket holding locked objects cannot be
+        emptied before their retention ends, and the checkpoints are the point of it.
+        """
+        return s3.Bucket(
+            self,
+            "AuditAnchorBucket",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            versioned=True,
+            object_lock_enabled=True,
+            object_lock_default_retention=s3.ObjectLockRetention.compliance(
+                cdk.Duration.days(self._config.audit_anchor_retention_days)
+            ),
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+
+    def _audit_signing_key(self) -> secretsmanager.Secret:
+        """The checkpoint signing key (RISK_AUDIT_SIGNING_KEY), never stored in the database.
+
+        Secrets Manager cannot make an Ed25519 key, so it starts as a random placeholder the
+        service refuses (checkpoints off, decisions on, verify reports unanchored records) until
+        the PEM from ``riskctl audit keygen`` is put in (docs/runbook.md, "Audit anchor").
+        """
+        return secretsmanager.Secret(
+            self,
+            "AuditSigningKey",
+            description=f"{self._config.stack_prefix} audit checkpoint signing key (Ed25519 PEM)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                exclude_punctuation=True, password_length=32
+            ),
+        )
+
+    def _role_credentials(self, name: str, username: str) -> rds.DatabaseSecret:
+        """A generated password for one of the audit roles; set on the server once (runbook)."""
+        return rds.DatabaseSecret(
+            self, f"{name}Credentials", username=username, exclude_characters=URL_UNSAFE
         )
 
     def _database(self) -> rds.DatabaseInstance:
@@ -218,6 +273,8 @@ class DataStack(cdk.Stack):
         host = self.database.db_instance_endpoint_address
         port = self.database.db_instance_endpoint_port
         postgres = f"postgresql+psycopg://{user}:{password}@{host}:{port}"
+        audit_service = self._role_url(self.audit_service_credentials, host, port)
+        audit_owner = self._role_url(self.audit_owner_credentials, host, port)
         redis_host = self.cache.attr_primary_end_point_address
         redis_port = self.cache.attr_primary_end_point_port
         token = cache_token.secret_value.unsafe_unwrap()
@@ -226,7 +283,10 @@ class DataStack(cdk.Stack):
             "ConnectionUrls",
             description=f"{self._config.stack_prefix} audit, MLflow, Redis and Feast URLs",
             secret_object_value={
-                "audit_url": cdk.SecretValue.unsafe_plain_text(f"{postgres}/{AUDIT_DATABASE}"),
+                "audit_url": cdk.SecretValue.unsafe_plain_text(f"{audit_service}/{AUDIT_DATABASE}"),
+                "audit_owner_url": cdk.SecretValue.unsafe_plain_text(
+                    f"{audit_owner}/{AUDIT_DATABASE}"
+                ),
                 "mlflow_url": cdk.SecretValue.unsafe_plain_text(f"{postgres}/{MLFLOW_DATABASE}"),
                 "redis_url": cdk.SecretValue.unsafe_plain_text(
                     f"rediss://:{token}@{redis_host}:{redis_port}/0"
@@ -237,3 +297,9 @@ class DataStack(cdk.Stack):
                 ),
             },
         )
+
+    @staticmethod
+    def _role_url(credentials: rds.DatabaseSecret, host: str, port: str) -> str:
+        user = credentials.secret_value_from_json("username").unsafe_unwrap()
+        password = credentials.secret_value_from_json("password").unsafe_unwrap()
+        return f"postgresql+psycopg://{user}:{password}@{host}:{port}"

@@ -35,7 +35,7 @@ from infra.image import (
     ServiceImage,
     scheduled_jobs,
 )
-from infra.stacks.data import DataStack
+from infra.stacks.data import AUDIT_ANCHOR_PREFIX, DataStack
 from infra.stacks.network import APP_SUBNETS, LISTENER_PORT, NetworkStack
 from infra.stacks.observability import ObservabilityStack
 from infra.stacks.telemetry import add_collector
@@ -126,6 +126,9 @@ class ServiceStack(cdk.Stack):
             "RISK_FEAST_REGISTRY_URI": data.data_bucket.s3_url_for_object(FEAST_REGISTRY_KEY),
             "OPENSEARCH_URL": f"https://{data.search.domain_endpoint}",
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{OTLP_HTTP_PORT}",
+            "RISK_AUDIT_ANCHOR_URI": data.audit_anchor_bucket.s3_url_for_object(
+                AUDIT_ANCHOR_PREFIX
+            ),
         }
 
     def _connection_secrets(self) -> dict[str, ecs.Secret]:
@@ -136,6 +139,8 @@ class ServiceStack(cdk.Stack):
             "RISK_MLFLOW_URL": ecs.Secret.from_secrets_manager(urls, "mlflow_url"),
             "RISK_REDIS_URL": ecs.Secret.from_secrets_manager(urls, "redis_url"),
             "RISK_FEAST_REDIS": ecs.Secret.from_secrets_manager(urls, "feast_redis"),
+            # Signs checkpoints in the background; the service role's URL cannot touch them.
+            "RISK_AUDIT_SIGNING_KEY": ecs.Secret.from_secrets_manager(self._data.audit_signing_key),
         }
 
     def _api_task(self) -> ecs.FargateTaskDefinition:
@@ -167,6 +172,7 @@ class ServiceStack(cdk.Stack):
         )
         data.artifacts_bucket.grant_read(task.task_role)
         data.data_bucket.grant_read(task.task_role, f"{FEAST_REGISTRY_KEY}*")
+        self._grant_anchor(task.task_role)
         self._grant_search(task.task_role, SEARCH_READ_ACTIONS)
         return task
 
@@ -271,7 +277,13 @@ class ServiceStack(cdk.Stack):
             "worker",
             image=self._image,
             environment=self._environment(),
-            secrets=self._connection_secrets(),
+            secrets={
+                **self._connection_secrets(),
+                # Migrations run from the worker, as the role that owns the audit tables.
+                "RISK_AUDIT_OWNER_URL": ecs.Secret.from_secrets_manager(
+                    data.connection_urls, "audit_owner_url"
+                ),
+            },
             logging=ecs.LogDrivers.aws_logs(
                 stream_prefix="worker", log_group=self._observability.worker_logs
             ),
@@ -281,8 +293,15 @@ class ServiceStack(cdk.Stack):
         for bucket in (data.data_bucket, data.artifacts_bucket, data.evaluations_bucket):
             bucket.grant_read(task.task_role)
             bucket.grant_put(task.task_role)
+        self._grant_anchor(task.task_role)
         self._grant_search(task.task_role, SEARCH_WRITE_ACTIONS)
         return task
+
+    def _grant_anchor(self, role: iam.IRole) -> None:
+        """Read and add checkpoints; Object Lock refuses deletion whatever a role is granted."""
+        anchor = self._data.audit_anchor_bucket
+        anchor.grant_read(role, f"{AUDIT_ANCHOR_PREFIX}/*")
+        anchor.grant_put(role, f"{AUDIT_ANCHOR_PREFIX}/*")
 
     def _schedule_jobs(self, task: ecs.FargateTaskDefinition) -> None:
         """One EventBridge rule per job, each running the worker task with its own arguments."""

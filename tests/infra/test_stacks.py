@@ -31,8 +31,8 @@ EXPECTED_RESOURCES: dict[str, dict[str, int]] = {
         "AWS::RDS::DBInstance": 1,
         "AWS::ElastiCache::ReplicationGroup": 1,
         "AWS::OpenSearchService::Domain": 1,
-        "AWS::S3::Bucket": 3,
-        "AWS::SecretsManager::Secret": 3,
+        "AWS::S3::Bucket": 4,
+        "AWS::SecretsManager::Secret": 6,
     },
     "observability": {
         "AWS::APS::Workspace": 1,
@@ -58,6 +58,8 @@ CREDENTIAL_VARIABLES = {
     "RISK_REDIS_URL",
     "RISK_FEAST_REDIS",
     "RISK_API_KEYS",
+    "RISK_AUDIT_OWNER_URL",
+    "RISK_AUDIT_SIGNING_KEY",
 }
 # Services whose permissions reach data or credentials: never granted on "*".
 SENSITIVE_SERVICES = {
@@ -305,7 +307,7 @@ def test_credentials_reach_containers_only_as_secrets(templates: Templates, env:
         assert "{{resolve:" not in json.dumps(container.get("Environment", []))
     api_secrets = {s["Name"] for s in task_containers["api"]["Secrets"]}
     worker_secrets = {s["Name"] for s in task_containers["worker"]["Secrets"]}
-    assert api_secrets == CREDENTIAL_VARIABLES
+    assert api_secrets == CREDENTIAL_VARIABLES - {"RISK_AUDIT_OWNER_URL"}, "the API never migrates"
     assert worker_secrets == CREDENTIAL_VARIABLES - {"RISK_API_KEYS"}, "the worker serves no API"
     for part in ("data", "service"):
         for secret in resources(templates[env][part], "AWS::SecretsManager::Secret"):
@@ -457,4 +459,27 @@ def test_compose_runs_the_engine_versions_deployed(templates: Templates) -> None
         major = version.split(".")[0]
         assert local[name].split(".")[0].split("-")[0] == major, (
             f"{name}: {local[name]} vs {version}"
+        )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_audit_checkpoints_go_to_a_bucket_nobody_can_delete_from(
+    templates: Templates, env: str
+) -> None:
+    from infra.environments import ENVIRONMENTS as CONFIGS
+
+    locked = [
+        bucket
+        for bucket in resources(templates[env]["data"], "AWS::S3::Bucket")
+        if bucket["Properties"].get("ObjectLockEnabled")
+    ]
+    assert len(locked) == 1, "one bucket, the audit anchor, has Object Lock"
+    (anchor,) = locked
+    rule = anchor["Properties"]["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert rule == {"Mode": "COMPLIANCE", "Days": CONFIGS[env].audit_anchor_retention_days}
+    assert anchor["DeletionPolicy"] == "Retain", "checkpoints outlive the stack"
+    for statement in policy_statements(templates[env]["service"]):
+        deletes = [a for a in as_list(statement["Action"]) if a.startswith("s3:Delete")]
+        assert not deletes or "AuditAnchor" not in json.dumps(statement["Resource"]), (
+            f"a task may delete checkpoints: {deletes}"
         )

@@ -1,4 +1,4 @@
-"""The audit chain on a real PostgreSQL: one database per test run, dropped afterwards."""
+"""The audit chain on a real PostgreSQL: one database and pair of roles per test, dropped after."""
 
 import multiprocessing
 import uuid
@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from decisioning.audit import AuditStore
+from decisioning.audit.roles import AuditRoles
 from tests.unit.decisioning.audit.test_store import _append_many
 
 pytestmark = pytest.mark.integration
@@ -51,3 +53,85 @@ def test_postgres_chain_survives_concurrent_workers_and_refuses_edits(audit_url:
     with pytest.raises(Exception, match="append-only"), store._engine.begin() as connection:
         connection.execute(text("UPDATE audit_records SET body = '{}' WHERE seq = 3"))
     store.close()
+
+
+@pytest.fixture
+def audit_roles(audit_url: str) -> Iterator[AuditRoles]:
+    """Roles of this test only (roles are server-wide), dropped once its database is gone."""
+    suffix = uuid.uuid4().hex[:8]
+    roles = AuditRoles(owner=f"audit_owner_{suffix}", service=f"audit_service_{suffix}")
+    yield roles
+    admin = create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(
+            text(f'DROP DATABASE IF EXISTS "{audit_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        )
+        for role in (roles.service, roles.owner):
+            connection.execute(text(f"DROP ROLE IF EXISTS {role}"))
+    admin.dispose()
+
+
+def as_role(url: str, role: str) -> str:
+    return url.replace("postgres@", f"{role}@", 1)
+
+
+# What an attacker holding the service's credentials would try first.
+FORBIDDEN_TO_THE_SERVICE = {
+    "update": "UPDATE audit_records SET body = '{}' WHERE seq = 1",
+    "delete": "DELETE FROM audit_records WHERE seq = 1",
+    "truncate": "TRUNCATE audit_records",
+    "drop trigger": "DROP TRIGGER audit_records_append_only ON audit_records",
+    "disable trigger": "ALTER TABLE audit_records DISABLE TRIGGER ALL",
+    "alter table": "ALTER TABLE audit_records ADD COLUMN note text",
+    "drop table": "DROP TABLE audit_records",
+    "create table": "CREATE TABLE audit_records_shadow (seq int)",
+    "rewrite version": "UPDATE alembic_version SET version_num = '0001'",
+}
+
+
+@pytest.mark.parametrize("attempt", sorted(FORBIDDEN_TO_THE_SERVICE))
+def test_the_service_role_may_only_append_and_read(
+    audit_url: str, audit_roles: AuditRoles, attempt: str
+) -> None:
+    # given the schema migrated by the superuser, and the service connected as its own role
+    AuditStore.open(audit_url, roles=audit_roles).close()
+    service = AuditStore.open(as_role(audit_url, audit_roles.service))
+    service.append("decision", "d1", {"action": "approve"})
+    assert service.verify().ok and service.get("d1") is not None, "appending and reading work"
+
+    # when it tries to change what is there, then the database refuses before any trigger runs
+    with pytest.raises(DBAPIError) as refused, service._engine.begin() as connection:
+        connection.execute(text(FORBIDDEN_TO_THE_SERVICE[attempt]))
+    sqlstate = getattr(refused.value.orig, "sqlstate", None)
+    assert sqlstate == "42501", f"{attempt} must fail for lack of privilege, not {refused.value}"
+    service.close()
+
+
+def test_truncate_is_refused_even_for_the_owner(audit_url: str, audit_roles: AuditRoles) -> None:
+    store = AuditStore.open(audit_url, roles=audit_roles)
+    store.append("decision", "d1", {"action": "approve"})
+    store.close()
+    owner = AuditStore.open(as_role(audit_url, audit_roles.owner))
+
+    with pytest.raises(DBAPIError, match="append-only"), owner._engine.begin() as connection:
+        connection.execute(text("TRUNCATE audit_records"))
+    assert owner.verify().checked == 1
+    owner.close()
+
+
+def test_the_tables_belong_to_the_owner_role(audit_url: str, audit_roles: AuditRoles) -> None:
+    AuditStore.open(audit_url, roles=audit_roles).close()
+    engine = create_engine(audit_url)
+
+    with engine.connect() as connection:
+        owners = dict(
+            connection.execute(
+                text(
+                    "SELECT tablename, tableowner FROM pg_tables "
+                    "WHERE tablename IN ('audit_records', 'alembic_version')"
+                )
+            ).all()
+        )
+    engine.dispose()
+
+    assert owners == {"audit_records": audit_roles.owner, "alembic_version": audit_roles.owner}

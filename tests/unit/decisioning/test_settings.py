@@ -66,6 +66,7 @@ def test_every_profile_parses_with_its_variables_set(tmp_path: Path) -> None:
         "RISK_MLFLOW_URL": "postgresql://m",
         "RISK_ARTIFACT_URI": "s3://a",
         "RISK_AUDIT_URL": "postgresql://a",
+        "RISK_AUDIT_ANCHOR_URI": "s3://anchor/checkpoints",
         "OPENSEARCH_URL": "https://os",
         "RISK_REDIS_URL": "rediss://r",
     }
