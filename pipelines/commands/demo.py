@@ -233,6 +233,12 @@ def audit_and_replay(settings: Settings, decision_ids: list[str]) -> None:
     if not report.ok:
         raise DemoFailed(f"audit chain broken at {report.first_broken_id}: {report.reason}")
     console.print(f"audit chain intact: {report.checked:,} records", highlight=False)
+    from decisioning.audit.anchoring import checkpoint_now
+
+    # Anchor what the demo wrote, so `riskctl audit verify` finds it vouched for (ADR 0009).
+    checkpoint = checkpoint_now(store, settings.audit.anchor)
+    if checkpoint is not None:
+        console.print(f"audit checkpoint signed at seq {checkpoint.seq}", highlight=False)
     engine = build_engine(settings)
     for decision_id in decision_ids:
         replayed = engine.replay(decision_id)

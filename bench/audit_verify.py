@@ -1,0 +1,102 @@
+"""Audit verification throughput on PostgreSQL: records a second, whole chain and incremental.
+
+Fills a throw-away database with ``--records`` decision-sized records (group-committed by eight
+threads, as the service appends), takes a signed checkpoint, then times ``verify_against_anchor``
+over the whole chain (every hash recomputed, every checkpoint held) and from the latest checkpoint
+after ``--records // 10`` more. The database is dropped at the end.
+Run: .venv/bin/python bench/audit_verify.py [--records 50000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from decisioning.audit import AuditStore
+from decisioning.audit.anchor import FileAnchor
+from decisioning.audit.anchoring import verify_against_anchor, write_checkpoint
+from decisioning.audit.checkpoint import key_id
+from decisioning.audit.roles import AuditRoles
+
+ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+# About the size of a fraud decision's body: scores, reasons, features, versions.
+BODY = {
+    "action": "review",
+    "risk_score": 0.4321,
+    "reason_codes": ["velocity.1h", "terminal.watch", "amount.above_habit"],
+    "features": {f"feature_{i}": i * 1.5 for i in range(24)},
+    "model_versions": {"fraud": "7", "conduct": "3", "policy": "2026-11"},
+}
+
+
+def fill(store: AuditStore, first: int, count: int) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(lambda i: store.append("decision", f"d{i}", BODY), range(first, first + count))
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    name, suffix = f"risk_bench_audit_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    roles = AuditRoles(owner=f"bench_owner_{suffix}", service=f"bench_service_{suffix}")
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            run(f"{SERVER}/{name}", roles, Path(folder), args.records, args.repeat)
+    finally:
+        with psycopg.connect(ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for role in (roles.service, roles.owner):
+                admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def run(url: str, roles: AuditRoles, folder: Path, records: int, repeat: int) -> None:
+    store = AuditStore.open(url, roles=roles)
+    key = Ed25519PrivateKey.generate()
+    trusted = {key_id(key.public_key()): key.public_key()}
+    anchor = FileAnchor(folder / "checkpoints.jsonl")
+    started = time.perf_counter()
+    fill(store, 0, records)
+    print(f"filled {records:,} records in {time.perf_counter() - started:.1f} s")
+    write_checkpoint(store, anchor, key, trusted)
+    whole = timed(lambda: verify_against_anchor(store, anchor, trusted), records, repeat)
+    print(f"whole chain: {whole:,.0f} records/s (median of {repeat})")
+    extra = records // 10
+    fill(store, records, extra)
+    since = timed(
+        lambda: verify_against_anchor(store, anchor, trusted, incremental=True), extra, repeat
+    )
+    print(f"from the latest checkpoint ({extra:,} new): {since:,.0f} records/s")
+    started = time.perf_counter()
+    write_checkpoint(store, anchor, key, trusted)
+    print(f"checkpoint over {extra:,} new records: {time.perf_counter() - started:.2f} s")
+    store.close()
+
+
+def timed(verify, records: int, repeat: int) -> float:
+    rates = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        outcome = verify()
+        elapsed = time.perf_counter() - started
+        assert not outcome.broken, outcome.problems
+        rates.append(records / elapsed)
+    return statistics.median(rates)
+
+
+if __name__ == "__main__":
+    main()
