@@ -6,8 +6,10 @@ from decisioning.errors import RiskPlatformError, SchemaError
 class QualityGateFailed(RiskPlatformError):
     """A Great Expectations suite failed; the job stops before using the data."""
 
-    def __init__(self, suite: str, failed: int, total: int, report: str) -> None:
-        super().__init__(f"{suite}: {failed} of {total} expectations failed")
+    def __init__(self, summary: str, report: str) -> None:
+        # The message names every failed expectation, its column, count and examples: a user
+        # reading one line on stderr knows what to fix.
+        super().__init__(summary)
         self.report = report
 
 

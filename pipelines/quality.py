@@ -2,7 +2,8 @@
 
 The only module that talks to Great Expectations, so an API change touches one file. Suites are
 stored in GX's own expectation-configuration format; ``$now`` in a suite stands for the time of
-validation (a timestamp from the future is refused).
+validation (a timestamp from the future is refused). An expectation may carry a ``meta.hint``: what
+a user whose file fails it should do, printed with the failure.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from decisioning.events import utc_now
@@ -24,21 +26,30 @@ SUITE_DIR = Path(__file__).resolve().parents[1] / "expectations"
 SUITES = ("transactions", "texts", "training-set")
 
 
+EXAMPLES = 3
+
+
 @dataclass(frozen=True)
 class FailedExpectation:
+    """One failed expectation: what, where, how many rows and a few of their values."""
+
     expectation: str
     column: str | None
     unexpected_count: int | None
     examples: tuple[str, ...]
     observed: str | None
+    hint: str | None = None
+    # Index labels of every failing row; filled only when asked for (``rows=True``: quarantine).
+    rows: tuple[object, ...] = ()
 
     def line(self) -> str:
         where = self.column or "table"
+        hint = f" - {self.hint}" if self.hint else ""
         if self.unexpected_count is not None:
             sample = f", e.g. {', '.join(self.examples)}" if self.examples else ""
-            return f"{where}: {self.expectation} ({self.unexpected_count} rows{sample})"
+            return f"{where}: {self.expectation} ({self.unexpected_count:,} rows{sample}){hint}"
         observed = f", observed {self.observed}" if self.observed else ""
-        return f"{where}: {self.expectation}{observed}"
+        return f"{where}: {self.expectation}{observed}{hint}"
 
 
 @dataclass(frozen=True)
@@ -72,8 +83,12 @@ def load_suite_spec(name: str, suite_dir: Path = SUITE_DIR) -> dict[str, Any]:
     return spec
 
 
-def validate_frame(frame: pd.DataFrame, suite_name: str) -> GateResult:
-    """Run one suite on a frame and summarise the failures (never raises on failure)."""
+def validate_frame(frame: pd.DataFrame, suite_name: str, rows: bool = False) -> GateResult:
+    """Run one suite on a frame and summarise the failures (never raises on failure).
+
+    ``rows`` also collects the index of every failing row (GX's COMPLETE result), which costs a
+    list as long as the failures: what quarantine needs, and nothing else does.
+    """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation_configuration import (
@@ -100,7 +115,7 @@ def validate_frame(frame: pd.DataFrame, suite_name: str) -> GateResult:
         .add_batch_definition_whole_dataframe("whole")
         .get_batch(batch_parameters={"dataframe": frame})
     )
-    result = batch.validate(suite, result_format="SUMMARY")
+    result = batch.validate(suite, result_format="COMPLETE" if rows else "SUMMARY")
     failed = tuple(_failure(item) for item in result.results if not item.success)
     logger.info("suite %s: %d expectations, %d failed", suite_name, len(configs), len(failed))
     return GateResult(suite=suite_name, total=len(configs), failed=failed)
@@ -110,7 +125,7 @@ def require_valid(frame: pd.DataFrame, suite_name: str) -> GateResult:
     """The gate every pipeline step runs before it uses data: stop on any failure."""
     result = validate_frame(frame, suite_name)
     if not result.success:
-        raise QualityGateFailed(suite_name, len(result.failed), result.total, result.report())
+        raise QualityGateFailed(result.summary(), result.report())
     return result
 
 
@@ -135,12 +150,27 @@ def _failure(item: Any) -> FailedExpectation:
     else:
         value = result.get("observed_value")
         observed = None if value is None else str(value)[:120]
-    examples = tuple(str(v)[:40] for v in (result.get("partial_unexpected_list") or [])[:3])
+    examples = tuple(_example(v) for v in (result.get("partial_unexpected_list") or [])[:EXAMPLES])
     count = result.get("unexpected_count")
+    kwargs = config.kwargs
+    column = kwargs.get("column")
+    if "column_A" in kwargs:
+        column = f"{kwargs['column_A']} vs {kwargs['column_B']}"
     return FailedExpectation(
         expectation=config.type,
-        column=config.kwargs.get("column") or config.kwargs.get("column_A"),
+        column=column,
         unexpected_count=None if count is None else int(count),
         examples=examples,
         observed=observed,
+        hint=(config.meta or {}).get("hint"),
+        rows=tuple(result.get("unexpected_index_list") or ()),
     )
+
+
+def _example(value: object) -> str:
+    """A failing value as a reader writes it: timestamps in ISO 8601, pairs in parentheses."""
+    if isinstance(value, tuple | list):
+        return f"({', '.join(_example(item) for item in value)})"
+    if isinstance(value, np.datetime64 | pd.Timestamp):
+        return pd.Timestamp(value).isoformat()
+    return repr(value)[:40] if isinstance(value, str) else str(value)[:40]

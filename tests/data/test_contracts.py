@@ -37,7 +37,6 @@ FUTURE = pd.Timestamp(NOW) + pd.Timedelta(days=30)
 TRANSACTION_CORRUPTIONS: dict[str, tuple[Corruption, str]] = {
     "negative amount": (_set("amount", -10.0), "amount"),
     "null amount": (_set("amount", float("nan")), "amount"),
-    "zero amount": (_set("amount", 0.0), "amount"),
     "duplicate ids": (_duplicate, "transaction_id"),
     "missing column": (lambda f: f.drop(columns=["terminal_id"]), "table"),
     "unknown currency": (_set("currency", "XYZ"), "currency"),
@@ -113,13 +112,41 @@ def test_training_set_suite_needs_both_classes(transactions: pd.DataFrame) -> No
     assert not result.success and "label" in result.summary()
 
 
-def test_the_gate_stops_with_a_report(transactions: pd.DataFrame) -> None:
+def test_zero_amounts_pass_as_card_verifications(transactions: pd.DataFrame) -> None:
+    # given payments of 0.00, as a card verification is written
+    verifications = _set("amount", 0.0, rows=42)(transactions)
+
+    result = validate_frame(verifications, "transactions")
+
+    assert result.success, f"zero amounts are ordinary: {result.report()}"
+
+
+def test_the_gate_stops_naming_expectation_column_count_and_examples(
+    transactions: pd.DataFrame,
+) -> None:
+    # given three refunds written as negative payments
     corrupt, _ = TRANSACTION_CORRUPTIONS["negative amount"]
 
+    # when the gate runs
     with pytest.raises(QualityGateFailed) as failure:
         require_valid(corrupt(transactions), "transactions")
 
+    # then its one-line message says what failed, where, how often, with values, and what to do
+    message = str(failure.value)
+    for part in ("expect_column_values_to_be_between", "amount", "3 rows", "-10.0", "refund"):
+        assert part in message, f"the message should name {part!r}: {message}"
     assert "3 rows" in failure.value.report
+
+
+def test_a_failed_pair_expectation_names_both_columns_and_readable_times(
+    transactions: pd.DataFrame,
+) -> None:
+    corrupt, _ = TRANSACTION_CORRUPTIONS["label before payment"]
+
+    summary = validate_frame(corrupt(transactions), "transactions").summary()
+
+    assert "label_available_at vs occurred_at" in summary, summary
+    assert "numpy" not in summary and "np.datetime64" not in summary, summary
 
 
 @pytest.mark.parametrize("day", ["2025-11-03", "2026-03-16", "2026-09-01"])
