@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -19,6 +19,7 @@ from decisioning.audit.chain import AnchoredReport, trusted_checkpoints
 from decisioning.audit.checkpoint import Checkpoint, key_id, sign_checkpoint
 from decisioning.audit.keys import load_signing_key, parse_private_key, trusted_public_keys
 from decisioning.errors import AuditChainBroken
+from decisioning.events import utc_now
 from decisioning.settings import AuditAnchorSettings
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ def write_checkpoint(
         head = report.head
         if head is None or (latest is not None and head.seq == latest.seq):
             return None
-        at = (now or datetime.now(UTC)).isoformat()
+        at = (now or utc_now()).isoformat()
         checkpoint = sign_checkpoint(head, latest, signing_key, at)
         anchor.append(checkpoint)
     logger.info(

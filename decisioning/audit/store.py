@@ -13,7 +13,6 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from decisioning.audit.schema import AuditRow
 from decisioning.audit.writer import GroupCommitWriter, PendingAppend
 from decisioning.decision import canonical_json
 from decisioning.errors import AuditError, AuditUnavailable
+from decisioning.events import utc_now
 from decisioning.settings import AuditSettings
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class AuditStore:
         before the commit is confirmed (the row may then exist, but nobody was told it does).
         """
         pending: PendingAppend[AuditRecord] = PendingAppend(
-            kind, record_id, datetime.now(UTC).isoformat(), body, canonical_json(body)
+            kind, record_id, utc_now().isoformat(), body, canonical_json(body)
         )
         record = self._writer.submit(pending)
         logger.debug("audit append kind=%s record_id=%s seq=%d", kind, record_id, record.seq)

@@ -12,6 +12,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from decisioning.audit import AuditStore
 
+from decisioning.events import utc_now
 from decisioning.settings import load_settings
 
 app = typer.Typer(
@@ -53,7 +54,6 @@ def verify(
     a row altered, removed or forged, a tail cut or rewritten, a checkpoint missing, unsigned or
     going backwards.
     """
-    from datetime import UTC, datetime
 
     from decisioning.audit.anchor import FileAnchor, open_anchor
     from decisioning.audit.anchoring import (
@@ -100,7 +100,7 @@ def verify(
     if report.unanchored == 0:
         console.print("every record is anchored by a signed checkpoint", highlight=False)
         return
-    overdue = unanchored_overdue(report, anchor_settings, datetime.now(UTC))
+    overdue = unanchored_overdue(report, anchor_settings, utc_now())
     console.print(
         f"{report.unanchored:,} records after the last checkpoint are not anchored yet "
         f"(oldest recorded at {report.oldest_unanchored_at})"
