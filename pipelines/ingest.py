@@ -2,14 +2,19 @@
 
 This is the point where unchecked input becomes checked: structure and types here (a one-line
 ``SchemaError`` naming the column), then content through the quality gate (``pipelines.quality``).
+Times without a zone, and times not in ISO 8601, are read only as ``ReadingConfig`` says
+(``configs/ingest.yaml``, overridden by ``--timezone`` and ``--date-format``).
 Nothing is written by these functions; a refused file leaves no trace.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from decisioning.errors import SchemaError
 from decisioning.events import (
@@ -19,11 +24,34 @@ from decisioning.events import (
     TRANSACTION_REQUIRED,
     ColumnKind,
 )
+from pipelines.timestamps import parse_timestamps, time_zone
 
 CONTRACTS: dict[str, tuple[dict[str, ColumnKind], dict[str, ColumnKind]]] = {
     "transactions": (TRANSACTION_REQUIRED, TRANSACTION_OPTIONAL),
     "texts": (TEXT_REQUIRED, TEXT_OPTIONAL),
 }
+
+
+class ReadingConfig(BaseModel):
+    """How event files are read (``configs/ingest.yaml``); commands override it per run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: str | None = None
+    date_format: str | None = None
+    on_bad_rows: Literal["refuse", "quarantine"] = "refuse"
+    quarantine_max_share: float = Field(default=0.001, ge=0, le=1)
+
+
+def load_reading_config(path: Path) -> ReadingConfig:
+    """``configs/ingest.yaml`` as a ``ReadingConfig``; an unknown zone or key is refused."""
+    try:
+        config = ReadingConfig.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+    except (OSError, ValidationError) as exc:
+        raise SchemaError(f"{path}: not a valid reading config ({exc})") from exc
+    if config.timezone is not None:
+        time_zone(config.timezone)
+    return config
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -42,12 +70,14 @@ def read_table(path: Path) -> pd.DataFrame:
     raise SchemaError(f"{path}: expected a .csv or .parquet file, got {suffix or 'no suffix'}")
 
 
-def conform(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+def conform(frame: pd.DataFrame, kind: str, reading: ReadingConfig | None = None) -> pd.DataFrame:
     """Check required columns and coerce every known column to its contract type.
 
     Missing optional columns are added as nulls, so features built from them are null rather
     than a crash. Unknown columns are kept (labels, scenario names) for the jobs that want them.
+    Timestamps come out in UTC; how zone-less and non-ISO times are read is ``reading``'s say.
     """
+    reading = reading or ReadingConfig()
     required, optional = CONTRACTS[kind]
     missing = [column for column in required if column not in frame.columns]
     if missing:
@@ -57,16 +87,16 @@ def conform(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
         if column not in out.columns:
             out[column] = _empty(column_kind, len(out))
             continue
-        out[column] = _coerce(out[column], column, column_kind)
+        out[column] = _coerce(out[column], column, column_kind, reading)
         if column in required and out[column].isna().any():
             rows = int(out[column].isna().sum())
             raise SchemaError(f"{kind}: column {column} has {rows} empty values")
     return out.reset_index(drop=True)
 
 
-def load_events(path: Path, kind: str) -> pd.DataFrame:
+def load_events(path: Path, kind: str, reading: ReadingConfig | None = None) -> pd.DataFrame:
     """Read and conform an event file (structure and types only; run the gate for content)."""
-    return conform(read_table(path), kind)
+    return conform(read_table(path), kind, reading)
 
 
 def _empty(kind: ColumnKind, length: int) -> pd.Series:
@@ -79,11 +109,10 @@ def _empty(kind: ColumnKind, length: int) -> pd.Series:
     return pd.Series(pd.NA, index=range(length), dtype="string")
 
 
-def _coerce(values: pd.Series, column: str, kind: ColumnKind) -> pd.Series:
+def _coerce(values: pd.Series, column: str, kind: ColumnKind, reading: ReadingConfig) -> pd.Series:
     present = values.notna()
     if kind == "timestamp":
-        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
-        return _refuse_unparsed(values, parsed, present, column, "timestamps")
+        return parse_timestamps(values, column, reading.timezone, reading.date_format)
     if kind == "float":
         parsed = pd.to_numeric(values, errors="coerce").astype("float64")
         return _refuse_unparsed(values, parsed, present, column, "numbers")
@@ -113,13 +142,13 @@ def _refuse_unparsed(
     return parsed
 
 
-def load_checked(path: Path, kind: str) -> pd.DataFrame:
+def load_checked(path: Path, kind: str, reading: ReadingConfig | None = None) -> pd.DataFrame:
     """What every pipeline step calls to read events: conform, then the quality gate.
 
     Raises ``SchemaError`` or ``QualityGateFailed``; the step stops before using the data.
     """
     from pipelines.quality import require_valid
 
-    frame = load_events(path, kind)
+    frame = load_events(path, kind, reading)
     require_valid(frame, kind)
     return frame

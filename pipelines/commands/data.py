@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from decisioning.settings import load_settings
+from pipelines.commands.reading import DateFormat, Timezone, reading_config
 from pipelines.ingest import load_events, read_table
 from pipelines.quality import SUITES, validate_frame
 from pipelines.simulate import SimulatedWorld, SimulationConfig, simulate_world, write_world
@@ -34,11 +36,14 @@ def simulate(
 def validate(
     kind: Annotated[str, typer.Argument(help=" | ".join(SUITES))],
     path: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
+    timezone: Timezone = None,
+    date_format: DateFormat = None,
 ) -> None:
     """Check a file against its data contract; print failed expectations and exit 1 on failure."""
     if kind not in SUITES:
         raise typer.BadParameter(f"choose one of {', '.join(SUITES)}", param_hint="KIND")
-    frame = read_table(path) if kind == "training-set" else load_events(path, kind)
+    reading = reading_config(load_settings(), timezone, date_format)
+    frame = read_table(path) if kind == "training-set" else load_events(path, kind, reading)
     with console.status(f"validating {len(frame):,} rows against suite {kind}"):
         result = validate_frame(frame, kind)
     console.print(result.report(), highlight=False)

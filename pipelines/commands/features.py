@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from decisioning.settings import load_settings
+from pipelines.commands.reading import DateFormat, Timezone, reading_config
 
 app = typer.Typer(help="Feature store: build, apply, materialize.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -22,6 +23,8 @@ def build(
     customers: Annotated[
         Path | None, typer.Option(help="customers file; default: customers.parquet beside")
     ] = None,
+    timezone: Timezone = None,
+    date_format: DateFormat = None,
 ) -> None:
     """Compute the point-in-time feature tables the Feast sources read (under RISK_HOME)."""
     # Feast loads when a command runs, not for --help.
@@ -35,6 +38,7 @@ def build(
             transactions,
             customers or customers_beside(transactions),
             progress=lambda step: status.update(step),
+            reading=reading_config(settings, timezone, date_format),
         )
     for name, path in written.items():
         console.print(f"wrote {name}: {path}", highlight=False)

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from decisioning.settings import load_settings
+from pipelines.commands.reading import DateFormat, Timezone, reading_config
 
 app = typer.Typer(help="Fraud scorer: backtests.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -32,6 +33,8 @@ def backtest(
     label_delay: Annotated[
         str, typer.Option(help="label known this long after the payment (7d, 36h)")
     ] = "7d",
+    timezone: Timezone = None,
+    date_format: DateFormat = None,
 ) -> None:
     """Train on one window, score every payment of the test window, write the scores."""
     from decisioning.fraud.config import parse_label_delay
@@ -43,6 +46,7 @@ def backtest(
     )
 
     settings = load_settings()
+    reading = reading_config(settings, timezone, date_format)
     delay = parse_label_delay(label_delay)
     check_scores_path(out)
     windows = BacktestWindows(
@@ -51,7 +55,12 @@ def backtest(
     started = time.perf_counter()
     with console.status("backtest") as status:
         scores = run_backtest(
-            settings, transactions, windows, delay, progress=lambda step: status.update(step)
+            settings,
+            transactions,
+            windows,
+            delay,
+            progress=lambda step: status.update(step),
+            reading=reading,
         )
         write_scores(scores, out)
     actions = scores["action"].value_counts().to_dict()

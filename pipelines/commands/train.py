@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from decisioning.settings import load_settings
+from pipelines.commands.reading import DateFormat, Timezone, reading_config
 from pipelines.progress import rich_progress
 
 app = typer.Typer(help="Train models and register them as challengers.", no_args_is_help=True)
@@ -40,13 +41,16 @@ def fraud_command(
         Path | None,
         typer.Option(help="payments file (default: <data dir>/transactions.parquet)"),
     ] = None,
+    timezone: Timezone = None,
+    date_format: DateFormat = None,
 ) -> None:
     """Train the fraud scorer and register it as the fraud-detector challenger."""
     from pipelines.fraud.training import thresholds_summary, train_and_register
 
     settings = load_settings()
     path = transactions if transactions is not None else settings.data_path / "transactions.parquet"
-    version, trained = train_and_register(settings, path, progress=typer.echo)
+    reading = reading_config(settings, timezone, date_format)
+    version, trained = train_and_register(settings, path, progress=typer.echo, reading=reading)
     metrics = "  ".join(f"{key} {value:.4f}" for key, value in sorted(trained.metrics.items()))
     typer.echo(f"fraud-detector v{version} registered as challenger ({metrics})")
     typer.echo(f"thresholds: {thresholds_summary(trained.scorer.thresholds)}")

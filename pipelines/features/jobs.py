@@ -14,15 +14,15 @@ from decisioning.features.store import open_feature_store, open_payment_history
 from decisioning.settings import Settings
 from pipelines.features.build import build_feature_tables
 from pipelines.features.repo import apply_definitions, materialize
-from pipelines.ingest import load_checked, read_table
+from pipelines.ingest import ReadingConfig, load_checked, read_table
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
-def load_transactions(path: Path) -> pd.DataFrame:
+def load_transactions(path: Path, reading: ReadingConfig | None = None) -> pd.DataFrame:
     """Read a transactions file to the DESIGN 4.1 contract and stop unless it passes its gate."""
-    return load_checked(path, "transactions")
+    return load_checked(path, "transactions", reading)
 
 
 def customers_beside(transactions: Path) -> Path | None:
@@ -36,10 +36,11 @@ def build_features(
     transactions: Path,
     customers: Path | None = None,
     progress: Progress = logger.info,
+    reading: ReadingConfig | None = None,
 ) -> dict[str, Path]:
     """Build the point-in-time tables from files and write them where the Feast sources read."""
     progress(f"reading {transactions}")
-    frame = load_transactions(transactions)
+    frame = load_transactions(transactions, reading)
     customer_frame = read_table(customers) if customers is not None else None
     progress(f"computing features of {len(frame):,} payments")
     tables = build_feature_tables(frame, customer_frame)

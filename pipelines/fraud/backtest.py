@@ -29,7 +29,7 @@ from pipelines.fraud.dataset import (
 )
 from pipelines.fraud.errors import BacktestWindowError, ScoresFileError
 from pipelines.fraud.training import fit_on_period, load_fraud_settings
-from pipelines.ingest import load_checked, read_table
+from pipelines.ingest import ReadingConfig, load_checked, read_table
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -69,12 +69,15 @@ def run_backtest(
     windows: BacktestWindows,
     label_delay: pd.Timedelta,
     progress: Progress = logger.info,
+    reading: ReadingConfig | None = None,
 ) -> pd.DataFrame:
     """Fit on the train window, score the test window: transaction_id, score, action, reasons."""
     windows.check()
     config, codes_path = load_fraud_settings(settings)
     progress(f"reading {transactions_path}")
-    transactions = with_label_times(load_checked(transactions_path, "transactions"), label_delay)
+    transactions = with_label_times(
+        load_checked(transactions_path, "transactions", reading), label_delay
+    )
     customers_path = customers_beside(transactions_path)
     customers = read_table(customers_path) if customers_path is not None else None
     train = _within(transactions, *windows.train(), "training")

@@ -40,7 +40,7 @@ from pipelines.fraud.dataset import (
 )
 from pipelines.fraud.metrics import contribution_summary, fraud_metrics, write_curves
 from pipelines.fraud.reference_drift import DRIFT_TAG, ReferenceDrift, reference_drift
-from pipelines.ingest import load_checked, read_table
+from pipelines.ingest import ReadingConfig, load_checked, read_table
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -95,13 +95,16 @@ def fit_on_period(
 
 
 def train_fraud_model(
-    settings: Settings, transactions_path: Path, progress: Progress = logger.info
+    settings: Settings,
+    transactions_path: Path,
+    progress: Progress = logger.info,
+    reading: ReadingConfig | None = None,
 ) -> TrainedFraudModel:
     """Read, build features, fit and evaluate; nothing is registered yet."""
     config, codes_path = load_fraud_settings(settings)
     progress(f"reading {transactions_path}")
     transactions = with_label_times(
-        load_checked(transactions_path, "transactions"), config.label_delay
+        load_checked(transactions_path, "transactions", reading), config.label_delay
     )
     customers_path = customers_beside(transactions_path)
     customers = read_table(customers_path) if customers_path is not None else None
@@ -147,7 +150,10 @@ def train_fraud_model(
 
 
 def train_and_register(
-    settings: Settings, transactions_path: Path, progress: Progress = logger.info
+    settings: Settings,
+    transactions_path: Path,
+    progress: Progress = logger.info,
+    reading: ReadingConfig | None = None,
 ) -> tuple[str, TrainedFraudModel]:
     """Train, register ``fraud-detector`` as challenger, write the environment's thresholds.
 
@@ -158,7 +164,7 @@ def train_and_register(
     from registry.names import FRAUD_DETECTOR
     from registry.tracking import ensure_experiment, mlflow_session
 
-    trained = train_fraud_model(settings, transactions_path, progress)
+    trained = train_fraud_model(settings, transactions_path, progress, reading)
     progress("registering fraud-detector")
     with tempfile.TemporaryDirectory() as scratch, mlflow_session(settings.mlflow) as client:
         folder = Path(scratch)
