@@ -23,10 +23,12 @@ from bentoml.exceptions import BentoMLException
 
 from bentos.auth import ApiKeyMiddleware
 from bentos.contracts import ConductAssessment, FraudScore
+from bentos.media import JsonOnlyMiddleware
 from decisioning.audit import AuditStore
+from decisioning.contract import load_contract_limits, refusals
 from decisioning.decision import ModelVersion, RiskDecision
 from decisioning.engine import ConductResult, DecisionEngine, DecisionRequest, PillarUnavailable
-from decisioning.events import TextEvent, TransactionEvent
+from decisioning.events import TextEvent, TransactionEvent, utc_now
 from decisioning.features.freshness import watch_feature_freshness
 from decisioning.metrics import publish_stored_results, record_decision, record_error
 from decisioning.observability import configure_logging, configure_tracing
@@ -177,6 +179,7 @@ class RiskService:
 
     def __init__(self) -> None:
         settings = observed("risk_service")
+        self.limits = load_contract_limits(settings.config_path("configs/contract.yaml"))
         publish_stored_results(settings.home)  # drift and flag-quality gauges of the last runs
         self.feature_freshness = watch_feature_freshness(settings)  # batch views' materialization
         self.fraud, self.fraud_problem = pillar_or_problem(fraud_pillar, settings, "fraud pillar")
@@ -195,8 +198,12 @@ class RiskService:
         from decisioning.errors import AuditUnavailable
 
         started = time.perf_counter()
+        checked = DecisionRequest.model_validate(request)
+        refused = refusals(self.limits, utc_now(), checked.transaction, checked.text)
+        if refused:
+            return out_of_bounds("/v1/decisions", refused)
         try:
-            decision = self.engine.decide(DecisionRequest.model_validate(request))
+            decision = self.engine.decide(checked)
         except AuditUnavailable as exc:
             record_error("/v1/decisions")
             # Not raised: BentoML replaces the message of any 5xx error with a generic one, and
@@ -214,11 +221,25 @@ class RiskService:
 
     @bentoml.api(route="/v1/fraud/score")
     def fraud_score(self, transaction: TransactionEvent) -> FraudScore:
+        refused = refusals(self.limits, utc_now(), transaction=transaction)
+        if refused:
+            return out_of_bounds("/v1/fraud/score", refused)
         return score_payment(self.fraud, self.fraud_problem, transaction)
 
     @bentoml.api(route="/v1/conduct/assess")
     def conduct_assess(self, text: TextEvent) -> ConductAssessment:
         return ConductAssessment.model_validate(_proxy(_sync(self.conduct).assess, text=text))
+
+
+def out_of_bounds(route: str, refused: list[dict[str, Any]]) -> Any:
+    """400 naming each field out of the deployment's bounds, as a validation error names them."""
+    from starlette.responses import JSONResponse
+
+    fields = ", ".join(".".join(str(part) for part in refusal["loc"]) for refusal in refused)
+    logger.info("refused %s: 400 out of bounds at %s", route, fields)
+    return JSONResponse(
+        {"error": f"{len(refused)} value(s) out of bounds", "detail": refused}, status_code=400
+    )
 
 
 def _proxy(method: Any, **kwargs: Any) -> Any:
@@ -229,4 +250,6 @@ def _proxy(method: Any, **kwargs: Any) -> Any:
     return answer.model_dump() if hasattr(answer, "model_dump") else answer
 
 
+# Starlette runs the first added outermost: a caller without a key learns nothing else.
 RiskService.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]
+RiskService.add_asgi_middleware(JsonOnlyMiddleware)  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 ColumnKind = Literal["string", "timestamp", "float", "label"]
 
@@ -41,6 +41,24 @@ TEXT_OPTIONAL: dict[str, ColumnKind] = {
     "related_transaction_id": "string",
 }
 TEXT_CHANNELS = ("complaint", "chat", "email", "call_note")
+# Every identifier and free-form label has a ceiling, so no value can swell the append-only store.
+ID_LENGTH = 128
+LABEL_LENGTH = 64
+TEXT_LENGTH = 20_000
+
+
+def _refuse_bool_and_text(value: object) -> object:
+    """JSON ``true`` is not an amount, nor "12.5": pydantic's lax mode would take both."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+def _refuse_numbers(value: object) -> object:
+    """A time is an ISO 8601 string; pydantic's lax mode would read 0 as 1970-01-01."""
+    if isinstance(value, bool | int | float):
+        raise ValueError("must be an ISO 8601 date-time string with a time zone")
+    return value
 
 
 class TransactionEvent(BaseModel):
@@ -48,17 +66,22 @@ class TransactionEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    transaction_id: str = Field(min_length=1, max_length=128)
+    transaction_id: str = Field(min_length=1, max_length=ID_LENGTH)
     occurred_at: AwareDatetime
-    customer_id: str = Field(min_length=1, max_length=128)
-    terminal_id: str = Field(min_length=1, max_length=128)
-    amount: float = Field(gt=0, allow_inf_nan=False)
-    card_id: str | None = None
+    customer_id: str = Field(min_length=1, max_length=ID_LENGTH)
+    terminal_id: str = Field(min_length=1, max_length=ID_LENGTH)
+    # Finite and not negative here; the largest amount and the smallest non-zero one are the
+    # deployment's (configs/contract.yaml, checked by ``decisioning.contract``).
+    amount: float = Field(ge=0, allow_inf_nan=False)
+    card_id: str | None = Field(default=None, min_length=1, max_length=ID_LENGTH)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    channel: str | None = None
+    channel: str | None = Field(default=None, min_length=1, max_length=LABEL_LENGTH)
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     mcc: str | None = Field(default=None, pattern=r"^\d{4}$")
-    device_id: str | None = None
+    device_id: str | None = Field(default=None, min_length=1, max_length=ID_LENGTH)
+
+    _amount_is_a_number = field_validator("amount", mode="before")(_refuse_bool_and_text)
+    _time_is_a_string = field_validator("occurred_at", mode="before")(_refuse_numbers)
 
 
 class TextEvent(BaseModel):
@@ -66,12 +89,14 @@ class TextEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    message_id: str = Field(min_length=1, max_length=128)
+    message_id: str = Field(min_length=1, max_length=ID_LENGTH)
     received_at: AwareDatetime
-    text: str = Field(min_length=1, max_length=20_000)
-    customer_id: str | None = None
+    text: str = Field(min_length=1, max_length=TEXT_LENGTH)
+    customer_id: str | None = Field(default=None, min_length=1, max_length=ID_LENGTH)
     channel: Literal["complaint", "chat", "email", "call_note"] | None = None
-    related_transaction_id: str | None = None
+    related_transaction_id: str | None = Field(default=None, min_length=1, max_length=ID_LENGTH)
+
+    _time_is_a_string = field_validator("received_at", mode="before")(_refuse_numbers)
 
 
 def utc_now() -> datetime:

@@ -105,6 +105,56 @@ class PersonalDataFilter(logging.Filter):
         return True
 
 
+class ClientErrorFilter(logging.Filter):
+    """A refused request is the caller's mistake: INFO with its reason, never ERROR or a traceback.
+
+    BentoML logs every exception of a route at ERROR with its traceback, validation errors
+    included, and a pydantic traceback quotes the input (a form body's whole text is a field
+    name there). Such a record becomes one INFO line naming the fields and error types only, so
+    the runbook's "level ERROR" triage sees failures of ours and no request body is written.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        status = client_error_status(error)
+        if status is None:
+            return True
+        where = record.args[0] if isinstance(record.args, tuple) and record.args else "a route"
+        record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        record.msg, record.args = "refused %s: %d %s", (where, status, refusal_reason(error))
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def client_error_status(error: BaseException | None) -> int | None:
+    """The 4xx status a route answers for this exception, None for a failure of ours."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        return 400  # what BentoML answers for a body that fails its model
+    code = getattr(getattr(error, "error_code", None), "value", None)
+    return code if isinstance(code, int) and 400 <= code < 500 else None
+
+
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def refusal_reason(error: BaseException | None) -> str:
+    """Which fields failed and how, without their values; an unknown key is not quoted either."""
+    from pydantic import ValidationError
+
+    if not isinstance(error, ValidationError):
+        return type(error).__name__
+    problems = []
+    for item in error.errors(include_input=False, include_context=False)[:10]:
+        where = ".".join(
+            str(part) if isinstance(part, int) or _FIELD_NAME.match(part) else "<key>"
+            for part in item["loc"]
+        )
+        problems.append(f"{where or '<body>'}:{item['type']}")
+    return f"{error.error_count()} validation error(s): {', '.join(problems)}"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, trace context and extras."""
 
@@ -141,6 +191,7 @@ def configure_logging(
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(service_name))
+    handler.addFilter(ClientErrorFilter())  # first: it drops the traceback the next would keep
     handler.addFilter(PersonalDataFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from opentelemetry import trace
 
 from decisioning.conduct.assessment import ConductAssessment, ConductAssessor
@@ -56,13 +57,22 @@ class FraudScorerPillar:
         except Exception as exc:  # any store failure: the policy's fallback, never a crash
             logger.warning("feature fetch failed: %s", type(exc).__name__)
             raise PillarUnavailable("features_unavailable", f"{type(exc).__name__}: {exc}") from exc
-        values = {name: json_value(raw.get(name)) for name in self._scorer.features}
+        values, unusable = model_input(raw, self._scorer.features)
         problems: tuple[tuple[Any, str], ...] = ()
         if all(value is None for value in values.values()):
             problems = (("features_unavailable", "every feature of the service was empty"),)
+        elif unusable:
+            detail = f"outside the range a model takes: {', '.join(unusable)}"
+            problems = (("features_unavailable", detail),)
         with tracer.start_as_current_span("model.fraud-detector") as span:
             span.set_attribute("risk.model_version", self._model.version)
-            assessment = fraud_input(self._scorer.assess(values))
+            try:
+                assessment = fraud_input(self._scorer.assess(values))
+            except Exception as exc:  # the guard's last line: a model failure is no 500
+                logger.warning("fraud scoring failed: %s", type(exc).__name__)
+                raise PillarUnavailable(
+                    "fraud_scoring_failed", f"{type(exc).__name__}: {exc}"[:300]
+                ) from exc
         return FraudResult(
             assessment=assessment,
             feature_values=values,
@@ -110,6 +120,37 @@ class ConductAssessorPillar:
     def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput:
         assessor = self._assessor if model == self._model else self._load_assessor(model)
         return conduct_input(assessor.assess(event.text), event.message_id)
+
+
+# XGBoost reads float32: a larger magnitude becomes infinite there, and it refuses the row.
+MODEL_INPUT_LIMIT = float(np.finfo(np.float32).max)
+
+
+def model_input(
+    raw: Mapping[str, Any], features: list[str]
+) -> tuple[dict[str, FeatureValue], list[str]]:
+    """The values a model may read, and the features whose value it cannot.
+
+    A feature that is infinite or beyond float32 (a ratio to a tiny amount) is recorded and
+    scored as missing rather than passed on to fail the model: the guard at the model's input.
+    """
+    values: dict[str, FeatureValue] = {}
+    unusable: list[str] = []
+    for name in features:
+        value = raw.get(name)
+        if _number_out_of_range(value):
+            values[name] = None
+            unusable.append(name)
+        else:
+            values[name] = json_value(value)
+    return values, unusable
+
+
+def _number_out_of_range(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return False
+    number = float(value)
+    return math.isinf(number) or abs(number) > MODEL_INPUT_LIMIT
 
 
 def fraud_input(assessment: FraudAssessment) -> FraudInput:
@@ -172,7 +213,7 @@ def json_value(value: Any) -> FeatureValue:
         return value.isoformat()
     if hasattr(value, "item"):  # numpy scalar
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, bool | int | float | str):
         return value

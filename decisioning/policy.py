@@ -21,6 +21,7 @@ DegradationCause = Literal[
     "features_unavailable",
     "features_stale",
     "fraud_model_unavailable",
+    "fraud_scoring_failed",
     "conduct_model_unavailable",
     "timeout",
 ]

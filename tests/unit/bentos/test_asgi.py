@@ -4,30 +4,21 @@ The second of the three tiers: the real app BentoML builds (routes, pydantic mod
 middleware) in this process, no models registered, so every decision is the policy's fallback.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
-from bentos.service import RiskService
 from tests.events import PAYMENT
 from tests.served import audit_rows
+from tests.unit.bentos.asgi import KEY
 
 pytestmark = pytest.mark.slow
-KEY = "asgi-key"
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Path]]:
-    home = tmp_path_factory.mktemp("asgi")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RISK_HOME", str(home))
-        patch.setenv("RISK_ENV", "local")
-        patch.setenv("RISK_API_KEYS", KEY)
-        patch.setenv("RISK_TRACE_EXPORTER", "none")
-        with TestClient(RiskService.to_asgi()) as test_client:  # type: ignore[attr-defined]
-            yield test_client, home
+@pytest.fixture
+def client(risk_app: tuple[TestClient, Path]) -> tuple[TestClient, Path]:
+    return risk_app
 
 
 def test_without_a_key_the_app_answers_401(client: tuple[TestClient, Path]) -> None:

@@ -1,0 +1,60 @@
+"""The guard at the fraud model's input: values it cannot take, and any failure, degrade."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from decisioning.decision import ModelVersion
+from decisioning.engine import PillarUnavailable
+from decisioning.events import TransactionEvent
+from decisioning.fraud.model import FraudScorer
+from decisioning.pillars import FraudScorerPillar, model_input
+from tests.events import PAYMENT
+from tests.unit.decisioning.fraud.test_scorer import scorer  # noqa: F401 - the fixture
+
+MODEL = ModelVersion(name="fraud-detector", version="1")
+EVENT = TransactionEvent.model_validate(PAYMENT)
+
+
+def pillar(model: Any, values: Mapping[str, Any]) -> FraudScorerPillar:
+    return FraudScorerPillar(lambda _: values, model, MODEL, "fraud_v1", lambda _: model)
+
+
+@pytest.mark.parametrize("ratio", [float("inf"), float("-inf"), 2.45e41, 1e308])
+def test_a_feature_beyond_float32_is_scored_as_missing_and_named(
+    scorer: FraudScorer,  # noqa: F811
+    ratio: float,
+) -> None:
+    # given features where a ratio to a tiny earlier amount left float32's range
+    values = {"velocity_10m_count": 2, "amount_to_usual_ratio": ratio, "segment": "retail"}
+
+    # when the pillar assesses the payment with the real scorer (XGBoost refuses infinities)
+    result = pillar(scorer, values).assess(EVENT)
+
+    # then it is scored without the feature, and the decision will say which one was unusable
+    assert result.feature_values["amount_to_usual_ratio"] is None
+    assert 0.0 <= result.assessment.score <= 1.0
+    assert result.problems == (
+        ("features_unavailable", "outside the range a model takes: amount_to_usual_ratio"),
+    )
+
+
+def test_nan_is_missing_but_not_a_problem() -> None:
+    values, unusable = model_input({"a": float("nan"), "b": 3}, ["a", "b"])
+
+    assert values == {"a": None, "b": 3} and unusable == []
+
+
+def test_any_scoring_failure_becomes_a_named_degradation() -> None:
+    class Broken:
+        features = ("velocity_10m_count",)
+
+        def assess(self, values: Mapping[str, Any]) -> Any:
+            raise ValueError("Input data contains `inf` or a value too large")
+
+    with pytest.raises(PillarUnavailable) as degraded:
+        pillar(Broken(), {"velocity_10m_count": 1}).assess(EVENT)
+
+    assert degraded.value.cause == "fraud_scoring_failed"
+    assert "ValueError" in degraded.value.detail
