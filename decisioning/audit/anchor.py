@@ -2,10 +2,12 @@
 
 ``file`` (profiles ``local`` and ``services``) appends JSON lines to a file of its own, one
 checkpoint a line, under an exclusive lock so processes checkpointing at once keep one order.
-``s3`` (profile ``aws``) is an S3 bucket with Object Lock in compliance mode, one object per
-checkpoint at ``<prefix>/<seq:020d>-<key id>.json`` (infra/stacks/data.py). Its writer needs
-boto3, which is not in requirements.lock, so it is not built yet: :func:`open_anchor` refuses it
-with a message that says so (ADR 0009).
+``s3`` (profile ``aws``) is an S3 bucket with Object Lock in compliance mode (infra/stacks/data.py),
+one object per checkpoint at ``<prefix>/<n:012d>.json``, n counting from 1. Each is written with
+``If-None-Match: *``, S3's conditional write, so two tasks checkpointing at once cannot both take
+the n-th place: the one that loses re-reads the anchor next time. Object Lock keeps every object
+for the retention period, from the account's root user too. boto3 finds the endpoint and the
+credentials the usual way (``AWS_ENDPOINT_URL_S3`` points the tests at moto's local server).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import urlparse
 
 from decisioning.audit.checkpoint import Checkpoint
 from decisioning.errors import AnchorUnavailable
@@ -83,11 +86,94 @@ def _parse(number: int, line: str) -> Checkpoint | str:
         return f"anchor line {number} is not a checkpoint ({exc})"
 
 
+class S3Anchor:
+    """Checkpoints as objects numbered in order under one prefix of an Object Lock bucket."""
+
+    def __init__(self, uri: str, client: Any | None = None) -> None:
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise AnchorUnavailable(f"an s3 anchor is s3://BUCKET/PREFIX, not {uri!r}")
+        self.uri = uri
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self._client = client
+        self._next = 1
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3")
+        return self._client
+
+    def _key(self, number: int) -> str:
+        return f"{self.prefix}/{number:012d}.json" if self.prefix else f"{number:012d}.json"
+
+    def read(self) -> list[Checkpoint | str]:
+        return self._load()[1]
+
+    def _load(self) -> tuple[list[str], list[Checkpoint | str]]:
+        """The objects' keys in order, and what they hold; a gap in the numbering is a problem."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            keys = sorted(self._keys())
+            bodies = [
+                self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8")
+                for key in keys
+            ]
+        except (BotoCoreError, ClientError) as exc:
+            raise AnchorUnavailable(f"cannot read the anchor {self.uri}: {exc}") from exc
+        entries: list[Checkpoint | str] = []
+        for number, (key, body) in enumerate(zip(keys, bodies, strict=True), 1):
+            if key != self._key(number):
+                entries.append(f"anchor object {number} is {key}, not {self._key(number)}")
+            entries.append(_parse(number, body.strip()))
+        return keys, entries
+
+    def _keys(self) -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else ""
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                if item["Key"].endswith(".json"):
+                    yield item["Key"]
+
+    @contextmanager
+    def appending(self) -> Iterator[list[Checkpoint | str]]:
+        # No lock to hold: the conditional write of the next number is the compare-and-swap.
+        keys, entries = self._load()
+        self._next = len(keys) + 1
+        yield entries
+
+    def append(self, checkpoint: Checkpoint) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self._key(self._next)
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=(checkpoint.to_json() + "\n").encode("utf-8"),
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {"PreconditionFailed", "ConditionalRequestConflict"}:
+                raise AnchorUnavailable(
+                    f"another writer took {key} first; the next checkpoint will follow it"
+                ) from exc
+            raise AnchorUnavailable(f"cannot write {key} to {self.uri}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise AnchorUnavailable(f"cannot write {key} to {self.uri}: {exc}") from exc
+        self._next += 1
+
+
 def open_anchor(settings: AuditAnchorSettings) -> CheckpointAnchor:
     """The anchor the profile names."""
     if settings.kind == "file":
         return FileAnchor(Path(settings.location))
-    raise AnchorUnavailable(
-        f"the s3 anchor ({settings.location}) needs boto3, which requirements.lock does not "
-        "install; see docs/adr/0009-audit-anchor.md"
-    )
+    return S3Anchor(settings.location)
