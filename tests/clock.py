@@ -1,10 +1,12 @@
 """The dates tests live at: fixed, so no test moves with the calendar.
 
-Simulated worlds start on fixed days, all before ``NOW``; a test that needs "now" (the GX gate's
-"not in the future", a payment "happening now") freezes the platform's clock at ``NOW`` with
-the ``frozen_clock`` fixture. ``make test-calendar`` runs the date-sensitive tests (marker
-``calendar``) with the whole session moved to three dates months apart (``--today``), which
-proves the dates here, not the day the tests run, decide every outcome.
+The session runs on a clock that starts at ``NOW`` and ticks (tests/conftest.py,
+``session_clock``), in this process and, through ``subprocess_env``, in every Python process a
+test starts. Simulated worlds start on fixed days, all before ``NOW``. A test that needs "now" to
+be ``NOW`` itself, whatever day the session starts on, uses ``fixed_now`` or ``at_now``.
+``make test-calendar`` runs the tests that once depended on the date (marker ``calendar``) with the
+session started at three days months apart (``--today``), which shows the dates here, not the
+day the tests run, decide every outcome.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 import time_machine
 
 from pipelines.simulate import SimulatedWorld, SimulationConfig, simulate_world, write_world
-from tests.clock import at_now
+from tests.clock import NOW, at_now, subprocess_env
 
 SMALL_WORLD = SimulationConfig(customers=120, days=14, seed=3)
 
@@ -40,20 +40,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--today",
         metavar="YYYY-MM-DD",
-        help="run the whole session as if the calendar said this day (make test-calendar)",
+        help="start the session's clock at this day's noon, not at tests.clock.NOW",
     )
 
 
 @pytest.fixture(scope="session", autouse=True)
-def calendar_day(request: pytest.FixtureRequest) -> Iterator[None]:
-    """With ``--today``, the session's clock starts at that day's noon and runs on from there."""
+def session_clock(request: pytest.FixtureRequest) -> Iterator[datetime]:
+    """The whole session runs on a clock that starts at ``tests.clock.NOW`` (or ``--today``'s
+    noon) and ticks on, in this process and in every Python process a test starts."""
     today = request.config.getoption("--today")
-    if today is None:
-        yield
-        return
-    day = datetime.fromisoformat(today).replace(hour=12, tzinfo=UTC)
-    with time_machine.travel(day, tick=True):
-        yield
+    start = NOW if today is None else datetime.fromisoformat(today).replace(hour=12, tzinfo=UTC)
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in subprocess_env(start).items():
+            environment.setenv(name, value)
+        with time_machine.travel(start, tick=True):
+            yield start
 
 
 @pytest.fixture

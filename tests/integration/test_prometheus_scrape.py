@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import time_machine
 import yaml
 
 from pipelines.commands.demo import stop_process
@@ -360,7 +361,8 @@ def scraped(bento: tuple[str, Path], prometheus: str) -> str:
     bad = [{"transaction": {"amount": "lots"}}, {"text": {}}, {"verdict": "ok"}, {}]
     assert all(400 <= post_decision(url, body, KEY)[0] < 500 for body in bad)
 
-    since = time.time()  # wall clock: compared with the Prometheus server's scrape times
+    # wall clock: the Prometheus server stamps its scrapes with the real time, not the tests' clock
+    since = time_machine.escape_hatch.time.time()  # wall clock: see above
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         targets = api(prometheus, "/api/v1/targets")["activeTargets"]

@@ -8,13 +8,13 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from decisioning.observability import configure_logging
+from tests.clock import NOW
 from tests.events import PAYMENT
 from tests.served import audit_rows
 from tests.unit.bentos.asgi import KEY
@@ -41,7 +41,7 @@ def log_lines() -> Iterator[io.StringIO]:
 
 
 def now_payment(**changes: object) -> dict[str, object]:
-    return {**PAYMENT, "occurred_at": datetime.now(UTC).isoformat(), **changes}
+    return {**PAYMENT, "occurred_at": NOW.isoformat(), **changes}
 
 
 def personal_message() -> dict[str, object]:
