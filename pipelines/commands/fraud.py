@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 
@@ -33,39 +34,61 @@ def backtest(
     label_delay: Annotated[
         str, typer.Option(help="label known this long after the payment (7d, 36h)")
     ] = "7d",
+    labels_known_at: Annotated[
+        str | None,
+        typer.Option(
+            help="train on the labels known at this time (ISO 8601, UTC unless it has an offset); "
+            "default: the test window's start, when the model would be deployed"
+        ),
+    ] = None,
     timezone: Timezone = None,
     date_format: DateFormat = None,
 ) -> None:
-    """Train on one window, score every payment of the test window, write the scores."""
+    """Train on one window, score every payment of the test window, write the scores.
+
+    The delayed-label protocol: the model is deployed at the test start knowing the training
+    labels that arrived by then, gap included (docs/adr/0010-byo-data.md).
+    """
     from decisioning.fraud.config import parse_label_delay
-    from pipelines.fraud.backtest import (
-        BacktestWindows,
-        check_scores_path,
-        run_backtest,
-        write_scores,
-    )
+    from pipelines.fraud.backtest import BacktestWindows, backtest, check_scores_path, write_scores
+    from pipelines.fraud.evaluation import quality_line, quality_path, write_quality
 
     settings = load_settings()
     reading = reading_config(settings, timezone, date_format)
     delay = parse_label_delay(label_delay)
+    cutoff = None if labels_known_at is None else _instant(labels_known_at, "--labels-known-at")
     check_scores_path(out)
     windows = BacktestWindows(
         train_start.date(), train_end.date(), test_start.date(), test_end.date()
     )
     started = time.perf_counter()
     with console.status("backtest") as status:
-        scores = run_backtest(
+        result = backtest(
             settings,
             transactions,
             windows,
             delay,
             progress=lambda step: status.update(step),
             reading=reading,
+            labels_known_at=cutoff,
         )
-        write_scores(scores, out)
-    actions = scores["action"].value_counts().to_dict()
+        write_scores(result.scores, out)
+        figures = write_quality(result.quality, quality_path(out))
+    actions = result.scores["action"].value_counts().to_dict()
     console.print(
-        f"wrote {len(scores):,} scores to {out} in {time.perf_counter() - started:.1f} s "
+        f"trained on labels known at {result.labels_known_at.isoformat()}; "
+        f"wrote {len(result.scores):,} scores to {out} in {time.perf_counter() - started:.1f} s "
         f"({', '.join(f'{k} {v:,}' for k, v in sorted(actions.items()))})",
         highlight=False,
     )
+    console.print(f"quality: {quality_line(result.quality)}", highlight=False)
+    console.print(f"wrote the quality figures to {figures}", highlight=False)
+
+
+def _instant(value: str, option: str) -> pd.Timestamp:
+    """An ISO 8601 time from the command line; one without an offset is UTC, as the help says."""
+    try:
+        moment = pd.Timestamp(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time", param_hint=option) from exc
+    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")

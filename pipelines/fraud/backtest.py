@@ -2,9 +2,11 @@
 
 Works on any bring-your-own transactions file (the required columns plus ``label``): features are
 built point in time over the whole file, a label counts as known ``label_delay`` after its payment
-unless the file says when it arrived, and the model sees only labels known when the training
-window ends. Feature tables and the Feast registry live in a scratch home, so a backtest never
-touches the environment's feature store.
+unless the file says when it arrived, and the model sees only the training window's labels known
+at ``labels_known_at``: by default the test window's start, when the model is deployed, which is
+the delayed-label protocol (train, wait a gap in which labels arrive, test; docs/adr/0010).
+Feature tables and the Feast registry live in a scratch home, so a backtest never touches the
+environment's feature store.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -27,9 +30,11 @@ from pipelines.fraud.dataset import (
     point_in_time_features,
     with_label_times,
 )
-from pipelines.fraud.errors import BacktestWindowError, ScoresFileError
+from pipelines.fraud.errors import BacktestWindowError, LabelsUnavailable, ScoresFileError
+from pipelines.fraud.evaluation import backtest_quality
 from pipelines.fraud.training import fit_on_period, load_fraud_settings
-from pipelines.ingest import ReadingConfig, load_checked, read_table
+from pipelines.ingest import ReadingConfig, load_events, read_table
+from pipelines.quality import require_valid
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -62,6 +67,32 @@ class BacktestWindows:
                 f"({self.train_end}): the model would be scored on what it learned from"
             )
 
+    def labels_cutoff(self, labels_known_at: pd.Timestamp | None = None) -> pd.Timestamp:
+        """When the model is trained: the test start unless given; never after it (a leak)."""
+        test_start = self.test()[0]
+        if labels_known_at is None:
+            return test_start
+        if labels_known_at > test_start:
+            raise BacktestWindowError(
+                f"--labels-known-at {labels_known_at.isoformat()} is after the test window starts "
+                f"({test_start.isoformat()}): the deployed model would know labels from its future"
+            )
+        if labels_known_at <= self.train()[0]:
+            raise BacktestWindowError(
+                f"--labels-known-at {labels_known_at.isoformat()} is not after the training "
+                f"window starts ({self.train()[0].isoformat()}): no training label is known then"
+            )
+        return labels_known_at
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """What a backtest produced: the test window's scores and what they were worth."""
+
+    scores: pd.DataFrame
+    quality: dict[str, Any]
+    labels_known_at: pd.Timestamp
+
 
 def run_backtest(
     settings: Settings,
@@ -70,20 +101,44 @@ def run_backtest(
     label_delay: pd.Timedelta,
     progress: Progress = logger.info,
     reading: ReadingConfig | None = None,
+    labels_known_at: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Fit on the train window, score the test window: transaction_id, score, action, reasons."""
+    return backtest(
+        settings, transactions_path, windows, label_delay, progress, reading, labels_known_at
+    ).scores
+
+
+def backtest(
+    settings: Settings,
+    transactions_path: Path,
+    windows: BacktestWindows,
+    label_delay: pd.Timedelta,
+    progress: Progress = logger.info,
+    reading: ReadingConfig | None = None,
+    labels_known_at: pd.Timestamp | None = None,
+) -> Backtest:
+    """Fit on the train window, score the test window and measure the scores.
+
+    The model learns the training window's labels known at ``labels_known_at`` (default: the
+    test window's start). Labels are checked right after reading, before the gate and features.
+    """
     windows.check()
+    cutoff = windows.labels_cutoff(labels_known_at)
     config, codes_path = load_fraud_settings(settings)
     progress(f"reading {transactions_path}")
     transactions = with_label_times(
-        load_checked(transactions_path, "transactions", reading), label_delay
+        load_events(transactions_path, "transactions", reading), label_delay
     )
+    train = _within(transactions, *windows.train(), "training")
+    train = train.assign(label=labels_known_at_cutoff(train, cutoff, label_delay))
+    test = _within(transactions, *windows.test(), "test")
+    progress(f"checking {len(transactions):,} payments against the transactions suite")
+    require_valid(transactions, "transactions")
     customers_path = customers_beside(transactions_path)
     customers = read_table(customers_path) if customers_path is not None else None
-    train = _within(transactions, *windows.train(), "training")
-    train = train.assign(label=labels_known_at(train, windows.train()[1]))
-    test = _within(transactions, *windows.test(), "test")
-    payments = pd.concat([train, test.assign(label=pd.NA)], ignore_index=True)
+    unknown = pd.Series(pd.NA, index=test.index, dtype="Int8")
+    payments = pd.concat([train, test.assign(label=unknown)], ignore_index=True)
     progress(f"point-in-time features of {len(payments):,} payments")
     features = point_in_time_features(settings, transactions, customers, payments)
     is_test = features.frame["transaction_id"].isin(test["transaction_id"])
@@ -95,7 +150,38 @@ def run_backtest(
     )
     scorer, _, _ = fit_on_period(training, config, codes_path)
     progress(f"scoring {int(is_test.sum()):,} test-window payments")
-    return score_payments(scorer, features.frame[is_test].reset_index(drop=True))
+    scores = score_payments(scorer, features.frame[is_test].reset_index(drop=True))
+    quality = backtest_quality(scores, test, config.card_precision_k, config.alert_budget)
+    quality["labels_known_at"] = cutoff.isoformat()
+    return Backtest(scores=scores, quality=quality, labels_known_at=cutoff)
+
+
+def labels_known_at_cutoff(
+    train: pd.DataFrame, cutoff: pd.Timestamp, label_delay: pd.Timedelta
+) -> pd.Series:
+    """The training window's labels as known at ``cutoff``; refuses what cannot be trained on.
+
+    Cheap, so it runs before the gate and the features: a file without labels, or a cut-off
+    before any label arrives, stops the backtest at once with what to change.
+    """
+    if train["label"].isna().all():
+        raise LabelsUnavailable(
+            f"the training window's {len(train):,} payments have no label: a backtest needs a "
+            "label column (1 fraud, 0 genuine) to learn from"
+        )
+    known = labels_known_at(train, cutoff)
+    classes = set(known.dropna().astype(int))
+    if classes != {0, 1}:
+        later = int((train["label"].notna() & known.isna()).sum())
+        found = "no label" if not classes else f"only label {classes.pop()}"
+        raise LabelsUnavailable(
+            f"{found} of a training payment is known at {cutoff.isoformat()} (labels without "
+            f"label_available_at arrive --label-delay {_days(label_delay)} after the payment; "
+            f"{later:,} "
+            "arrive later): pass a later --labels-known-at (at most the test start) or a shorter "
+            "--label-delay"
+        )
+    return known
 
 
 def score_payments(scorer: FraudScorer, frame: pd.DataFrame) -> pd.DataFrame:
@@ -143,3 +229,8 @@ def _within(
 
 def _day(value: date) -> pd.Timestamp:
     return pd.Timestamp(value.isoformat(), tz="UTC")
+
+
+def _days(delay: pd.Timedelta) -> str:
+    hours = delay / pd.Timedelta(hours=1)
+    return f"{hours / 24:g}d" if hours % 24 == 0 else f"{hours:g}h"

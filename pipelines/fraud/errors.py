@@ -8,8 +8,12 @@ class BacktestWindowError(RiskPlatformError):
     """Backtest windows are inverted, overlap (test before train ends) or hold no payments."""
 
 
+class LabelsUnavailable(RiskPlatformError):
+    """The backtest's training window has no labels, or none of one class, known at the cut-off."""
+
+
 class ScoresFileError(RiskPlatformError):
     """The backtest's output path has a suffix other than .parquet or .csv."""
 
 
-__all__ = ["BacktestWindowError", "FraudTrainingDataError", "ScoresFileError"]
+__all__ = ["BacktestWindowError", "FraudTrainingDataError", "LabelsUnavailable", "ScoresFileError"]

@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from decisioning.fraud import model
 from decisioning.settings import load_settings
 from pipelines.cli import main
-from pipelines.fraud.backtest import BacktestWindows, run_backtest
+from pipelines.fraud.backtest import BacktestWindows, labels_known_at_cutoff, run_backtest
 from pipelines.fraud.dataset import labels_known_at, with_label_times
-from pipelines.fraud.errors import BacktestWindowError
+from pipelines.fraud.errors import BacktestWindowError, LabelsUnavailable
+from tests.clock import FRAUD_BYO_START
 
 # The byo world is fixed in time (conftest); the gate's "not in the future" reads tests.clock.NOW.
 pytestmark = [pytest.mark.calendar, pytest.mark.usefixtures("fixed_now")]
@@ -59,10 +62,19 @@ def test_backtest_scores_every_test_payment_of_a_byo_csv(
     assert scores["score"].between(0, 1).all()
     first_reason = json.loads(scores.sort_values("score")["reason_codes"].iloc[-1])[0]
     assert set(first_reason) == {"code", "description", "contribution", "source"}
+    quality = json.loads((tmp_path / "scores.metrics.json").read_text())
+    for figure in (
+        "roc_auc",
+        "average_precision",
+        "card_precision_at_100",
+        "recall_at_alert_budget",
+    ):
+        assert figure in quality, f"the backtest's JSON lacks {figure}: {sorted(quality)}"
+    assert quality["labels_known_at"] == windows.test()[0].isoformat(), "default: the test start"
 
 
 @pytest.mark.slow
-def test_no_label_known_after_the_training_cut_off_is_used(
+def test_the_model_learns_labels_arriving_in_the_gap_and_none_after_the_test_start(
     byo_csv: Path, risk_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a spy on what the scorer is trained and calibrated on
@@ -78,17 +90,108 @@ def test_no_label_known_after_the_training_cut_off_is_used(
 
     monkeypatch.setattr("pipelines.fraud.training.fit_fraud_scorer", spy)
     windows = _windows(byo_csv)
-    delay = pd.Timedelta(days=3)
+    delay = pd.Timedelta(days=5)  # longer than the 3-day gap: some labels arrive after it
 
-    # when
+    # when the backtest runs with the default cut-off, the test start (a gap of 3 days)
     run_backtest(load_settings(), byo_csv, windows, delay)
 
-    # then: every label used was known (payment time + delay) by the end of the train window
-    cutoff = windows.train()[1]
-    latest = seen["labelled"]["occurred_at"].max()
-    assert latest + delay <= cutoff, f"label of a payment at {latest} used before it was known"
-    assert seen["all"]["occurred_at"].max() < cutoff, "a test-window payment reached training"
-    assert seen["all"]["label"].isna().any(), "late labels were not hidden"
+    # then labels that arrived during the gap were used, and none that arrived after it
+    train_end, test_start = windows.train()[1], windows.test()[0]
+    arrivals = seen["labelled"]["occurred_at"] + delay
+    assert (arrivals > train_end).any(), "no label that arrived in the gap was used"
+    assert (arrivals <= test_start).all(), "a label that arrived after the test start was used"
+    assert seen["all"]["occurred_at"].max() < train_end, "a test-window payment reached training"
+    assert seen["all"]["label"].isna().any(), "labels arriving after the test start were not hidden"
+
+
+DAY = pd.Timedelta(days=1)
+TRAIN_START = pd.Timestamp(FRAUD_BYO_START, tz="UTC")
+payment_offsets = st.floats(min_value=0, max_value=10 * 86_400 - 1)  # the 10-day training window
+arrival_delays = st.none() | st.floats(min_value=0, max_value=30 * 86_400)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payments=st.lists(
+        st.tuples(payment_offsets, arrival_delays, st.sampled_from([0, 1])), min_size=1, max_size=40
+    ),
+    cutoff_hours=st.floats(min_value=0, max_value=10 * 24),
+)
+def test_labels_at_a_cut_off_are_exactly_those_arrived_by_then(
+    payments: list[tuple[float, float | None, int]], cutoff_hours: float
+) -> None:
+    # given training payments whose labels arrive at any time, or never
+    frame = pd.DataFrame(
+        {
+            "occurred_at": [TRAIN_START + pd.Timedelta(seconds=p) for p, _, _ in payments],
+            "label": pd.array([y if d is not None else None for _, d, y in payments], "Int8"),
+            "label_available_at": pd.to_datetime(
+                [
+                    None if d is None else TRAIN_START + pd.Timedelta(seconds=p + d)
+                    for p, d, _ in payments
+                ],
+                utc=True,
+            ),
+        }
+    )
+    # and a cut-off somewhere in the gap between the training end (day 10) and the test start
+    cutoff = TRAIN_START + 10 * DAY + pd.Timedelta(hours=cutoff_hours)
+    arrived = frame["label_available_at"] <= cutoff
+
+    # when the labels known at the cut-off are taken
+    try:
+        known = labels_known_at_cutoff(frame, cutoff, pd.Timedelta(days=3))
+    except LabelsUnavailable:
+        # then a refusal means the labels known then miss a class
+        assert set(frame.loc[arrived, "label"].dropna().astype(int)) != {0, 1}
+        return
+
+    # then every label that arrived by then is kept, and every later one is hidden
+    assert known[arrived].tolist() == frame.loc[arrived, "label"].tolist()
+    assert known[~arrived].isna().all(), "a label arriving after the cut-off was used"
+
+
+def test_a_file_without_labels_stops_before_the_gate_and_the_features(
+    tmp_path: Path, risk_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a payments file with no label column at all
+    csv = tmp_path / "unlabelled.csv"
+    _unlabelled(csv)
+    expensive = []
+    for step in ("pipelines.fraud.backtest.require_valid",
+                 "pipelines.fraud.backtest.point_in_time_features"):  # fmt: skip
+        monkeypatch.setattr(step, lambda *a, step=step, **k: expensive.append(step))
+    windows = BacktestWindows(*((TRAIN_START + n * DAY).date() for n in (0, 9, 12, 18)))
+
+    # when the backtest runs
+    with pytest.raises(LabelsUnavailable, match="no label"):
+        run_backtest(load_settings(), csv, windows, pd.Timedelta(days=3))
+
+    # then it stopped before any expensive step
+    assert expensive == [], f"ran {expensive} before finding there are no labels"
+
+
+def _unlabelled(csv: Path) -> None:
+    times = TRAIN_START + pd.to_timedelta(range(0, 20 * 86_400, 3_600), unit="s")
+    pd.DataFrame(
+        {
+            "transaction_id": [f"t{i}" for i in range(len(times))],
+            "occurred_at": times,
+            "customer_id": "c1",
+            "terminal_id": "t1",
+            "amount": 10.0,
+        }
+    ).to_csv(csv, index=False)
+
+
+def test_labels_known_after_the_test_start_are_refused() -> None:
+    windows = BacktestWindows(
+        date(2026, 1, 1), date(2026, 1, 7), date(2026, 1, 10), date(2026, 1, 12)
+    )
+
+    assert windows.labels_cutoff() == pd.Timestamp("2026-01-10", tz="UTC")
+    with pytest.raises(BacktestWindowError, match="know labels from its future"):
+        windows.labels_cutoff(pd.Timestamp("2026-01-10T00:00:01", tz="UTC"))
 
 
 def test_labels_arrive_after_the_delay_unless_the_file_says_when() -> None:
