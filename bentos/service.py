@@ -57,6 +57,7 @@ class FraudScorer:
 
     @bentoml.api(route="/v1/fraud/score")
     def score(self, transaction: TransactionEvent) -> FraudScore:
+        """What the fraud pillar would say of a payment: read-only, nothing is recorded."""
         return score_payment(self.pillar, self.problem, transaction)
 
 
@@ -193,9 +194,15 @@ class RiskService:
 
     @bentoml.api(route="/v1/decisions", input_spec=DecisionRequest)
     def decide(self, **request: Any) -> RiskDecision:
+        """Decide a payment, a message or both; the decision is audited before it is answered.
+
+        Idempotent by ``transaction_id`` (else ``message_id``): a repeat gets the stored decision
+        (same ``decision_id``, ``replay: true``) and counts nothing again; the same id with a
+        different request gets 409. A 503 means nothing was decided or counted: retry.
+        """
         from starlette.responses import JSONResponse
 
-        from decisioning.errors import AuditUnavailable
+        from decisioning.errors import AuditUnavailable, IdempotencyConflict
 
         started = time.perf_counter()
         checked = DecisionRequest.model_validate(request)
@@ -213,6 +220,11 @@ class RiskService:
                 status_code=503,
                 headers={"Retry-After": "5"},
             )
+        except IdempotencyConflict as exc:
+            logger.info("refused /v1/decisions: 409 %s", exc)
+            return JSONResponse(  # type: ignore[return-value]
+                {"error": f"conflict: {exc}; send a new id for a new request"}, status_code=409
+            )
         except Exception:
             record_error("/v1/decisions")
             raise
@@ -221,6 +233,11 @@ class RiskService:
 
     @bentoml.api(route="/v1/fraud/score")
     def fraud_score(self, transaction: TransactionEvent) -> FraudScore:
+        """What the fraud pillar would say of a payment: read-only, a what-if.
+
+        Nothing is recorded: not the payment in the customer's history, not a decision in the
+        audit store. Only ``/v1/decisions`` decides (and counts) a payment.
+        """
         refused = refusals(self.limits, utc_now(), transaction=transaction)
         if refused:
             return out_of_bounds("/v1/fraud/score", refused)

@@ -75,6 +75,11 @@ class RiskDecision(_Record):
     trace_id: str
     input_hash: str
     degraded: tuple[Degradation, ...] = ()
+    replay: bool = Field(
+        default=False,
+        description="true when this answer repeats the stored decision for the same "
+        "transaction_id (or message_id): nothing was assessed, counted or written again",
+    )
 
     @property
     def is_degraded(self) -> bool:

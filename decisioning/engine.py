@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +18,7 @@ from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from decisioning.audit import AuditStore
+from decisioning.audit.lookup import stored_body
 from decisioning.decision import (
     DecisionTimestamps,
     Evidence,
@@ -26,7 +26,9 @@ from decisioning.decision import (
     ModelVersion,
     RiskDecision,
     input_hash,
+    sha256_hex,
 )
+from decisioning.errors import AuditUnavailable, IdempotencyConflict
 from decisioning.events import TextEvent, TransactionEvent, utc_now
 from decisioning.policy import (
     ConductInput,
@@ -57,6 +59,20 @@ class DecisionRequest(BaseModel):
         return self
 
     @property
+    def idempotency_key(self) -> str:
+        """What makes a request a repeat: its payment's id, else its message's id."""
+        if self.transaction is not None:
+            return f"transaction:{self.transaction.transaction_id}"
+        assert self.text is not None
+        return f"message:{self.text.message_id}"
+
+    @property
+    def decision_id(self) -> str:
+        """The decision's id, derived from the idempotency key: a repeat has the same one, and
+        the audit table's unique record id refuses a second decision even from another worker."""
+        return f"dec_{sha256_hex(self.idempotency_key)[:32]}"
+
+    @property
     def subject(self) -> str:
         if self.transaction is not None and self.text is not None:
             return "both"
@@ -80,6 +96,9 @@ class FraudResult:
     model: ModelVersion
     feature_service: str
     problems: tuple[tuple[DegradationCause, str], ...] = ()
+    # Records the payment in the customer's history; the engine calls it once the decision is
+    # stored, so only an audited decision counts (None: nothing to record).
+    record_payment: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -130,10 +149,13 @@ class DecisionEngine:
         self.clock = clock
 
     def decide(self, request: DecisionRequest) -> RiskDecision:
-        """Assess, apply the policy, write the audit record, return the decision.
+        """Assess, apply the policy, write the audit record, record the payment, return.
 
         A decision the audit store did not record is never returned: ``AuditUnavailable`` from
-        the store goes to the caller, which answers 503 (a dependency failed, not the request).
+        the store goes to the caller, which answers 503 (a dependency failed, not the request),
+        and nothing was counted, so a retry is safe. A request whose id was decided before gets
+        that stored decision back, marked ``replay``, and counts nothing again; with another
+        request body under the same id it is refused (``IdempotencyConflict``).
         """
         with tracer.start_as_current_span("decision") as span:
             trace_id = _trace_id(span)
@@ -148,7 +170,7 @@ class DecisionEngine:
             )
             payload = request.model_dump(mode="json", exclude_none=True)
             decision = RiskDecision(
-                decision_id=f"dec_{uuid.uuid4().hex}",
+                decision_id=request.decision_id,
                 subject=request.subject,  # type: ignore[arg-type]
                 risk_score=outcome.risk_score,
                 risk_category=outcome.risk_category,
@@ -171,11 +193,22 @@ class DecisionEngine:
                 degraded=outcome.degraded,
             )
             with tracer.start_as_current_span("audit.write"):
-                self.audit.append(
-                    DECISION_KIND,
-                    decision.decision_id,
-                    {"decision": decision.model_dump(mode="json"), "request": payload},
-                )
+                try:
+                    self.audit.append(
+                        DECISION_KIND,
+                        decision.decision_id,
+                        {"decision": decision.model_dump(mode="json"), "request": payload},
+                    )
+                except AuditUnavailable:
+                    raise
+                except Exception:
+                    # The unique record id refused it: the same id was decided, maybe just now
+                    # on another worker. Its stored answer is the answer.
+                    stored = stored_body(self.audit, DECISION_KIND, decision.decision_id)
+                    if stored is None:
+                        raise
+                    return _repeated(stored, decision)
+            _record_payment(fraud)
             span.set_attribute("risk.decision_id", decision.decision_id)
             span.set_attribute("risk.action", decision.action)
             logger.info(
@@ -258,6 +291,43 @@ class DecisionEngine:
         except PillarUnavailable as exc:
             problems.append((exc.cause, exc.detail))
             return None
+
+
+def stored_decision(audit: AuditStore, request: DecisionRequest) -> RiskDecision | None:
+    """The decision already stored for this request's id, marked as a replay; None if none."""
+    stored = stored_body(audit, DECISION_KIND, request.decision_id)
+    if stored is None:
+        return None
+    payload = request.model_dump(mode="json", exclude_none=True)
+    return _repeated(stored, None, input_hash(payload))
+
+
+def _repeated(
+    stored: dict[str, Any], fresh: RiskDecision | None, request_hash: str | None = None
+) -> RiskDecision:
+    original = RiskDecision.model_validate(stored["decision"])
+    expected = request_hash if fresh is None else fresh.input_hash
+    if original.input_hash != expected:
+        raise IdempotencyConflict(
+            f"{original.decision_id} was decided for another request under the same id"
+        )
+    logger.info("repeat of decision_id=%s answered from the audit store", original.decision_id)
+    return original.model_copy(update={"replay": True})
+
+
+def _record_payment(fraud: FraudResult | None) -> None:
+    """Count the decided payment in the customer's history; a failure loses one count only.
+
+    The decision is stored and is returned either way: undoing it is impossible, and counting
+    it twice later would be worse than this one gap, which the log and trace record.
+    """
+    if fraud is None or fraud.record_payment is None:
+        return
+    try:
+        with tracer.start_as_current_span("features.push"):
+            fraud.record_payment()
+    except Exception as exc:
+        logger.warning("payment history not updated after its decision: %s", type(exc).__name__)
 
 
 def _trace_id(span: trace.Span) -> str:

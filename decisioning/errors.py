@@ -31,3 +31,7 @@ class SigningKeyUnavailable(AuditError):
 
 class AnchorUnavailable(AuditError):
     """The checkpoint anchor cannot be read or written."""
+
+
+class IdempotencyConflict(RiskPlatformError):
+    """A transaction_id or message_id already decided arrives with a different request: 409."""

@@ -25,11 +25,12 @@ from decisioning.policy import ConductInput, FraudInput
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-Fetch = Callable[[TransactionEvent], Mapping[str, Any]]
+# The feature values of a payment and the push that records it (called once it is decided).
+Fetch = Callable[[TransactionEvent], tuple[Mapping[str, Any], Callable[[], None]]]
 
 
 class FraudScorerPillar:
-    """Push the payment's velocity, fetch the feature service online, score with the scorer."""
+    """Read the feature service online for a payment, score it, and hand back its push."""
 
     def __init__(
         self,
@@ -53,7 +54,7 @@ class FraudScorerPillar:
         try:
             with tracer.start_as_current_span("features.fetch") as span:
                 span.set_attribute("risk.feature_service", self._service)
-                raw = self._fetch(event)
+                raw, push = self._fetch(event)
         except Exception as exc:  # any store failure: the policy's fallback, never a crash
             logger.warning("feature fetch failed: %s", type(exc).__name__)
             raise PillarUnavailable("features_unavailable", f"{type(exc).__name__}: {exc}") from exc
@@ -80,6 +81,7 @@ class FraudScorerPillar:
             model=self._model,
             feature_service=self._service,
             problems=problems,
+            record_payment=push,
         )
 
     def rescore(self, feature_values: dict[str, FeatureValue], model: ModelVersion) -> FraudInput:

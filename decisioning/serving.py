@@ -94,7 +94,7 @@ def fraud_pillar(settings: Settings) -> FraudScorerPillar:
     )
     require_served_features(model, scorer.features, service, features.names)
     return FraudScorerPillar(
-        features.fetch, scorer, model, service, lambda other: load_scorer(settings, other)
+        features.read, scorer, model, service, lambda other: load_scorer(settings, other)
     )
 
 

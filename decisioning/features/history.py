@@ -24,6 +24,10 @@ Result = TypeVar("Result")
 class PaymentHistory(Protocol):
     """Per-customer history with an atomic read-modify-write."""
 
+    def read(self, customer_id: str) -> CustomerHistory:
+        """The customer's history as stored now (empty if unknown); nothing is written."""
+        ...
+
     def update(self, customer_id: str, change: Callable[[CustomerHistory], Result]) -> Result:
         """Apply ``change`` to the customer's history (empty if unknown), store it, return."""
         ...
@@ -50,6 +54,14 @@ class RedisPaymentHistory:
     def key(self, customer_id: str) -> str:
         """The Redis key of one customer's history."""
         return self._prefix + customer_id
+
+    def read(self, customer_id: str) -> CustomerHistory:
+        import redis
+
+        try:
+            return decode_history(cast(bytes | None, self._client.get(self.key(customer_id))))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise FeatureStoreUnavailable(f"payment history in Redis unreachable: {exc}") from exc
 
     def update(self, customer_id: str, change: Callable[[CustomerHistory], Result]) -> Result:
         import redis
@@ -103,6 +115,17 @@ class SqlitePaymentHistory:
             "history TEXT, PRIMARY KEY (namespace, customer_id))"
         )
         return connection
+
+    def read(self, customer_id: str) -> CustomerHistory:
+        connection = self._connect()
+        try:
+            row = connection.execute(
+                "SELECT history FROM payment_history WHERE namespace = ? AND customer_id = ?",
+                (self._namespace, customer_id),
+            ).fetchone()
+            return decode_history(row[0] if row else None)
+        finally:
+            connection.close()
 
     def update(self, customer_id: str, change: Callable[[CustomerHistory], Result]) -> Result:
         connection = self._connect()

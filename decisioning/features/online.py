@@ -7,8 +7,9 @@ through the provider Feast itself uses, so any online store works and the values
 ``get_online_features`` and ``push`` re-plan every call (projections, protos, pandas): 13-20 ms a
 read and 25-45 ms a push here, against a 2 ms budget (docs/benchmarks.md).
 
-Push before read: velocity counts the payment being decided (the tenth payment of a burst sees
-itself and the nine before it), exactly as the offline tables count it for training.
+Read as if pushed: velocity counts the payment being decided (the tenth payment of a burst sees
+itself and the nine before it), exactly as the offline tables count it for training; the push
+itself waits until the decision is audited (``read``; ADR 0011).
 """
 
 from __future__ import annotations
@@ -92,39 +93,62 @@ class OnlineFeatureService:
 
     def fetch(self, event: TransactionEvent) -> dict[str, Any]:
         """Push the payment, then return the service's values for it, keyed by feature name."""
+        values, push = self.read(event)
+        push()
+        return values
+
+    def read(self, event: TransactionEvent) -> tuple[dict[str, Any], Callable[[], None]]:
+        """The service's values for the payment as if it were pushed, and the push itself.
+
+        Nothing is written until the push is called: the decision service calls it only once
+        the decision is in the audit store, so a refused, failed or repeated payment is never
+        counted (docs/adr/0011-idempotent-decisions.md). A what-if (``/v1/fraud/score``) never
+        calls it.
+        """
         inputs = request_row(event)
         if self._round_trips is not None:
             record = partial(record_payment, event=event)
-            values = self._round_trips.push_and_read(
+            values, push = self._round_trips.read(
                 event.customer_id, inputs, event.occurred_at, record
             )
         else:
-            values = self._push_and_read(event)
+            values, push = self._read_view_by_view(event)
         inputs = {**inputs, **values}
         for transform in self._transforms:
             output = transform.transform_dict({name: [value] for name, value in inputs.items()})
             values.update(_as_stored(transform, {n: output[n][0] for n in _names(transform)}))
-        return {name: values.get(name) for name in self.names}
+        return {name: values.get(name) for name in self.names}, push
 
-    def _push_and_read(self, event: TransactionEvent) -> dict[str, Any]:
-        """Any online store: the history's own update, then Feast's provider view by view."""
-        row = self._history.update(event.customer_id, partial(record_payment, event=event))
+    def _read_view_by_view(
+        self, event: TransactionEvent
+    ) -> tuple[dict[str, Any], Callable[[], None]]:
+        """Any online store: the history read and its row computed on a copy, Feast's provider
+        view by view; the push is the history's own update and the pushed views' writes."""
+        row = record_payment(self._history.read(event.customer_id), event)
         values: dict[str, Any] = {}
         for view in self._pushed:
-            values.update(self._write(view, row, event.occurred_at))
+            values.update({name: _python(p) for name, p in self._protos(view, row).items()})
         for view in self._stored:
             values.update(self._read(view, row))
-        return values
 
-    def _write(self, view: FeatureView, row: Mapping[str, Any], at: datetime) -> dict[str, Any]:
-        protos = {
+        def push() -> None:
+            stored = self._history.update(event.customer_id, partial(record_payment, event=event))
+            for view in self._pushed:
+                self._write(view, stored, event.occurred_at)
+
+        return values, push
+
+    def _protos(self, view: FeatureView, row: Mapping[str, Any]) -> dict[str, Value]:
+        return {
             field.name: _proto(row.get(field.name), field.dtype.to_value_type())
             for field in view.features
         }
+
+    def _write(self, view: FeatureView, row: Mapping[str, Any], at: datetime) -> None:
+        protos = self._protos(view, row)
         self._provider.online_write_batch(
             self._config, view, [(_entity_key(view, row), protos, at, None)], progress=None
         )
-        return {name: _python(proto) for name, proto in protos.items()}
 
     def _read(self, view: FeatureView, row: Mapping[str, Any]) -> dict[str, Any]:
         [(_, found)] = self._provider.online_read(

@@ -110,10 +110,24 @@ class RedisPaymentRoundTrips:
         at: datetime,
         record: Callable[[CustomerHistory], dict[str, Any]],
     ) -> dict[str, Any]:
-        """Record the payment in the history and the pushed views; return every view's values.
+        """Record the payment in the history and the pushed views; return every view's values."""
+        values, push = self.read(customer_id, entities, at, record)
+        push()
+        return values
 
-        ``record`` adds the payment to the history and returns the activity row the pushed views
-        store; it may run more than once when another payment of the customer lands meanwhile.
+    def read(
+        self,
+        customer_id: str,
+        entities: Mapping[str, Any],
+        at: datetime,
+        record: Callable[[CustomerHistory], dict[str, Any]],
+    ) -> tuple[dict[str, Any], Callable[[], None]]:
+        """Every view's values as if the payment were recorded, and the push that records it.
+
+        Nothing is written until the push is called (the decision service calls it once the
+        decision is in the audit store), so a payment never decided leaves no trace. ``record``
+        adds the payment to a history and returns the activity row the pushed views store; the
+        push runs it again on the history as it then is, if another payment landed meanwhile.
         """
         import redis
 
@@ -121,30 +135,45 @@ class RedisPaymentRoundTrips:
         pushed_keys = [self._key(view, entities) for view in self._pushed]
         stored_keys = [self._key(view, entities) for view in self._stored]
         written = _timestamp(at)
-        try:
-            while True:
-                with self._history.client.pipeline(transaction=False) as pipe:
-                    pipe.get(history_key)
-                    for view, key in zip(self._pushed, pushed_keys, strict=True):
-                        pipe.hget(key, view.timestamp_field)
-                    for view, key in zip(self._stored, stored_keys, strict=True):
+
+        def read_history(with_stored: bool) -> tuple[bytes | None, list[Any], list[Any]]:
+            with self._history.client.pipeline(transaction=False) as pipe:
+                pipe.get(history_key)
+                for view, key in zip(self._pushed, pushed_keys, strict=True):
+                    pipe.hget(key, view.timestamp_field)
+                for view, key in zip(self._stored, stored_keys, strict=True):
+                    if with_stored:
                         pipe.hmget(key, [field for _, field, _ in view.features])
-                    raw, *replies = pipe.execute()
-                history = decode_history(raw)
-                row = record(history)
-                values, arguments = self._pushed_values(row, replies[: len(self._pushed)], written)
-                seen = hashlib.sha1(raw).hexdigest() if raw is not None else ""
-                document = encode_history(history)
-                if self._store_if_unchanged(
-                    keys=[history_key, *pushed_keys], args=[seen, document, *arguments]
-                ):
-                    break
-                logger.debug("concurrent update of %s; reading again", customer_id)
+                raw, *replies = pipe.execute()
+            return raw, replies[: len(self._pushed)], replies[len(self._pushed) :]
+
+        def prepare(raw: bytes | None, stamps: list[Any]) -> tuple[dict[str, Any], list[Any]]:
+            history = decode_history(raw)
+            row = record(history)
+            values, arguments = self._pushed_values(row, stamps, written)
+            seen = hashlib.sha1(raw).hexdigest() if raw is not None else ""
+            return values, [seen, encode_history(history), *arguments]
+
+        try:
+            raw, stamps, stored = read_history(with_stored=True)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise FeatureStoreUnavailable(f"online store in Redis unreachable: {exc}") from exc
-        for view, reply in zip(self._stored, replies[len(self._pushed) :], strict=True):
+        values, script_args = prepare(raw, stamps)
+        for view, reply in zip(self._stored, stored, strict=True):
             values.update(self._stored_values(view, reply))
-        return values
+
+        def push() -> None:
+            arguments = script_args
+            try:
+                while not self._store_if_unchanged(
+                    keys=[history_key, *pushed_keys], args=arguments
+                ):
+                    logger.debug("concurrent update of %s; reading again", customer_id)
+                    arguments = prepare(*read_history(with_stored=False)[:2])[1]
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise FeatureStoreUnavailable(f"online store in Redis unreachable: {exc}") from exc
+
+        return values, push
 
     def _pushed_values(
         self, row: Mapping[str, Any], stored_timestamps: list[Any], written: Timestamp

@@ -18,7 +18,9 @@ EVENT = TransactionEvent.model_validate(PAYMENT)
 
 
 def pillar(model: Any, values: Mapping[str, Any]) -> FraudScorerPillar:
-    return FraudScorerPillar(lambda _: values, model, MODEL, "fraud_v1", lambda _: model)
+    return FraudScorerPillar(
+        lambda _: (values, lambda: None), model, MODEL, "fraud_v1", lambda _: model
+    )
 
 
 @pytest.mark.parametrize("ratio", [float("inf"), float("-inf"), 2.45e41, 1e308])

@@ -57,7 +57,7 @@ def test_a_decision_is_one_trace_with_a_span_per_step(
     spans: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     pillar = FraudScorerPillar(
-        lambda event: {"velocity_10m_count": 1},
+        lambda event: ({"velocity_10m_count": 1}, lambda: None),
         StandInScorer(),  # type: ignore[arg-type]
         MODEL,
         "fraud_v1",
