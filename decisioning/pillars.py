@@ -10,7 +10,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from opentelemetry import trace
@@ -20,13 +20,29 @@ from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCod
 from decisioning.engine import ConductResult, FraudResult, PillarUnavailable
 from decisioning.events import TextEvent, TransactionEvent
 from decisioning.fraud.model import FraudAssessment, FraudScorer
-from decisioning.policy import ConductInput, FraudInput
+from decisioning.policy import ConductInput, DegradationCause, FraudInput
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-# The feature values of a payment and the push that records it (called once it is decided).
-Fetch = Callable[[TransactionEvent], tuple[Mapping[str, Any], Callable[[], None]]]
+Fetch = Callable[[TransactionEvent], "FeatureRead"]
+
+
+class FeatureRead(Protocol):
+    """A payment's feature values, the push that records it (called once it is decided), and
+    the batch features the online store lacked or held past their view's TTL."""
+
+    @property
+    def values(self) -> Mapping[str, Any]: ...
+
+    @property
+    def push(self) -> Callable[[], None]: ...
+
+    @property
+    def missing(self) -> tuple[str, ...]: ...
+
+    @property
+    def stale(self) -> tuple[str, ...]: ...
 
 
 class FraudScorerPillar:
@@ -54,17 +70,12 @@ class FraudScorerPillar:
         try:
             with tracer.start_as_current_span("features.fetch") as span:
                 span.set_attribute("risk.feature_service", self._service)
-                raw, push = self._fetch(event)
+                read = self._fetch(event)
         except Exception as exc:  # any store failure: the policy's fallback, never a crash
             logger.warning("feature fetch failed: %s", type(exc).__name__)
             raise PillarUnavailable("features_unavailable", f"{type(exc).__name__}: {exc}") from exc
-        values, unusable = model_input(raw, self._scorer.features)
-        problems: tuple[tuple[Any, str], ...] = ()
-        if all(value is None for value in values.values()):
-            problems = (("features_unavailable", "every feature of the service was empty"),)
-        elif unusable:
-            detail = f"outside the range a model takes: {', '.join(unusable)}"
-            problems = (("features_unavailable", detail),)
+        values, unusable = model_input(read.values, self._scorer.features)
+        problems = feature_problems(values, unusable, read.missing, read.stale)
         with tracer.start_as_current_span("model.fraud-detector") as span:
             span.set_attribute("risk.model_version", self._model.version)
             try:
@@ -81,7 +92,7 @@ class FraudScorerPillar:
             model=self._model,
             feature_service=self._service,
             problems=problems,
-            record_payment=push,
+            record_payment=read.push,
         )
 
     def rescore(self, feature_values: dict[str, FeatureValue], model: ModelVersion) -> FraudInput:
@@ -153,6 +164,31 @@ def _number_out_of_range(value: Any) -> bool:
         return False
     number = float(value)
     return math.isinf(number) or abs(number) > MODEL_INPUT_LIMIT
+
+
+def feature_problems(
+    values: Mapping[str, FeatureValue],
+    unusable: list[str],
+    missing: tuple[str, ...],
+    stale: tuple[str, ...],
+) -> tuple[tuple[DegradationCause, str], ...]:
+    """Why a payment's features cannot be trusted as they are, each with the policy's cause.
+
+    A model scores a missing value as "unknown", which it learned from payments that really had
+    none (a new customer): a batch feature lost by the store is not that, so the decision says so
+    and takes the fallback instead of a silent approval.
+    """
+    if all(value is None for value in values.values()):
+        return (("features_unavailable", "every feature of the service was empty"),)
+    problems: list[tuple[DegradationCause, str]] = []
+    if missing:
+        problems.append(("features_missing", f"no online value: {', '.join(missing)}"))
+    if stale:
+        problems.append(("features_stale", f"older than the view's TTL: {', '.join(stale)}"))
+    if unusable:
+        detail = f"outside the range a model takes: {', '.join(unusable)}"
+        problems.append(("features_unavailable", detail))
+    return tuple(problems)
 
 
 def fraud_input(assessment: FraudAssessment) -> FraudInput:

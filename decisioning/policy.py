@@ -19,6 +19,7 @@ from decisioning.decision import Action, Degradation, Evidence, ReasonCode, sha2
 ACTIONS: tuple[Action, ...] = ("approve", "review", "decline", "escalate")
 DegradationCause = Literal[
     "features_unavailable",
+    "features_missing",
     "features_stale",
     "fraud_model_unavailable",
     "fraud_scoring_failed",

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -39,6 +40,18 @@ logger = logging.getLogger(__name__)
 CUSTOMER_ACTIVITY_PUSH = "customer_activity_push"
 # The service new fraud models train on; a served model reads the one its version was trained on.
 FRAUD_FEATURE_SERVICE = "fraud_v3"
+
+
+@dataclass(frozen=True)
+class OnlineRead:
+    """A payment's feature values as if it were pushed, the push, and what the store lacked."""
+
+    values: dict[str, Any]
+    push: Callable[[], None]
+    # Batch features with no online row for the payment's entities (never materialized, or the
+    # store lost its memory), and those whose row is older than its view's TTL.
+    missing: tuple[str, ...] = ()
+    stale: tuple[str, ...] = ()
 
 
 class OnlineFeatureService:
@@ -93,11 +106,11 @@ class OnlineFeatureService:
 
     def fetch(self, event: TransactionEvent) -> dict[str, Any]:
         """Push the payment, then return the service's values for it, keyed by feature name."""
-        values, push = self.read(event)
-        push()
-        return values
+        read = self.read(event)
+        read.push()
+        return read.values
 
-    def read(self, event: TransactionEvent) -> tuple[dict[str, Any], Callable[[], None]]:
+    def read(self, event: TransactionEvent) -> OnlineRead:
         """The service's values for the payment as if it were pushed, and the push itself.
 
         Nothing is written until the push is called: the decision service calls it only once
@@ -108,35 +121,54 @@ class OnlineFeatureService:
         inputs = request_row(event)
         if self._round_trips is not None:
             record = partial(record_payment, event=event)
-            values, push = self._round_trips.read(
+            values, push, written_at = self._round_trips.read(
                 event.customer_id, inputs, event.occurred_at, record
             )
         else:
-            values, push = self._read_view_by_view(event)
+            values, push, written_at = self._read_view_by_view(event)
         inputs = {**inputs, **values}
         for transform in self._transforms:
             output = transform.transform_dict({name: [value] for name, value in inputs.items()})
             values.update(_as_stored(transform, {n: output[n][0] for n in _names(transform)}))
-        return {name: values.get(name) for name in self.names}, push
+        missing, stale = self._unavailable(written_at, event.occurred_at)
+        return OnlineRead({name: values.get(name) for name in self.names}, push, missing, stale)
+
+    def _unavailable(
+        self, written_at: Mapping[str, datetime | None], at: datetime
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The served batch features without a row, and those older than their view's TTL."""
+        missing: list[str] = []
+        stale: list[str] = []
+        served = set(self.names)
+        for view in self._stored:
+            names = [f.name for f in view.features if f.name in served]
+            written = written_at.get(view.name)
+            if written is None:
+                missing += names
+            elif view.ttl and written < at - view.ttl:
+                stale += names
+        return tuple(missing), tuple(stale)
 
     def _read_view_by_view(
         self, event: TransactionEvent
-    ) -> tuple[dict[str, Any], Callable[[], None]]:
+    ) -> tuple[dict[str, Any], Callable[[], None], dict[str, datetime | None]]:
         """Any online store: the history read and its row computed on a copy, Feast's provider
         view by view; the push is the history's own update and the pushed views' writes."""
         row = record_payment(self._history.read(event.customer_id), event)
         values: dict[str, Any] = {}
+        written_at: dict[str, datetime | None] = {}
         for view in self._pushed:
             values.update({name: _python(p) for name, p in self._protos(view, row).items()})
         for view in self._stored:
-            values.update(self._read(view, row))
+            found, written_at[view.name] = self._read(view, row)
+            values.update(found)
 
         def push() -> None:
             stored = self._history.update(event.customer_id, partial(record_payment, event=event))
             for view in self._pushed:
                 self._write(view, stored, event.occurred_at)
 
-        return values, push
+        return values, push, written_at
 
     def _protos(self, view: FeatureView, row: Mapping[str, Any]) -> dict[str, Value]:
         return {
@@ -150,15 +182,20 @@ class OnlineFeatureService:
             self._config, view, [(_entity_key(view, row), protos, at, None)], progress=None
         )
 
-    def _read(self, view: FeatureView, row: Mapping[str, Any]) -> dict[str, Any]:
-        [(_, found)] = self._provider.online_read(
+    def _read(
+        self, view: FeatureView, row: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], datetime | None]:
+        [(written, found)] = self._provider.online_read(
             self._config, view, [_entity_key(view, row)], [f.name for f in view.features]
         )
         found = found or {}
-        return {
+        values = {
             field.name: _python(found[field.name]) if field.name in found else None
             for field in view.features
         }
+        if written is not None and written.tzinfo is None:
+            written = written.replace(tzinfo=UTC)
+        return values, written if found else None
 
 
 def _two_round_trips(

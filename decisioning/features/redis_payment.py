@@ -16,7 +16,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from feast import FeatureView, RepoConfig
@@ -111,7 +111,7 @@ class RedisPaymentRoundTrips:
         record: Callable[[CustomerHistory], dict[str, Any]],
     ) -> dict[str, Any]:
         """Record the payment in the history and the pushed views; return every view's values."""
-        values, push = self.read(customer_id, entities, at, record)
+        values, push, _ = self.read(customer_id, entities, at, record)
         push()
         return values
 
@@ -121,8 +121,9 @@ class RedisPaymentRoundTrips:
         entities: Mapping[str, Any],
         at: datetime,
         record: Callable[[CustomerHistory], dict[str, Any]],
-    ) -> tuple[dict[str, Any], Callable[[], None]]:
-        """Every view's values as if the payment were recorded, and the push that records it.
+    ) -> tuple[dict[str, Any], Callable[[], None], dict[str, datetime | None]]:
+        """Every view's values as if the payment were recorded, the push that records it, and
+        when each batch view's row was written (None: the store has no row for the payment).
 
         Nothing is written until the push is called (the decision service calls it once the
         decision is in the audit store), so a payment never decided leaves no trace. ``record``
@@ -143,7 +144,8 @@ class RedisPaymentRoundTrips:
                     pipe.hget(key, view.timestamp_field)
                 for view, key in zip(self._stored, stored_keys, strict=True):
                     if with_stored:
-                        pipe.hmget(key, [field for _, field, _ in view.features])
+                        fields = [field for _, field, _ in view.features]
+                        pipe.hmget(key, [*fields, view.timestamp_field])
                 raw, *replies = pipe.execute()
             return raw, replies[: len(self._pushed)], replies[len(self._pushed) :]
 
@@ -159,8 +161,10 @@ class RedisPaymentRoundTrips:
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise FeatureStoreUnavailable(f"online store in Redis unreachable: {exc}") from exc
         values, script_args = prepare(raw, stamps)
+        written_at: dict[str, datetime | None] = {}
         for view, reply in zip(self._stored, stored, strict=True):
-            values.update(self._stored_values(view, reply))
+            values.update(self._stored_values(view, reply[:-1]))
+            written_at[view.view.name] = _datetime(reply[-1])
 
         def push() -> None:
             arguments = script_args
@@ -173,7 +177,7 @@ class RedisPaymentRoundTrips:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 raise FeatureStoreUnavailable(f"online store in Redis unreachable: {exc}") from exc
 
-        return values, push
+        return values, push, written_at
 
     def _pushed_values(
         self, row: Mapping[str, Any], stored_timestamps: list[Any], written: Timestamp
@@ -243,6 +247,14 @@ def _timestamp(at: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(make_tzaware(at))  # as Feast's own write does
     return stamp
+
+
+def _datetime(stamp: bytes | None) -> datetime | None:
+    if not stamp:
+        return None
+    written = Timestamp()
+    written.ParseFromString(stamp)
+    return written.ToDatetime(tzinfo=UTC)
 
 
 def _newer(written: Timestamp, stored: bytes | None) -> bool:

@@ -8,8 +8,9 @@ import pytest
 from decisioning.decision import ModelVersion
 from decisioning.engine import PillarUnavailable
 from decisioning.events import TransactionEvent
+from decisioning.features.online import OnlineRead
 from decisioning.fraud.model import FraudScorer
-from decisioning.pillars import FraudScorerPillar, model_input
+from decisioning.pillars import FraudScorerPillar, feature_problems, model_input
 from tests.events import PAYMENT
 from tests.unit.decisioning.fraud.test_scorer import scorer  # noqa: F401 - the fixture
 
@@ -19,7 +20,7 @@ EVENT = TransactionEvent.model_validate(PAYMENT)
 
 def pillar(model: Any, values: Mapping[str, Any]) -> FraudScorerPillar:
     return FraudScorerPillar(
-        lambda _: (values, lambda: None), model, MODEL, "fraud_v1", lambda _: model
+        lambda _: OnlineRead(dict(values), lambda: None), model, MODEL, "fraud_v1", lambda _: model
     )
 
 
@@ -60,3 +61,29 @@ def test_any_scoring_failure_becomes_a_named_degradation() -> None:
 
     assert degraded.value.cause == "fraud_scoring_failed"
     assert "ValueError" in degraded.value.detail
+
+
+def test_batch_features_the_store_lacks_degrade_the_decision_naming_them() -> None:
+    # given a store that lost the terminal's batch row (Redis restarted, not materialized yet)
+    values = {"velocity_10m_count": 1, "terminal_fraud_rate_7d": None}
+
+    problems = feature_problems(values, [], ("terminal_fraud_rate_7d",), ())
+
+    assert problems == (("features_missing", "no online value: terminal_fraud_rate_7d"),)
+
+
+def test_batch_features_past_their_ttl_are_stale() -> None:
+    problems = feature_problems({"a": 1, "b": 2}, [], (), ("b",))
+
+    assert problems == (("features_stale", "older than the view's TTL: b"),)
+
+
+def test_a_missing_feature_reaches_the_decision_as_a_review(
+    scorer: FraudScorer,  # noqa: F811
+) -> None:
+    values = {"velocity_10m_count": 2, "amount_to_usual_ratio": 1.0, "segment": None}
+    read = OnlineRead(values, lambda: None, missing=("segment",))
+
+    result = FraudScorerPillar(lambda _: read, scorer, MODEL, "v", lambda _: scorer).assess(EVENT)
+
+    assert [cause for cause, _ in result.problems] == ["features_missing"]

@@ -21,6 +21,7 @@ from decisioning.conduct.taxonomy import load_taxonomy
 from decisioning.decision import ModelVersion
 from decisioning.engine import DecisionEngine, DecisionRequest
 from decisioning.events import TextEvent
+from decisioning.features.online import OnlineRead
 from decisioning.fraud.model import FraudAssessment
 from decisioning.pillars import ConductAssessorPillar, FraudScorerPillar
 from decisioning.policy import load_policy
@@ -57,7 +58,7 @@ def test_a_decision_is_one_trace_with_a_span_per_step(
     spans: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     pillar = FraudScorerPillar(
-        lambda event: ({"velocity_10m_count": 1}, lambda: None),
+        lambda event: OnlineRead({"velocity_10m_count": 1}, lambda: None),
         StandInScorer(),  # type: ignore[arg-type]
         MODEL,
         "fraud_v1",
