@@ -13,4 +13,8 @@ class QualityGateFailed(RiskPlatformError):
         self.report = report
 
 
-__all__ = ["QualityGateFailed", "SchemaError"]
+class TooManyBadRows(RiskPlatformError):
+    """In quarantine mode, more rows failed the gate than the configured ceiling allows."""
+
+
+__all__ = ["QualityGateFailed", "SchemaError", "TooManyBadRows"]

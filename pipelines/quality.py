@@ -40,14 +40,15 @@ class FailedExpectation:
     observed: str | None
     hint: str | None = None
     # Index labels of every failing row; filled only when asked for (``rows=True``: quarantine).
-    rows: tuple[object, ...] = ()
+    rows: tuple[int, ...] = ()
 
     def line(self) -> str:
         where = self.column or "table"
         hint = f" - {self.hint}" if self.hint else ""
         if self.unexpected_count is not None:
             sample = f", e.g. {', '.join(self.examples)}" if self.examples else ""
-            return f"{where}: {self.expectation} ({self.unexpected_count:,} rows{sample}){hint}"
+            rows = "row" if self.unexpected_count == 1 else "rows"
+            return f"{where}: {self.expectation} ({self.unexpected_count:,} {rows}{sample}){hint}"
         observed = f", observed {self.observed}" if self.observed else ""
         return f"{where}: {self.expectation}{observed}{hint}"
 
@@ -163,7 +164,7 @@ def _failure(item: Any) -> FailedExpectation:
         examples=examples,
         observed=observed,
         hint=(config.meta or {}).get("hint"),
-        rows=tuple(result.get("unexpected_index_list") or ()),
+        rows=tuple(int(row) for row in result.get("unexpected_index_list") or ()),
     )
 
 

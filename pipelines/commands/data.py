@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from decisioning.settings import load_settings
-from pipelines.commands.reading import DateFormat, Timezone, reading_config
+from pipelines.commands.reading import DateFormat, OnBadRows, Timezone, reading_config
 from pipelines.ingest import load_events, read_table
 from pipelines.quality import SUITES, validate_frame
+from pipelines.quarantine import gate_events, quarantine_path
 from pipelines.simulate import SimulatedWorld, SimulationConfig, simulate_world, write_world
 
 app = typer.Typer(help="Simulate, load and validate event data.", no_args_is_help=True)
@@ -38,12 +39,23 @@ def validate(
     path: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
     timezone: Timezone = None,
     date_format: DateFormat = None,
+    on_bad_rows: OnBadRows = None,
 ) -> None:
-    """Check a file against its data contract; print failed expectations and exit 1 on failure."""
+    """Check a file against its data contract; print failed expectations and exit 1 on failure.
+
+    With ``--on-bad-rows quarantine`` the failing rows are written beside the file
+    (``<name>.<kind>.quarantine.csv``) and the check passes while they are few.
+    """
     if kind not in SUITES:
         raise typer.BadParameter(f"choose one of {', '.join(SUITES)}", param_hint="KIND")
-    reading = reading_config(load_settings(), timezone, date_format)
+    reading = reading_config(load_settings(), timezone, date_format, on_bad_rows)
     frame = read_table(path) if kind == "training-set" else load_events(path, kind, reading)
+    if reading.on_bad_rows == "quarantine" and kind != "training-set":
+        with console.status(f"validating {len(frame):,} rows against suite {kind}"):
+            checked = gate_events(frame, kind, reading, quarantine_path(path, kind))
+        if checked.quarantine is not None:
+            console.print(checked.quarantine.line(), highlight=False)
+        return
     with console.status(f"validating {len(frame):,} rows against suite {kind}"):
         result = validate_frame(frame, kind)
     console.print(result.report(), highlight=False)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from decisioning.settings import load_settings
-from pipelines.commands.reading import DateFormat, Timezone, reading_config
+from pipelines.commands.reading import DateFormat, OnBadRows, Timezone, reading_config
 
 app = typer.Typer(help="Feature store: build, apply, materialize.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -25,6 +25,7 @@ def build(
     ] = None,
     timezone: Timezone = None,
     date_format: DateFormat = None,
+    on_bad_rows: OnBadRows = None,
 ) -> None:
     """Compute the point-in-time feature tables the Feast sources read (under RISK_HOME)."""
     # Feast loads when a command runs, not for --help.
@@ -33,15 +34,17 @@ def build(
     settings = load_settings()
     started = time.perf_counter()
     with console.status("building features") as status:
-        written = build_features(
+        built = build_features(
             settings.home,
             transactions,
             customers or customers_beside(transactions),
             progress=lambda step: status.update(step),
-            reading=reading_config(settings, timezone, date_format),
+            reading=reading_config(settings, timezone, date_format, on_bad_rows),
         )
-    for name, path in written.items():
+    for name, path in built.paths.items():
         console.print(f"wrote {name}: {path}", highlight=False)
+    if built.quarantine is not None:
+        console.print(built.quarantine.line(), highlight=False)
     console.print(f"built in {time.perf_counter() - started:.1f} s", highlight=False)
 
 

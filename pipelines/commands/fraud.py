@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from decisioning.settings import load_settings
-from pipelines.commands.reading import DateFormat, Timezone, reading_config
+from pipelines.commands.reading import DateFormat, OnBadRows, Timezone, reading_config
 
 app = typer.Typer(help="Fraud scorer: backtests.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -43,6 +43,7 @@ def backtest(
     ] = None,
     timezone: Timezone = None,
     date_format: DateFormat = None,
+    on_bad_rows: OnBadRows = None,
 ) -> None:
     """Train on one window, score every payment of the test window, write the scores.
 
@@ -52,9 +53,10 @@ def backtest(
     from decisioning.fraud.config import parse_label_delay
     from pipelines.fraud.backtest import BacktestWindows, backtest, check_scores_path, write_scores
     from pipelines.fraud.evaluation import quality_line, quality_path, write_quality
+    from pipelines.quarantine import quarantine_path
 
     settings = load_settings()
-    reading = reading_config(settings, timezone, date_format)
+    reading = reading_config(settings, timezone, date_format, on_bad_rows)
     delay = parse_label_delay(label_delay)
     cutoff = None if labels_known_at is None else _instant(labels_known_at, "--labels-known-at")
     check_scores_path(out)
@@ -71,6 +73,7 @@ def backtest(
             progress=lambda step: status.update(step),
             reading=reading,
             labels_known_at=cutoff,
+            quarantine_to=quarantine_path(out, "transactions"),
         )
         write_scores(result.scores, out)
         figures = write_quality(result.quality, quality_path(out))
@@ -83,6 +86,8 @@ def backtest(
     )
     console.print(f"quality: {quality_line(result.quality)}", highlight=False)
     console.print(f"wrote the quality figures to {figures}", highlight=False)
+    if result.quarantine is not None:
+        console.print(result.quarantine.line(), highlight=False)
 
 
 def _instant(value: str, option: str) -> pd.Timestamp:

@@ -4,25 +4,40 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-import pandas as pd
 
 from decisioning.events import utc_now
 from decisioning.features.store import open_feature_store, open_payment_history
 from decisioning.settings import Settings
 from pipelines.features.build import build_feature_tables
 from pipelines.features.repo import apply_definitions, materialize
-from pipelines.ingest import ReadingConfig, load_checked, read_table
+from pipelines.ingest import ReadingConfig, load_events, read_table
+from pipelines.quarantine import CheckedEvents, Quarantine, gate_events, quarantine_path
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
-def load_transactions(path: Path, reading: ReadingConfig | None = None) -> pd.DataFrame:
-    """Read a transactions file to the DESIGN 4.1 contract and stop unless it passes its gate."""
-    return load_checked(path, "transactions", reading)
+@dataclass(frozen=True)
+class BuiltFeatures:
+    """The feature tables written, by name, and the rows quarantined on the way, if any."""
+
+    paths: dict[str, Path]
+    quarantine: Quarantine | None
+
+
+def load_transactions(
+    path: Path, reading: ReadingConfig | None = None, quarantine_to: Path | None = None
+) -> CheckedEvents:
+    """Read a transactions file to the DESIGN 4.1 contract and stop unless it passes its gate.
+
+    In quarantine mode the rows set aside go to ``quarantine_to`` (default: beside the file).
+    """
+    reading = reading or ReadingConfig()
+    target = quarantine_to or quarantine_path(Path(path), "transactions")
+    return gate_events(load_events(path, "transactions", reading), "transactions", reading, target)
 
 
 def customers_beside(transactions: Path) -> Path | None:
@@ -37,15 +52,19 @@ def build_features(
     customers: Path | None = None,
     progress: Progress = logger.info,
     reading: ReadingConfig | None = None,
-) -> dict[str, Path]:
-    """Build the point-in-time tables from files and write them where the Feast sources read."""
+) -> BuiltFeatures:
+    """Build the point-in-time tables from files and write them where the Feast sources read.
+
+    Rows quarantined (``reading.on_bad_rows``) are written beside the tables.
+    """
     progress(f"reading {transactions}")
-    frame = load_transactions(transactions, reading)
+    folder = Path(home) / "features"
+    checked = load_transactions(transactions, reading, folder / "transactions.quarantine.csv")
     customer_frame = read_table(customers) if customers is not None else None
-    progress(f"computing features of {len(frame):,} payments")
-    tables = build_feature_tables(frame, customer_frame)
+    progress(f"computing features of {len(checked.frame):,} payments")
+    tables = build_feature_tables(checked.frame, customer_frame)
     progress("writing feature tables")
-    return tables.write(Path(home) / "features")
+    return BuiltFeatures(tables.write(folder), checked.quarantine)
 
 
 def apply_features(settings: Settings) -> list[str]:

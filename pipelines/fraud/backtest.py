@@ -34,7 +34,7 @@ from pipelines.fraud.errors import BacktestWindowError, LabelsUnavailable, Score
 from pipelines.fraud.evaluation import backtest_quality
 from pipelines.fraud.training import fit_on_period, load_fraud_settings
 from pipelines.ingest import ReadingConfig, load_events, read_table
-from pipelines.quality import require_valid
+from pipelines.quarantine import Quarantine, gate_events, quarantine_path
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -92,6 +92,7 @@ class Backtest:
     scores: pd.DataFrame
     quality: dict[str, Any]
     labels_known_at: pd.Timestamp
+    quarantine: Quarantine | None = None
 
 
 def run_backtest(
@@ -117,24 +118,30 @@ def backtest(
     progress: Progress = logger.info,
     reading: ReadingConfig | None = None,
     labels_known_at: pd.Timestamp | None = None,
+    quarantine_to: Path | None = None,
 ) -> Backtest:
     """Fit on the train window, score the test window and measure the scores.
 
     The model learns the training window's labels known at ``labels_known_at`` (default: the
     test window's start). Labels are checked right after reading, before the gate and features.
+    Rows quarantined (``reading.on_bad_rows``) go to ``quarantine_to`` (default: beside the file).
     """
     windows.check()
     cutoff = windows.labels_cutoff(labels_known_at)
     config, codes_path = load_fraud_settings(settings)
     progress(f"reading {transactions_path}")
-    transactions = with_label_times(
-        load_events(transactions_path, "transactions", reading), label_delay
-    )
+    reading = reading or ReadingConfig()
+    events = load_events(transactions_path, "transactions", reading)
+    # The cheap checks first: no labels, or none known at the cut-off, stops before any work.
+    timed = with_label_times(events, label_delay)
+    labels_known_at_cutoff(_within(timed, *windows.train(), "training"), cutoff, label_delay)
+    progress(f"checking {len(events):,} payments against the transactions suite")
+    target = quarantine_to or quarantine_path(Path(transactions_path), "transactions")
+    checked = gate_events(events, "transactions", reading, target)
+    transactions = with_label_times(checked.frame, label_delay)
     train = _within(transactions, *windows.train(), "training")
     train = train.assign(label=labels_known_at_cutoff(train, cutoff, label_delay))
     test = _within(transactions, *windows.test(), "test")
-    progress(f"checking {len(transactions):,} payments against the transactions suite")
-    require_valid(transactions, "transactions")
     customers_path = customers_beside(transactions_path)
     customers = read_table(customers_path) if customers_path is not None else None
     unknown = pd.Series(pd.NA, index=test.index, dtype="Int8")
@@ -153,7 +160,9 @@ def backtest(
     scores = score_payments(scorer, features.frame[is_test].reset_index(drop=True))
     quality = backtest_quality(scores, test, config.card_precision_k, config.alert_budget)
     quality["labels_known_at"] = cutoff.isoformat()
-    return Backtest(scores=scores, quality=quality, labels_known_at=cutoff)
+    if checked.quarantine is not None:
+        quality["quarantined_rows"] = checked.quarantine.rows
+    return Backtest(scores, quality, cutoff, checked.quarantine)
 
 
 def labels_known_at_cutoff(

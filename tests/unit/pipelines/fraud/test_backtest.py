@@ -158,7 +158,7 @@ def test_a_file_without_labels_stops_before_the_gate_and_the_features(
     csv = tmp_path / "unlabelled.csv"
     _unlabelled(csv)
     expensive = []
-    for step in ("pipelines.fraud.backtest.require_valid",
+    for step in ("pipelines.fraud.backtest.gate_events",
                  "pipelines.fraud.backtest.point_in_time_features"):  # fmt: skip
         monkeypatch.setattr(step, lambda *a, step=step, **k: expensive.append(step))
     windows = BacktestWindows(*((TRAIN_START + n * DAY).date() for n in (0, 9, 12, 18)))
