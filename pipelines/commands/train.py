@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from decisioning.settings import load_settings
-from pipelines.commands.reading import DateFormat, Timezone, reading_config
+from pipelines.commands.reading import DateFormat, OnBadRows, Timezone, reading_config
 from pipelines.progress import rich_progress
 
 app = typer.Typer(help="Train models and register them as challengers.", no_args_is_help=True)
@@ -43,14 +43,20 @@ def fraud_command(
     ] = None,
     timezone: Timezone = None,
     date_format: DateFormat = None,
+    on_bad_rows: OnBadRows = None,
 ) -> None:
-    """Train the fraud scorer and register it as the fraud-detector challenger."""
+    """Train the fraud scorer and register it as the fraud-detector challenger.
+
+    Rows quarantined (``--on-bad-rows quarantine``) are written beside the payments file.
+    """
     from pipelines.fraud.training import thresholds_summary, train_and_register
 
     settings = load_settings()
     path = transactions if transactions is not None else settings.data_path / "transactions.parquet"
-    reading = reading_config(settings, timezone, date_format)
+    reading = reading_config(settings, timezone, date_format, on_bad_rows)
     version, trained = train_and_register(settings, path, progress=typer.echo, reading=reading)
     metrics = "  ".join(f"{key} {value:.4f}" for key, value in sorted(trained.metrics.items()))
     typer.echo(f"fraud-detector v{version} registered as challenger ({metrics})")
     typer.echo(f"thresholds: {thresholds_summary(trained.scorer.thresholds)}")
+    if trained.quarantine is not None:
+        typer.echo(trained.quarantine.line())

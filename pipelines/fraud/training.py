@@ -40,7 +40,8 @@ from pipelines.fraud.dataset import (
 )
 from pipelines.fraud.metrics import contribution_summary, fraud_metrics, write_curves
 from pipelines.fraud.reference_drift import DRIFT_TAG, ReferenceDrift, reference_drift
-from pipelines.ingest import ReadingConfig, load_checked, read_table
+from pipelines.ingest import ReadingConfig, load_events, read_table
+from pipelines.quarantine import Quarantine, gate_events, quarantine_path
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -67,6 +68,7 @@ class TrainedFraudModel:
     contributions: pd.DataFrame
     scored_holdout: pd.DataFrame
     drift: ReferenceDrift
+    quarantine: Quarantine | None = None
 
 
 def load_fraud_settings(settings: Settings) -> tuple[FraudConfig, Path]:
@@ -103,9 +105,14 @@ def train_fraud_model(
     """Read, build features, fit and evaluate; nothing is registered yet."""
     config, codes_path = load_fraud_settings(settings)
     progress(f"reading {transactions_path}")
-    transactions = with_label_times(
-        load_checked(transactions_path, "transactions", reading), config.label_delay
+    reading = reading or ReadingConfig()
+    checked = gate_events(
+        load_events(transactions_path, "transactions", reading),
+        "transactions",
+        reading,
+        quarantine_path(Path(transactions_path), "transactions"),  # the output is the registry
     )
+    transactions = with_label_times(checked.frame, config.label_delay)
     customers_path = customers_beside(transactions_path)
     customers = read_table(customers_path) if customers_path is not None else None
     cutoff = transactions["occurred_at"].max()
@@ -135,6 +142,8 @@ def train_fraud_model(
         DRIFT_TAG: drift.as_tag(),
         **scorer.thresholds.as_tags(),
     }
+    if checked.quarantine is not None:
+        tags["quarantined_rows"] = str(checked.quarantine.rows)
     return TrainedFraudModel(
         scorer=scorer,
         features=features,
@@ -146,6 +155,7 @@ def train_fraud_model(
         ),
         scored_holdout=scored,
         drift=drift,
+        quarantine=checked.quarantine,
     )
 
 
