@@ -30,7 +30,7 @@ Fetch = Callable[[TransactionEvent], "FeatureRead"]
 
 class FeatureRead(Protocol):
     """A payment's feature values, the push that records it (called once it is decided), and
-    the batch features the online store lacked or held past their view's TTL."""
+    the batch features the online store lacked."""
 
     @property
     def values(self) -> Mapping[str, Any]: ...
@@ -40,9 +40,6 @@ class FeatureRead(Protocol):
 
     @property
     def missing(self) -> tuple[str, ...]: ...
-
-    @property
-    def stale(self) -> tuple[str, ...]: ...
 
 
 class FraudScorerPillar:
@@ -75,7 +72,7 @@ class FraudScorerPillar:
             logger.warning("feature fetch failed: %s", type(exc).__name__)
             raise PillarUnavailable("features_unavailable", f"{type(exc).__name__}: {exc}") from exc
         values, unusable = model_input(read.values, self._scorer.features)
-        problems = feature_problems(values, unusable, read.missing, read.stale)
+        problems = feature_problems(values, unusable, read.missing)
         with tracer.start_as_current_span("model.fraud-detector") as span:
             span.set_attribute("risk.model_version", self._model.version)
             try:
@@ -170,7 +167,6 @@ def feature_problems(
     values: Mapping[str, FeatureValue],
     unusable: list[str],
     missing: tuple[str, ...],
-    stale: tuple[str, ...],
 ) -> tuple[tuple[DegradationCause, str], ...]:
     """Why a payment's features cannot be trusted as they are, each with the policy's cause.
 
@@ -183,8 +179,6 @@ def feature_problems(
     problems: list[tuple[DegradationCause, str]] = []
     if missing:
         problems.append(("features_missing", f"no online value: {', '.join(missing)}"))
-    if stale:
-        problems.append(("features_stale", f"older than the view's TTL: {', '.join(stale)}"))
     if unusable:
         detail = f"outside the range a model takes: {', '.join(unusable)}"
         problems.append(("features_unavailable", detail))

@@ -67,15 +67,9 @@ def test_batch_features_the_store_lacks_degrade_the_decision_naming_them() -> No
     # given a store that lost the terminal's batch row (Redis restarted, not materialized yet)
     values = {"velocity_10m_count": 1, "terminal_fraud_rate_7d": None}
 
-    problems = feature_problems(values, [], ("terminal_fraud_rate_7d",), ())
+    problems = feature_problems(values, [], ("terminal_fraud_rate_7d",))
 
     assert problems == (("features_missing", "no online value: terminal_fraud_rate_7d"),)
-
-
-def test_batch_features_past_their_ttl_are_stale() -> None:
-    problems = feature_problems({"a": 1, "b": 2}, [], (), ("b",))
-
-    assert problems == (("features_stale", "older than the view's TTL: b"),)
 
 
 def test_a_missing_feature_reaches_the_decision_as_a_review(
