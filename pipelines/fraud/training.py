@@ -40,6 +40,7 @@ from pipelines.fraud.dataset import (
 )
 from pipelines.fraud.metrics import contribution_summary, fraud_metrics, write_curves
 from pipelines.fraud.reference_drift import DRIFT_TAG, ReferenceDrift, reference_drift
+from pipelines.fraud.run_details import confusion_at_actions, log_run_details
 from pipelines.ingest import ReadingConfig, load_events, read_table
 from pipelines.quarantine import Quarantine, gate_events, quarantine_path
 
@@ -69,6 +70,9 @@ class TrainedFraudModel:
     scored_holdout: pd.DataFrame
     drift: ReferenceDrift
     quarantine: Quarantine | None = None
+    # The labelled rows learned from and the validation actions' confusion matrix (MLflow run).
+    training_rows: pd.DataFrame | None = None
+    confusion: dict[str, int] | None = None
 
 
 def load_fraud_settings(settings: Settings) -> tuple[FraudConfig, Path]:
@@ -156,6 +160,10 @@ def train_fraud_model(
         scored_holdout=scored,
         drift=drift,
         quarantine=checked.quarantine,
+        training_rows=train_rows[train_rows["label"].notna()][
+            [*features.features, *HOLDOUT_CONTEXT, "label"]
+        ],
+        confusion=confusion_at_actions(labelled["label"].to_numpy(), flagged),
     )
 
 
@@ -199,6 +207,15 @@ def train_and_register(
         client.log_artifact(registered.run_id, str(summary))
         for path in save_snapshot(trained.drift.snapshot, folder / "drift"):
             client.log_artifact(registered.run_id, str(path), "drift")
+        if trained.training_rows is not None and trained.confusion is not None:
+            log_run_details(
+                registered.run_id,
+                load_fraud_settings(settings)[0],
+                Path(transactions_path),
+                trained.training_rows,
+                trained.holdout,
+                trained.confusion,
+            )
     thresholds_path = settings.config_path(f"configs/thresholds/{settings.name}.yaml")
     write_thresholds(thresholds_path, trained.scorer.thresholds, registered.version)
     logger.info("thresholds written to %s", thresholds_path)

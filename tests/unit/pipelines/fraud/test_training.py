@@ -46,6 +46,8 @@ def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
         tags = client.get_model_version("fraud-detector", version).tags
         artifacts = [a.path for a in client.list_artifacts(trained_run(client, version), "drift")]
         champion = mlflow.pyfunc.load_model(f"models:/fraud-detector/{version}")
+        run = client.get_run(trained_run(client, version))
+        confusion = [a.path for a in client.list_artifacts(run.info.run_id)]
 
     # then the drift gate alone stops it: 30-day and lifetime counters are still filling up
     assert len(failed.value.failed) == 1, failed.value.failed
@@ -76,6 +78,17 @@ def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
     written = read_thresholds(isolated_configs / "thresholds" / "local.yaml")
     assert written == trained.scorer.thresholds
     assert pd.notna(trained.metrics["roc_auc"])
+    # and the run records its settings, its data with digests, and the confusion matrix
+    assert run.data.params["alert_budget"] == "0.01" and "xgboost.max_depth" in run.data.params
+    contexts = {
+        tag.value: item.dataset.digest
+        for item in run.inputs.dataset_inputs
+        for tag in item.tags
+        if tag.key == "mlflow.data.context"
+    }
+    assert set(contexts) == {"training", "validation"}, contexts
+    assert all(contexts.values()), "every dataset carries a digest"
+    assert "confusion_matrix.json" in confusion
 
 
 def trained_run(client, version: str) -> str:
