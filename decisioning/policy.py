@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -54,6 +54,14 @@ class Policy(_Strict):
     def _every_action_ranked(self) -> Policy:
         if set(self.action_order) != set(ACTIONS):
             raise ValueError(f"action_order must rank exactly {', '.join(ACTIONS)}")
+        return self
+
+    @model_validator(mode="after")
+    def _every_cause_has_a_fallback(self) -> Policy:
+        """Refused at start-up, not on the first decision that needs it (a 500 then)."""
+        missing = [cause for cause in get_args(DegradationCause) if cause not in self.fallbacks]
+        if missing:
+            raise ValueError(f"fallbacks has no action for {', '.join(missing)}")
         return self
 
     def more_severe(self, first: Action, second: Action) -> Action:

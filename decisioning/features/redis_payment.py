@@ -250,7 +250,9 @@ def _timestamp(at: datetime) -> Timestamp:
 
 
 def _datetime(stamp: bytes | None) -> datetime | None:
-    if not stamp:
+    """When a view's row was written; None when there is no row. A row stamped at the epoch
+    (static attributes) is stored as empty bytes, which is a row, not its absence."""
+    if stamp is None:
         return None
     written = Timestamp()
     written.ParseFromString(stamp)

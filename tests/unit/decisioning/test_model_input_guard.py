@@ -1,9 +1,11 @@
 """The guard at the fraud model's input: values it cannot take, and any failure, degrade."""
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from decisioning.decision import ModelVersion
 from decisioning.engine import PillarUnavailable
@@ -11,9 +13,11 @@ from decisioning.events import TransactionEvent
 from decisioning.features.online import OnlineRead
 from decisioning.fraud.model import FraudScorer
 from decisioning.pillars import FraudScorerPillar, feature_problems, model_input
+from decisioning.policy import load_policy
 from tests.events import PAYMENT
 from tests.unit.decisioning.fraud.test_scorer import scorer  # noqa: F401 - the fixture
 
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 MODEL = ModelVersion(name="fraud-detector", version="1")
 EVENT = TransactionEvent.model_validate(PAYMENT)
 
@@ -81,3 +85,11 @@ def test_a_missing_feature_reaches_the_decision_as_a_review(
     result = FraudScorerPillar(lambda _: read, scorer, MODEL, "v", lambda _: scorer).assess(EVENT)
 
     assert [cause for cause, _ in result.problems] == ["features_missing"]
+
+
+def test_a_policy_without_a_fallback_for_a_cause_is_refused_at_load(tmp_path: Path) -> None:
+    text = (CONFIGS / "policy.yaml").read_text().replace("  features_missing: review\n", "")
+    (tmp_path / "policy.yaml").write_text(text)
+
+    with pytest.raises(ValidationError, match="features_missing"):
+        load_policy(tmp_path / "policy.yaml")
