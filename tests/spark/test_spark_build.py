@@ -15,6 +15,7 @@ from pipelines.features.spark_build import (
 )
 from pipelines.simulate import SimulatedWorld, SimulationConfig, simulate_world
 from pipelines.simulate.world import FraudIncidents
+from tests.spark.tables import KEYS, assert_same_values
 
 pytestmark = pytest.mark.spark
 
@@ -29,11 +30,6 @@ FRAUD_DENSE_WORLD = SimulationConfig(
         card_testing=4, account_takeover=4, compromised_terminal=4, above_habit=4
     ),
 )
-KEYS = {
-    "customer_activity": "transaction_id",
-    "terminal_risk": "transaction_id",
-    "customer_attributes": "customer_id",
-}
 
 
 @pytest.fixture(scope="module")
@@ -110,26 +106,3 @@ def test_the_awkward_payments_exercise_what_the_engines_could_disagree_on(
     silent = [name for name, column in fraud_counts.items() if not (column > 0).any()]
     assert not silent, f"no payment has a nonzero {silent}: equality there would prove nothing"
     assert tables.customer_activity["usual_country"].nunique() == 3, "usual countries vary"
-
-
-def assert_same_values(expected: pd.Series, actual: pd.Series, name: str) -> None:
-    """Equal values, nulls in the same rows; floats within 1e-9, times to the microsecond."""
-    missing = expected.isna().to_numpy()
-    assert (actual.isna().to_numpy() == missing).all(), f"{name}: nulls in different rows"
-    left, right = expected[~missing], actual[~missing]
-    if isinstance(expected.dtype, pd.DatetimeTZDtype):
-        # Spark keeps microseconds; pandas keeps the contract's nanoseconds.
-        left = left.dt.floor("us")
-        right = pd.to_datetime(right, utc=True)
-        differ = (left != right).to_numpy()
-    elif pd.api.types.is_float_dtype(expected):
-        differ = ~np.isclose(
-            left.to_numpy("float64"), right.to_numpy("float64"), rtol=1e-9, atol=1e-9
-        )
-    else:
-        differ = left.astype(object).to_numpy() != right.astype(object).to_numpy()
-    rows = list(left.index[differ][:3])
-    assert not differ.any(), (
-        f"{name}: {differ.sum()} of {len(left)} rows differ, e.g. {rows}: "
-        f"pandas {list(left[differ][:3])}, spark {list(right[differ][:3])}"
-    )

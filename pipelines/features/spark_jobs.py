@@ -1,0 +1,96 @@
+"""The feature build on either engine: what ``riskctl features build --engine`` calls.
+
+The pandas engine is the embedded default (``jobs.build_features``). The Spark engine reads and
+gates the file the same way, so quarantine and refusals do not depend on the engine, then
+computes the tables with ``spark_build`` and writes them where the Feast sources read. Locally
+each table is one Parquet file, as the pandas engine writes it; on object storage (``s3a://``),
+a folder of parts, which Feast's Spark offline store reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from decisioning.settings import Settings
+from pipelines.features.jobs import BuiltFeatures, Progress, build_features, load_transactions
+from pipelines.ingest import ReadingConfig, read_table
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+logger = logging.getLogger(__name__)
+
+Engine = Literal["pandas", "spark"]
+ENGINES: tuple[Engine, ...] = ("pandas", "spark")
+
+
+def build_features_with(
+    engine: Engine,
+    settings: Settings,
+    transactions: Path,
+    customers: Path | None = None,
+    progress: Progress = logger.info,
+    reading: ReadingConfig | None = None,
+) -> BuiltFeatures:
+    """Build the point-in-time tables under the profile's home with the engine named."""
+    if engine == "pandas":
+        return build_features(settings.home, transactions, customers, progress, reading)
+    if engine == "spark":
+        return build_features_on_spark(settings, transactions, customers, progress, reading)
+    raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def build_features_on_spark(
+    settings: Settings,
+    transactions: Path,
+    customers: Path | None = None,
+    progress: Progress = logger.info,
+    reading: ReadingConfig | None = None,
+) -> BuiltFeatures:
+    """The Spark engine, in the session ``configs/spark.yaml`` sets for the profile."""
+    # pyspark loads when the Spark engine runs, never for the pandas engine or --help.
+    from pipelines.features.spark_build import (
+        TABLES,
+        build_feature_tables_spark,
+        customers_to_spark,
+        transactions_to_spark,
+    )
+    from pipelines.features.spark_session import load_spark_settings, spark_session
+
+    folder = Path(settings.home) / "features"
+    progress(f"reading {transactions}")
+    checked = load_transactions(transactions, reading, folder / "transactions.quarantine.csv")
+    customer_frame = read_table(customers) if customers is not None else None
+    spark_settings = load_spark_settings(settings.config_dir, settings.name)
+    progress(f"starting Spark ({spark_settings.master or 'from spark-submit'})")
+    with spark_session(spark_settings) as spark:
+        progress(f"computing features of {len(checked.frame):,} payments on Spark")
+        tables = build_feature_tables_spark(
+            transactions_to_spark(spark, checked.frame),
+            None if customer_frame is None else customers_to_spark(spark, customer_frame),
+        )
+        progress("writing feature tables")
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for name in TABLES:
+            paths[name] = write_single_parquet(getattr(tables, name), folder / f"{name}.parquet")
+    return BuiltFeatures(paths, checked.quarantine)
+
+
+def write_single_parquet(table: DataFrame, path: Path) -> Path:
+    """Write a Spark frame as one local Parquet file at ``path``, replacing what was there.
+
+    Spark writes a folder of parts; the Feast file sources and ``materialize`` expect the one
+    file the pandas engine writes, so the single part is moved into place.
+    """
+    parts = path.with_name(f".{path.name}.parts")
+    table.coalesce(1).write.mode("overwrite").parquet(str(parts))
+    (written,) = parts.glob("part-*.parquet")
+    if path.is_dir():
+        shutil.rmtree(path)
+    written.replace(path)
+    shutil.rmtree(parts)
+    return path
