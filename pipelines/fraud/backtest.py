@@ -159,7 +159,12 @@ def backtest(
     progress(f"scoring {int(is_test.sum()):,} test-window payments")
     scores = score_payments(scorer, features.frame[is_test].reset_index(drop=True))
     quality = backtest_quality(scores, test, config.card_precision_k, config.alert_budget)
-    quality["labels_known_at"] = cutoff.isoformat()
+    quality |= {
+        "train_window": [windows.train_start.isoformat(), windows.train_end.isoformat()],
+        "test_window": [windows.test_start.isoformat(), windows.test_end.isoformat()],
+        "labels_known_at": cutoff.isoformat(),
+        "label_delay": _days(label_delay),
+    }
     if checked.quarantine is not None:
         quality["quarantined_rows"] = checked.quarantine.rows
     return Backtest(scores, quality, cutoff, checked.quarantine)
