@@ -8,8 +8,10 @@ chain had at its sequence number, and a chain that no longer has them was rewrit
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -18,6 +20,8 @@ from decisioning.audit.checkpoint import NO_CHECKPOINT, ChainHead, Checkpoint, s
 from decisioning.decision import canonical_json, sha256_hex
 
 GENESIS = "0" * 64
+# How far past the verifier's clock a record's time may be (clocks of workers drift a little).
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 class ChainRow(NamedTuple):
@@ -50,7 +54,8 @@ class AnchoredReport:
 
     ``problems`` are what the anchor shows to be wrong (a cut or rewritten tail, a checkpoint
     missing, unsigned or going backwards); ``unanchored`` counts the records after the latest
-    valid checkpoint, which nothing outside the database vouches for yet.
+    valid checkpoint, which nothing outside the database vouches for yet; ``latest`` is that
+    checkpoint, whose signed time says how long the tail has gone unanchored.
     """
 
     chain: ChainReport
@@ -60,6 +65,7 @@ class AnchoredReport:
     unanchored: int = 0
     oldest_unanchored_at: str | None = None
     head: ChainHead | None = None
+    latest: Checkpoint | None = None
 
     @property
     def broken(self) -> bool:
@@ -120,13 +126,17 @@ def verify_rows(
     rows: Iterable[ChainRow],
     checkpoints: Sequence[Checkpoint] = (),
     start: Checkpoint | None = None,
+    now: datetime | None = None,
 ) -> AnchoredReport:
     """Recompute every hash in order and hold the chain to each checkpoint it passes.
 
     ``rows`` are in sequence order; from ``start`` (a checkpoint), they begin at its row, and the
-    rows before it are taken as the checkpoint vouches for them.
+    rows before it are taken as the checkpoint vouches for them. A row the store could never have
+    written (a body that is not its canonical JSON, a time that is not a UTC instant, or one
+    later than ``now``) breaks the chain as an edited one does.
     """
-    walk = _Walk(pending=sorted(checkpoints, key=lambda c: c.seq))
+    latest = max(checkpoints, key=lambda c: c.seq, default=None)
+    walk = _Walk(pending=sorted(checkpoints, key=lambda c: c.seq), latest=latest, now=now)
     iterator = iter(rows)
     if start is not None and not walk.begin_at(start, next(iterator, None)):
         return walk.report(checkpoints)
@@ -141,6 +151,8 @@ class _Walk:
     """Where a walk along the chain has got to, and what it found."""
 
     pending: list[Checkpoint]
+    latest: Checkpoint | None = None
+    now: datetime | None = None
     expected_prev: str = GENESIS
     records: int = 0
     checked: int = 0
@@ -163,8 +175,9 @@ class _Walk:
         if first.row_hash != start.row_hash:
             self.problems.append(_rewritten(start, first))
             return False
-        if _content_hash(first) != first.row_hash:
-            self.broken = ChainReport(0, first.seq, first.record_id, _CONTENT)
+        problem = _row_problem(first, self.now)
+        if problem is not None:
+            self.broken = ChainReport(0, first.seq, first.record_id, problem)
             return False
         self.expected_prev, self.records, self.last = first.row_hash, start.records, first
         self.anchored_records, self.anchored_seq = start.records, start.seq
@@ -175,8 +188,9 @@ class _Walk:
         if row.prev_hash != self.expected_prev:
             self.broken = ChainReport(self.checked, row.seq, row.record_id, _LINK)
             return False
-        if _content_hash(row) != row.row_hash:
-            self.broken = ChainReport(self.checked, row.seq, row.record_id, _CONTENT)
+        problem = _row_problem(row, self.now)
+        if problem is not None:
+            self.broken = ChainReport(self.checked, row.seq, row.record_id, problem)
             return False
         while self.pending and self.pending[0].seq < row.seq:
             # The walk went past a checkpoint's row without meeting it: that row was removed.
@@ -220,6 +234,7 @@ class _Walk:
             unanchored=self.records - self.anchored_records,
             oldest_unanchored_at=self.oldest_unanchored_at,
             head=head,
+            latest=self.latest,
         )
 
 
@@ -251,6 +266,31 @@ def _cut(checkpoint: Checkpoint, walk: _Walk) -> str:
 
 _LINK = "previous-hash link broken: a row before it was removed or altered"
 _CONTENT = "content does not match its hash"
+_NOT_CANONICAL = "body is not the canonical JSON the store writes: it was written around the store"
+
+
+def _row_problem(row: ChainRow, now: datetime | None) -> str | None:
+    """Why the store could not have written this row as it stands, or None."""
+    if _content_hash(row) != row.row_hash:
+        return _CONTENT
+    try:
+        if canonical_json(json.loads(row.body)) != row.body:
+            return _NOT_CANONICAL
+    except ValueError:
+        return _NOT_CANONICAL
+    return _time_problem(row.recorded_at, now)
+
+
+def _time_problem(recorded_at: str, now: datetime | None) -> str | None:
+    try:
+        at = datetime.fromisoformat(recorded_at)
+    except ValueError:
+        return f"recorded_at {recorded_at!r} is not a time: the store never wrote it"
+    if at.utcoffset() is None:
+        return f"recorded_at {recorded_at!r} has no time zone: the store never wrote it"
+    if now is not None and at > now + FUTURE_TOLERANCE:
+        return f"recorded_at {recorded_at} is in the future: the store never wrote it"
+    return None
 
 
 def _content_hash(row: ChainRow) -> str:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -43,7 +44,7 @@ from decisioning.audit.writer import GroupCommitWriter, PendingAppend
 from decisioning.decision import canonical_json
 from decisioning.errors import AuditError, AuditUnavailable
 from decisioning.events import utc_now
-from decisioning.settings import AuditSettings
+from decisioning.settings import AuditAnchorSettings, AuditSettings
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,11 @@ _INSERTED = ("record_id", "kind", "recorded_at", "body", "prev_hash", "row_hash"
 _HEAD_SQL = f"SELECT row_hash FROM {_TABLE} ORDER BY seq DESC LIMIT 1"
 _ROWS_SQL = (
     f"SELECT seq, record_id, kind, recorded_at, body, prev_hash, row_hash FROM {_TABLE} "
-    "WHERE seq >= {marker} ORDER BY seq LIMIT {batch}"
+    "WHERE seq >= {marker} AND seq <= {marker} ORDER BY seq LIMIT {batch}"
 )
+# The lowest 64-bit integer: a walk "from the start" reads every row, whatever seq it was given.
+_LOWEST_SEQ = -(2**63)
+_HIGHEST_SEQ = 2**63 - 1
 
 
 class ChainOrderError(RuntimeError):
@@ -90,7 +94,8 @@ class AuditStore:
         """Open the profile's store, checkpointing in the background when the profile says so.
 
         Without a signing key the store still appends (decisions go on), says so once, and
-        ``riskctl audit verify`` reports the records left unanchored.
+        ``riskctl audit verify`` reports the records left unanchored. The background checkpoints
+        take an anchor's first checkpoint only over a chain this process saw empty (ADR 0009).
         """
         store = cls.open(settings.url)
         anchor_settings = settings.anchor
@@ -98,12 +103,12 @@ class AuditStore:
             return store
         try:
             load_signing_key(anchor_settings)
-            open_anchor(anchor_settings)
+            genesis = _GenesisWitness(store, anchor_settings)
         except AuditError as exc:
             logger.warning("audit checkpoints are off in this process: %s", exc)
             return store
         store._checkpointer = BackgroundCheckpointer(
-            lambda: checkpoint_now(store, anchor_settings),
+            genesis.checkpoint,
             every_records=anchor_settings.every_records,
             every_seconds=anchor_settings.every_seconds,
         )
@@ -133,6 +138,32 @@ class AuditStore:
                 f"the audit schema at {make_url(url).render_as_string()} is behind the code and "
                 "this role may not migrate it: run `riskctl audit migrate` (as the owner role)"
             ) from exc
+        return cls(engine)
+
+    @classmethod
+    def open_existing(cls, url: str) -> AuditStore:
+        """Connect to a store that must already exist, creating and migrating nothing.
+
+        What ``riskctl audit verify`` reads through: checking a trail must never make one, so a
+        missing database or table raises ``AuditError`` naming what is missing.
+        """
+        parsed = make_url(url)
+        database = parsed.database
+        if parsed.get_backend_name() == "sqlite" and (
+            not database or database == ":memory:" or not Path(database).is_file()
+        ):
+            raise AuditError(f"no audit database at {parsed.render_as_string()}")
+        engine = _engine(url)
+        try:
+            with engine.connect() as connection:
+                present = inspect(connection).has_table(_TABLE)
+        except _UNREACHABLE as exc:
+            engine.dispose()
+            cause = type(getattr(exc, "orig", None) or exc).__name__
+            raise AuditError(f"cannot open the audit database {parsed!s}: {cause}") from exc
+        if not present:
+            engine.dispose()
+            raise AuditError(f"the audit database {parsed!s} has no {_TABLE} table")
         return cls(engine)
 
     def close(self) -> None:
@@ -190,18 +221,21 @@ class AuditStore:
                 yield _record(row)
             last = rows[-1].seq
 
-    def rows(self, from_seq: int = 0, batch: int = 5000) -> Iterator[ChainRow]:
-        """Rows as stored, in chain order from ``from_seq``, streamed in batches.
+    def rows(
+        self, from_seq: int | None = None, up_to: int | None = None, batch: int = 5000
+    ) -> Iterator[ChainRow]:
+        """Rows as stored, in chain order from ``from_seq`` (else the very first, whatever its
+        seq) up to ``up_to`` (else the last), streamed in batches.
 
-        Plain SQL and no JSON parsing: verification hashes the stored text, and this is its
-        whole read path.
+        Plain SQL: verification hashes the stored text, and this is its whole read path.
         """
-        next_seq = from_seq
+        next_seq = _LOWEST_SEQ if from_seq is None else from_seq
+        last_seq = _HIGHEST_SEQ if up_to is None else up_to
         while True:
             with self._engine.connect() as connection:
                 marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
                 statement = _ROWS_SQL.format(marker=marker, batch=int(batch))
-                rows = connection.exec_driver_sql(statement, (next_seq,)).all()
+                rows = connection.exec_driver_sql(statement, (next_seq, last_seq)).all()
             if not rows:
                 return
             for row in rows:
@@ -224,11 +258,52 @@ class AuditStore:
         return verify_rows(self.rows()).chain
 
     def verify_anchored(
-        self, checkpoints: Sequence[Checkpoint], start: Checkpoint | None = None
+        self,
+        checkpoints: Sequence[Checkpoint],
+        start: Checkpoint | None = None,
+        now: datetime | None = None,
     ) -> AnchoredReport:
-        """The chain checked against signed checkpoints, whole or from the ``start`` checkpoint."""
-        rows = self.rows(from_seq=0 if start is None else start.seq)
-        return verify_rows(rows, checkpoints, start)
+        """The chain checked against signed checkpoints, whole or from the ``start`` checkpoint.
+
+        The chain is the one the head names as the walk begins (rows appended meanwhile wait for
+        the next verification). A whole walk must meet as many rows as the table holds: a row it
+        did not meet is a row outside the chain.
+        """
+        head = self.head()
+        if head is None:
+            return verify_rows((), checkpoints, start, now)
+        rows = self.rows(from_seq=None if start is None else start.seq, up_to=head.seq)
+        report = verify_rows(rows, checkpoints, start, now)
+        walked = report.head.records if report.head is not None else 0
+        if start is None and not report.broken and walked != head.records:
+            outside = (
+                f"the table holds {head.records} records up to seq {head.seq}, the chain "
+                f"{walked}: rows outside the chain were written around the store"
+            )
+            return replace(report, problems=(*report.problems, outside))
+        return report
+
+
+class _GenesisWitness:
+    """Background checkpoints that may begin an empty anchor only over a chain seen empty.
+
+    A process that opened the store on an empty chain and an empty anchor saw every record
+    written since: it may take the first checkpoint over them. Any other process (a restart on
+    a chain with records, an anchor deleted or emptied since) is refused, and says so in its
+    log, until someone who checked the chain runs ``riskctl audit checkpoint --genesis``. The
+    permission ends once the anchor has a checkpoint, so a later loss of it is never papered
+    over.
+    """
+
+    def __init__(self, store: AuditStore, settings: AuditAnchorSettings) -> None:
+        self._store, self._settings = store, settings
+        self._may_begin = store.head() is None and not open_anchor(settings).read()
+
+    def checkpoint(self) -> Checkpoint | None:
+        written = checkpoint_now(self._store, self._settings, genesis=self._may_begin)
+        if written is not None or self._store.head() is not None:
+            self._may_begin = False
+        return written
 
 
 def _insert_at_head(

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from decisioning.audit import AuditStore
+from decisioning.audit.chain import GENESIS, row_hash
 from decisioning.audit.roles import AuditRoles
 from tests.unit.decisioning.audit.test_store import _append_many
 
@@ -135,3 +136,74 @@ def test_the_tables_belong_to_the_owner_role(audit_url: str, audit_roles: AuditR
     engine.dispose()
 
     assert owners == {"audit_records": audit_roles.owner, "alembic_version": audit_roles.owner}
+
+
+def raw_insert(store: AuditStore, columns: str, values: dict[str, object]) -> None:
+    """An INSERT written by hand, around the store: what a holder of a role's password can do."""
+    placeholders = ", ".join(f":{name}" for name in values)
+    with store._engine.begin() as connection:
+        connection.execute(
+            text(f"INSERT INTO audit_records ({columns}) VALUES ({placeholders})"),
+            values,
+        )
+
+
+def test_the_service_role_cannot_choose_a_sequence_number(
+    audit_url: str, audit_roles: AuditRoles
+) -> None:
+    # given the service connected as its own role over a migrated chain
+    AuditStore.open(audit_url, roles=audit_roles).close()
+    service = AuditStore.open(as_role(audit_url, audit_roles.service))
+    head = service.append("decision", "d1", {"action": "review"})
+    at = head.recorded_at
+    values = {"seq": 10**15, "record_id": "big", "kind": "decision", "recorded_at": at}
+    values |= {"body": "{}", "prev_hash": head.row_hash}
+    values["row_hash"] = row_hash("decision", "big", at, "{}", head.row_hash)
+
+    # when it inserts a row naming its own seq, then the database refuses for lack of privilege
+    with pytest.raises(DBAPIError) as refused:
+        raw_insert(service, ", ".join(values), values)
+    assert getattr(refused.value.orig, "sqlstate", None) == "42501", refused.value
+    # and later appends still chain on
+    service.append("decision", "d2", {"action": "review"})
+    assert service.verify().ok and service.head().records == 2
+    service.close()
+
+
+def test_a_non_positive_seq_is_refused_even_for_the_owner(
+    audit_url: str, audit_roles: AuditRoles
+) -> None:
+    store = AuditStore.open(audit_url, roles=audit_roles)
+    at = "2026-09-01T12:00:00+00:00"
+    values = {"seq": -1, "record_id": "neg", "kind": "decision", "recorded_at": at}
+    values |= {"body": "{}", "prev_hash": GENESIS}
+    values["row_hash"] = row_hash("decision", "neg", at, "{}", GENESIS)
+
+    with pytest.raises(DBAPIError) as refused:
+        raw_insert(store, ", ".join(values), values)
+    assert getattr(refused.value.orig, "sqlstate", None) == "23514", "a CHECK must refuse it"
+    store.close()
+
+
+def test_a_row_that_does_not_link_onto_the_head_is_refused(
+    audit_url: str, audit_roles: AuditRoles
+) -> None:
+    # given the service role and a chain of one record
+    AuditStore.open(audit_url, roles=audit_roles).close()
+    service = AuditStore.open(as_role(audit_url, audit_roles.service))
+    head = service.append("decision", "d1", {"action": "review"})
+    at = head.recorded_at
+    columns = "record_id, kind, recorded_at, body, prev_hash, row_hash"
+
+    # when a raw insert names another prev_hash, then the trigger refuses it
+    forged = {"record_id": "x", "kind": "decision", "recorded_at": at, "body": "{}"}
+    forged |= {"prev_hash": GENESIS, "row_hash": row_hash("decision", "x", at, "{}", GENESIS)}
+    with pytest.raises(DBAPIError, match="prev_hash must be the head"):
+        raw_insert(service, columns, forged)
+    # and one on the head goes in, and the chain still verifies whole
+    linked = {**forged, "prev_hash": head.row_hash}
+    linked["row_hash"] = row_hash("decision", "x", at, "{}", head.row_hash)
+    raw_insert(service, columns, linked)
+    service.append("decision", "d2", {"action": "review"})
+    assert service.verify_anchored([]).chain.ok and service.head().records == 3
+    service.close()
