@@ -33,5 +33,14 @@ class AnchorUnavailable(AuditError):
     """The checkpoint anchor cannot be read or written."""
 
 
+class GenesisRefused(AuditError):
+    """A first checkpoint over records already written, not asked for: it would vouch for them
+    whatever they are, so it takes ``riskctl audit checkpoint --genesis``."""
+
+
+class TrustedKeysUnavailable(AuditError):
+    """The public keys checkpoints are checked with are missing, or the signing key is not one."""
+
+
 class IdempotencyConflict(RiskPlatformError):
     """A transaction_id or message_id already decided arrives with a different request: 409."""

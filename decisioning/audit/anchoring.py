@@ -1,7 +1,9 @@
 """Take a checkpoint, and verify the chain against the anchor: the two uses of the anchor.
 
 A checkpoint is only signed over a chain verified from the previous checkpoint, so a head
-rewritten between two checkpoints is refused rather than vouched for.
+rewritten since the previous checkpoint is refused rather than vouched for; the first checkpoint
+of an anchor (the genesis) vouches for whatever the chain holds, so over records already written
+it is taken only when asked for (ADR 0009).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from decisioning.audit.anchor import CheckpointAnchor, open_anchor
 from decisioning.audit.chain import AnchoredReport, trusted_checkpoints
 from decisioning.audit.checkpoint import Checkpoint, key_id, sign_checkpoint
 from decisioning.audit.keys import load_signing_key, parse_private_key, trusted_public_keys
-from decisioning.errors import AuditChainBroken
+from decisioning.errors import AuditChainBroken, GenesisRefused, TrustedKeysUnavailable
 from decisioning.events import utc_now
 from decisioning.settings import AuditAnchorSettings
 
@@ -36,6 +38,7 @@ class Verification:
     report: AnchoredReport
     anchor_problems: tuple[str, ...]
     started_at: Checkpoint | None
+    digests: frozenset[str] = frozenset()  # of the valid checkpoints: --expect-checkpoint
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -51,12 +54,24 @@ def verify_against_anchor(
     anchor: CheckpointAnchor,
     trusted: Mapping[str, Ed25519PublicKey],
     incremental: bool = False,
+    now: datetime | None = None,
 ) -> Verification:
-    """The chain held to every valid checkpoint, or, ``incremental``, from the latest one on."""
-    checkpoints, anchor_problems = trusted_checkpoints(anchor.read(), trusted)
+    """The chain held to every valid checkpoint, or, ``incremental``, from the latest one on.
+
+    Raises ``TrustedKeysUnavailable`` when the anchor holds checkpoints and no key is trusted:
+    that is a verifier without its keys, not a forged anchor.
+    """
+    entries = anchor.read()
+    if entries and not trusted:
+        raise TrustedKeysUnavailable(
+            f"the anchor holds {len(entries)} checkpoints and no public key is trusted: "
+            "give the keys with --public-key (or RISK_AUDIT_PUBLIC_KEYS)"
+        )
+    checkpoints, anchor_problems = trusted_checkpoints(entries, trusted)
     start = checkpoints[-1] if incremental and checkpoints else None
-    report = store.verify_anchored(checkpoints, start)
-    return Verification(report, tuple(anchor_problems), start)
+    report = store.verify_anchored(checkpoints, start, now)
+    digests = frozenset(checkpoint.digest() for checkpoint in checkpoints)
+    return Verification(report, tuple(anchor_problems), start, digests)
 
 
 def write_checkpoint(
@@ -65,13 +80,21 @@ def write_checkpoint(
     signing_key: Ed25519PrivateKey,
     trusted: Mapping[str, Ed25519PublicKey],
     now: datetime | None = None,
+    genesis: bool = False,
 ) -> Checkpoint | None:
     """Sign the chain's head and anchor it; None when nothing was added since the last one.
 
     Holds the anchor exclusively while it verifies the records since the latest checkpoint and
-    signs, so checkpoints taken at once by several processes still follow one another.
+    signs, so checkpoints taken at once by several processes still follow one another. Refuses
+    a key the verifiers do not trust (its checkpoints would fail every verification), and a
+    first checkpoint over records already written unless ``genesis`` says it is meant.
     """
-    trusted = {**trusted, key_id(signing_key.public_key()): signing_key.public_key()}
+    signing_id = key_id(signing_key.public_key())
+    if signing_id not in trusted:
+        raise TrustedKeysUnavailable(
+            f"the signing key {signing_id} is not among the trusted public keys: its checkpoints "
+            "would fail verification; add its .pub to the trusted keys first (docs/runbook.md)"
+        )
     with anchor.appending() as entries:
         checkpoints, problems = trusted_checkpoints(entries, trusted)
         latest = checkpoints[-1] if checkpoints else None
@@ -86,6 +109,13 @@ def write_checkpoint(
         head = report.head
         if head is None or (latest is not None and head.seq == latest.seq):
             return None
+        if not entries and not genesis:
+            raise GenesisRefused(
+                f"the anchor is empty but the chain holds {head.records} records: a first "
+                "checkpoint would vouch for them unchecked. If the anchor was lost, compare the "
+                "chain with an independent copy of it first; then `riskctl audit checkpoint "
+                "--genesis` (ADR 0009)"
+            )
         at = (now or utc_now()).isoformat()
         checkpoint = sign_checkpoint(head, latest, signing_key, at)
         anchor.append(checkpoint)
@@ -98,19 +128,26 @@ def write_checkpoint(
     return checkpoint
 
 
-def checkpoint_now(store: AuditStore, settings: AuditAnchorSettings) -> Checkpoint | None:
+def checkpoint_now(
+    store: AuditStore, settings: AuditAnchorSettings, genesis: bool = False
+) -> Checkpoint | None:
     """One checkpoint with the profile's key and anchor (``riskctl audit checkpoint``)."""
     signing_key = load_signing_key(settings)
-    trusted = trusted_public_keys(settings.public_keys)
-    return write_checkpoint(store, open_anchor(settings), signing_key, trusted)
+    trusted = verifying_keys(settings)
+    return write_checkpoint(store, open_anchor(settings), signing_key, trusted, genesis=genesis)
 
 
 def verifying_keys(
     settings: AuditAnchorSettings, source: str | None = None
 ) -> dict[str, Ed25519PublicKey]:
-    """The public keys a verification trusts: ``source`` (or the profile's), plus the public half
-    of the signing key when the environment holds it. No key is ever made here."""
-    trusted = trusted_public_keys(settings.public_keys if source is None else source)
+    """The public keys a verification trusts: ``source`` alone when given (an auditor's own),
+    else the profile's plus the public half of the signing key the environment holds. No key is
+    ever made here."""
+    if source is not None:
+        return trusted_public_keys(source)
+    # The profile's folder may not be made yet (``local`` makes it with its first key); no key
+    # at all over an anchor with checkpoints still fails verification (verify_against_anchor).
+    trusted = trusted_public_keys(settings.public_keys, must_exist=False)
     pem = settings.signing_key.get_secret_value() if settings.signing_key else ""
     if pem.strip():
         public = parse_private_key(pem).public_key()
@@ -124,11 +161,16 @@ def unanchored_overdue(
     """Whether the unanchored tail is larger or older than the checkpoint cadence allows.
 
     A healthy checkpointer leaves at most ``every_records`` records or ``every_seconds`` of them
-    unanchored; twice that leaves room for a checkpoint that is due but still being written.
+    unanchored; twice that leaves room for a checkpoint that is due but still being written. The
+    age is the latest checkpoint's signed time, not the records' own (their writer sets those).
     """
-    if report.unanchored == 0 or report.oldest_unanchored_at is None:
+    if report.unanchored == 0:
         return False
-    if report.unanchored > OVERDUE_FACTOR * settings.every_records:
+    if report.latest is None or report.unanchored > OVERDUE_FACTOR * settings.every_records:
         return True
-    age = now - datetime.fromisoformat(report.oldest_unanchored_at)
+    try:
+        anchored_at = datetime.fromisoformat(report.latest.checkpointed_at)
+        age = now - anchored_at
+    except (ValueError, TypeError):  # a signed time that is not one: no age to trust
+        return True
     return age.total_seconds() > OVERDUE_FACTOR * settings.every_seconds

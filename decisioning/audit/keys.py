@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from decisioning.audit.checkpoint import key_id
-from decisioning.errors import SigningKeyUnavailable
+from decisioning.errors import SigningKeyUnavailable, TrustedKeysUnavailable
 from decisioning.settings import AuditAnchorSettings
 
 logger = logging.getLogger(__name__)
@@ -59,9 +59,17 @@ def write_key_pair(folder: Path) -> Ed25519PrivateKey:
     descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as private_file:
         private_file.write(private_key_pem(key))
-    public = key.public_key()
-    (folder / f"{key_id(public)}{PUBLIC_KEY_SUFFIX}").write_bytes(public_key_pem(public))
+    _write_public_key(folder, key)
     return key
+
+
+def _write_public_key(folder: Path, key: Ed25519PrivateKey) -> None:
+    """``<key id>.pub`` beside the private key, unless it is there: a key replaced by hand (the
+    runbook's rotation in ``local``) gets its public half where verifiers look for it."""
+    public = key.public_key()
+    path = folder / f"{key_id(public)}{PUBLIC_KEY_SUFFIX}"
+    if not path.exists():
+        path.write_bytes(public_key_pem(public))
 
 
 def load_signing_key(anchor: AuditAnchorSettings) -> Ed25519PrivateKey:
@@ -77,7 +85,9 @@ def load_signing_key(anchor: AuditAnchorSettings) -> Ed25519PrivateKey:
     folder = Path(anchor.generated_key_dir)
     private_path = folder / PRIVATE_KEY_FILE
     if private_path.exists():
-        return parse_private_key(private_path.read_text())
+        key = parse_private_key(private_path.read_text())
+        _write_public_key(folder, key)
+        return key
     try:
         key = write_key_pair(folder)
     except FileExistsError:  # another process made it first
@@ -91,8 +101,13 @@ def load_signing_key(anchor: AuditAnchorSettings) -> Ed25519PrivateKey:
     return key
 
 
-def trusted_public_keys(source: str) -> dict[str, Ed25519PublicKey]:
-    """Public keys by key id, from PEM text, a ``.pub`` file, or a folder of ``.pub`` files."""
+def trusted_public_keys(source: str, must_exist: bool = True) -> dict[str, Ed25519PublicKey]:
+    """Public keys by key id, from PEM text, a ``.pub`` file, or a folder of ``.pub`` files.
+
+    A path that does not exist raises ``TrustedKeysUnavailable`` (``must_exist``): a mistyped
+    path must not read as "no keys". These keys are the root of trust: whoever can add one can sign checkpoints
+    that pass, so they must come from a source the verifier trusts (ADR 0009).
+    """
     if not source.strip():
         return {}
     if source.lstrip().startswith(_PEM_START):
@@ -103,6 +118,8 @@ def trusted_public_keys(source: str) -> dict[str, Ed25519PublicKey]:
             texts = [p.read_text() for p in sorted(path.glob(f"*{PUBLIC_KEY_SUFFIX}"))]
         elif path.is_file():
             texts = [path.read_text()]
+        elif must_exist:
+            raise TrustedKeysUnavailable(f"no public key file or folder at {path}")
         else:
             texts = []
     keys: dict[str, Ed25519PublicKey] = {}

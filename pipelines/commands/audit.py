@@ -11,6 +11,8 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from decisioning.audit import AuditStore
+    from decisioning.audit.anchoring import Verification
+    from decisioning.settings import AuditAnchorSettings
 
 from decisioning.events import utc_now
 from decisioning.settings import load_settings
@@ -23,7 +25,9 @@ console = Console()
 
 # Exit codes of `riskctl audit verify` (docs/runbook.md).
 EXIT_BROKEN = 1
+EXIT_COULD_NOT_VERIFY = 2
 EXIT_UNANCHORED = 3
+EXIT_NO_ANCHOR = 4
 
 
 def open_store() -> AuditStore:
@@ -44,36 +48,59 @@ def verify(
         Path | None, typer.Option(help="a checkpoint file (JSON lines) instead of the profile's")
     ] = None,
     public_key: Annotated[
-        str | None, typer.Option(help="a .pub file or folder of them instead of the profile's")
+        str | None,
+        typer.Option(help="a .pub file or folder of them, trusted instead of the profile's keys"),
+    ] = None,
+    expect_checkpoint: Annotated[
+        str | None,
+        typer.Option(help="a checkpoint digest noted earlier: exit 1 unless the anchor holds it"),
     ] = None,
 ) -> None:
     """Recompute the chain and hold it to the signed checkpoints in the anchor.
 
     Exits 0 when intact (every record anchored, or only the tail the checkpoint cadence allows),
-    3 when intact but more records are unanchored than that (any, with --strict), 1 when broken:
-    a row altered, removed or forged, a tail cut or rewritten, a checkpoint missing, unsigned or
-    going backwards.
+    3 when intact but more records are unanchored than that (any, with --strict, or an empty
+    chain with nothing anchored), 4 when records exist and no checkpoint vouches for any of them,
+    1 when broken (a row altered, removed or forged, a tail cut or rewritten, a checkpoint
+    missing, unsigned, going backwards, or not the one --expect-checkpoint names), 2 when it
+    could not verify (no database, an unreadable anchor, no trusted keys).
     """
 
+    from decisioning.audit import AuditStore
     from decisioning.audit.anchor import FileAnchor, open_anchor
-    from decisioning.audit.anchoring import (
-        unanchored_overdue,
-        verify_against_anchor,
-        verifying_keys,
-    )
+    from decisioning.audit.anchoring import verify_against_anchor, verifying_keys
     from decisioning.errors import AuditError
 
     settings = load_settings()
     anchor_settings = settings.audit.anchor
     try:
+        if anchor is not None and not anchor.is_file():
+            raise AuditError(f"no anchor file at {anchor}")
         checkpoint_anchor = FileAnchor(anchor) if anchor else open_anchor(anchor_settings)
         trusted = verifying_keys(anchor_settings, public_key)
-        store = open_store()
-        with console.status("verifying the audit chain against its checkpoints"):
-            outcome = verify_against_anchor(store, checkpoint_anchor, trusted, from_checkpoint)
+        store = AuditStore.open_existing(settings.audit.url)
+        try:
+            with console.status("verifying the audit chain against its checkpoints"):
+                outcome = verify_against_anchor(
+                    store, checkpoint_anchor, trusted, from_checkpoint, utc_now()
+                )
+        finally:
+            store.close()
     except AuditError as exc:
-        print(f"riskctl: {exc}", file=sys.stderr)
-        raise typer.Exit(EXIT_BROKEN) from exc
+        print(f"riskctl: could not verify the audit trail: {exc}", file=sys.stderr)
+        raise typer.Exit(EXIT_COULD_NOT_VERIFY) from exc
+    _report_verification(outcome, anchor_settings, strict, expect_checkpoint)
+
+
+def _report_verification(
+    outcome: Verification,
+    anchor_settings: AuditAnchorSettings,
+    strict: bool,
+    expect_checkpoint: str | None,
+) -> None:
+    """Print what verification found and exit with its code (``verify``'s docstring)."""
+    from decisioning.audit.anchoring import unanchored_overdue
+
     report = outcome.report
     chain = report.chain
     if outcome.broken:
@@ -87,14 +114,42 @@ def verify(
         for problem in outcome.problems:
             print(f"riskctl: audit anchor: {problem}", file=sys.stderr)
         raise typer.Exit(EXIT_BROKEN)
+    if expect_checkpoint is not None and expect_checkpoint not in outcome.digests:
+        print(
+            f"riskctl: audit anchor: the checkpoint {expect_checkpoint} is not in the anchor: "
+            "it was cut back, emptied or replaced since that digest was noted",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_BROKEN)
+    records = report.head.records if report.head is not None else 0
+    latest = report.latest
+    if latest is None:
+        if records:
+            print(
+                f"riskctl: no anchor: nothing outside the database vouches for these "
+                f"{records:,} records (no signed checkpoint); their hash chain alone proves "
+                "nothing against whoever can rewrite the database (docs/runbook.md)",
+                file=sys.stderr,
+            )
+            raise typer.Exit(EXIT_NO_ANCHOR)
+        console.print("the audit chain is empty and no checkpoint is anchored", highlight=False)
+        if strict:
+            raise typer.Exit(EXIT_UNANCHORED)
+        return
     where = (
-        f"from the checkpoint at seq {outcome.started_at.seq}"
+        f"from seq {outcome.started_at.seq} on (earlier rows not checked)"
         if outcome.started_at is not None
         else "from the first record"
     )
     console.print(
-        f"audit chain intact: {chain.checked:,} records verified {where}, "
+        f"audit chain intact {where}: {chain.checked:,} records verified, "
         f"{report.checkpoints:,} signed checkpoints",
+        highlight=False,
+    )
+    console.print(
+        f"latest checkpoint: seq {latest.seq}, signed {latest.checkpointed_at} by key "
+        f"{latest.key_id}, digest {latest.digest()} (note it: --expect-checkpoint DIGEST "
+        "catches an anchor cut back before it)",
         highlight=False,
     )
     if report.unanchored == 0:
@@ -102,8 +157,7 @@ def verify(
         return
     overdue = unanchored_overdue(report, anchor_settings, utc_now())
     console.print(
-        f"{report.unanchored:,} records after the last checkpoint are not anchored yet "
-        f"(oldest recorded at {report.oldest_unanchored_at})"
+        f"{report.unanchored:,} records after the latest checkpoint are not anchored yet"
         + ("; that is more than the checkpoint cadence leaves" if overdue else ""),
         highlight=False,
     )
@@ -112,14 +166,22 @@ def verify(
 
 
 @app.command()
-def checkpoint() -> None:
+def checkpoint(
+    genesis: Annotated[
+        bool,
+        typer.Option(
+            help="allow the first checkpoint of an empty anchor over records already written "
+            "(check the chain against an independent copy first: it vouches for them as they are)"
+        ),
+    ] = False,
+) -> None:
     """Sign the chain's head now and write it to the anchor (after verifying what is new)."""
     from decisioning.audit.anchoring import checkpoint_now
     from decisioning.errors import AuditError
 
     settings = load_settings()
     try:
-        written = checkpoint_now(open_store(), settings.audit.anchor)
+        written = checkpoint_now(open_store(), settings.audit.anchor, genesis=genesis)
     except AuditError as exc:
         print(f"riskctl: {exc}", file=sys.stderr)
         raise typer.Exit(1) from exc
@@ -127,7 +189,8 @@ def checkpoint() -> None:
         console.print("nothing new to anchor since the last checkpoint", highlight=False)
         return
     console.print(
-        f"checkpoint written: seq {written.seq}, {written.records:,} records, key {written.key_id}",
+        f"checkpoint written: seq {written.seq}, {written.records:,} records, key "
+        f"{written.key_id}, digest {written.digest()}",
         highlight=False,
     )
 

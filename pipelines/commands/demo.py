@@ -235,8 +235,9 @@ def audit_and_replay(settings: Settings, decision_ids: list[str]) -> None:
     console.print(f"audit chain intact: {report.checked:,} records", highlight=False)
     from decisioning.audit.anchoring import checkpoint_now
 
-    # Anchor what the demo wrote, so `riskctl audit verify` finds it vouched for (ADR 0009).
-    checkpoint = checkpoint_now(store, settings.audit.anchor)
+    # Anchor what the demo wrote, so `riskctl audit verify` finds it vouched for (ADR 0009). The
+    # demo made this chain and verified it just above: it may begin the anchor (genesis).
+    checkpoint = checkpoint_now(store, settings.audit.anchor, genesis=True)
     if checkpoint is not None:
         console.print(f"audit checkpoint signed at seq {checkpoint.seq}", highlight=False)
     engine = build_engine(settings)

@@ -83,9 +83,9 @@ def test_checkpoints_are_numbered_objects_and_verify_reads_them_back(
     anchor = S3Anchor(f"s3://{BUCKET}/{request.node.name}")
 
     fill(store, 0, 4)
-    write_checkpoint(store, anchor, key, trusted)
+    write_checkpoint(store, anchor, key, trusted, genesis=True)
     fill(store, 4, 3)
-    write_checkpoint(store, anchor, key, trusted)
+    write_checkpoint(store, anchor, key, trusted, genesis=True)
     fill(store, 7, 2)
     outcome = verify_against_anchor(store, anchor, trusted)
 
@@ -105,7 +105,7 @@ def test_a_cut_tail_is_caught_through_the_s3_anchor(
     trusted = {key_id(key.public_key()): key.public_key()}
     anchor = S3Anchor(f"s3://{BUCKET}/cut")
     fill(store, 0, 6)
-    write_checkpoint(store, anchor, key, trusted)
+    write_checkpoint(store, anchor, key, trusted, genesis=True)
 
     import sqlite3
 
@@ -126,7 +126,7 @@ def test_two_writers_cannot_take_the_same_place(s3: object, store: AuditStore) -
     # the second reads the empty anchor, then the first takes the first place before it writes
     with second.appending() as seen:
         assert seen == []
-        taken = write_checkpoint(store, first, key, trusted)
+        taken = write_checkpoint(store, first, key, trusted, genesis=True)
         assert taken is not None
         with pytest.raises(AnchorUnavailable, match="another writer"):
             second.append(taken)
@@ -138,7 +138,7 @@ def test_object_lock_refuses_to_delete_a_checkpoint(s3: object, store: AuditStor
     key = Ed25519PrivateKey.generate()
     anchor = S3Anchor(f"s3://{BUCKET}/locked")
     fill(store, 0, 2)
-    write_checkpoint(store, anchor, key, {key_id(key.public_key()): key.public_key()})
+    write_checkpoint(store, anchor, key, {key_id(key.public_key()): key.public_key()}, genesis=True)
     name = f"locked/{1:012d}.json"
     version = s3.head_object(Bucket=BUCKET, Key=name)["VersionId"]  # type: ignore[attr-defined]
 

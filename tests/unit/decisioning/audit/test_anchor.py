@@ -53,7 +53,7 @@ def test_records_after_the_last_checkpoint_are_counted_as_unanchored(
 ) -> None:
     anchor = FileAnchor(tmp_path / "anchor.jsonl")
     fill(store, 0, 5)
-    write_checkpoint(store, anchor, key, trusting(key))
+    write_checkpoint(store, anchor, key, trusting(key), genesis=True)
     fill(store, 5, 3)
 
     outcome = verify_against_anchor(store, anchor, trusting(key))
@@ -68,8 +68,8 @@ def test_no_new_checkpoint_when_nothing_was_appended(
     anchor = FileAnchor(tmp_path / "anchor.jsonl")
     fill(store, 0, 2)
 
-    first = write_checkpoint(store, anchor, key, trusting(key))
-    second = write_checkpoint(store, anchor, key, trusting(key))
+    first = write_checkpoint(store, anchor, key, trusting(key), genesis=True)
+    second = write_checkpoint(store, anchor, key, trusting(key), genesis=True)
 
     assert first is not None and second is None
     assert len(anchor.read()) == 1
@@ -92,7 +92,7 @@ def test_a_damaged_anchor_is_named(
     anchor = FileAnchor(tmp_path / "anchor.jsonl")
     for start in (0, 2, 4):
         fill(store, start, 2)
-        write_checkpoint(store, anchor, key, trusting(key))
+        write_checkpoint(store, anchor, key, trusting(key), genesis=True)
     rewrite_anchor(anchor, damage(anchor.path.read_text().splitlines()))
 
     outcome = verify_against_anchor(store, anchor, trusting(key))
@@ -110,7 +110,7 @@ def test_a_head_going_backwards_is_named(
     # given a signed checkpoint whose head is behind the one before it (a signer fooled once)
     anchor = FileAnchor(tmp_path / "anchor.jsonl")
     fill(store, 0, 4)
-    first = write_checkpoint(store, anchor, key, trusting(key))
+    first = write_checkpoint(store, anchor, key, trusting(key), genesis=True)
     assert first is not None
     behind = ChainHead(seq=2, row_hash=first.row_hash, records=2)
     anchor.append(sign_checkpoint(behind, first, key, "2026-01-01T00:00:00+00:00"))
@@ -125,7 +125,7 @@ def test_a_checkpoint_by_an_unknown_key_is_refused(
 ) -> None:
     anchor = FileAnchor(tmp_path / "anchor.jsonl")
     fill(store, 0, 2)
-    write_checkpoint(store, anchor, key, trusting(key))
+    write_checkpoint(store, anchor, key, trusting(key), genesis=True)
 
     outcome = verify_against_anchor(store, anchor, trusting(Ed25519PrivateKey.generate()))
 
@@ -138,9 +138,9 @@ def test_a_rotated_key_keeps_old_checkpoints_verifiable(
     # given checkpoints by the old key, then by a new one that trusts the old public key
     anchor, new_key = FileAnchor(tmp_path / "anchor.jsonl"), Ed25519PrivateKey.generate()
     fill(store, 0, 2)
-    write_checkpoint(store, anchor, key, trusting(key))
+    write_checkpoint(store, anchor, key, trusting(key), genesis=True)
     fill(store, 2, 2)
-    write_checkpoint(store, anchor, new_key, trusting(key, new_key))
+    write_checkpoint(store, anchor, new_key, trusting(key, new_key), genesis=True)
 
     outcome = verify_against_anchor(store, anchor, trusting(key, new_key))
 
@@ -155,14 +155,14 @@ def test_no_checkpoint_is_signed_over_a_tail_cut_since_the_last_one(
 ) -> None:
     anchor = FileAnchor(tmp_path / "anchor.jsonl")
     fill(store, 0, 3)
-    write_checkpoint(store, anchor, key, trusting(key))
+    write_checkpoint(store, anchor, key, trusting(key), genesis=True)
     with store._engine.begin() as connection:
         connection.exec_driver_sql("DROP TRIGGER audit_records_no_delete")
         connection.exec_driver_sql("DELETE FROM audit_records WHERE seq = 3")
     fill(store, 3, 2)  # the head moves on past the checkpoint with a different row 3
 
     with pytest.raises(AuditChainBroken, match="seq 3"):
-        write_checkpoint(store, anchor, key, trusting(key))
+        write_checkpoint(store, anchor, key, trusting(key), genesis=True)
 
 
 def test_verifying_from_the_latest_checkpoint_reads_only_what_follows_it(
@@ -170,7 +170,7 @@ def test_verifying_from_the_latest_checkpoint_reads_only_what_follows_it(
 ) -> None:
     anchor = FileAnchor(tmp_path / "anchor.jsonl")
     fill(store, 0, 10)
-    write_checkpoint(store, anchor, key, trusting(key))
+    write_checkpoint(store, anchor, key, trusting(key), genesis=True)
     fill(store, 10, 4)
 
     outcome = verify_against_anchor(store, anchor, trusting(key), incremental=True)
@@ -258,7 +258,7 @@ def test_a_served_store_checkpoints_in_the_background(tmp_path: Path) -> None:
     assert checkpoints[-1].records == 7
 
 
-def test_verify_exits_0_when_anchored_3_when_overdue_and_1_when_cut(
+def test_verify_exits_0_when_anchored_3_when_unanchored_4_unvouched_and_1_when_cut(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given the local profile over a chain of 3 records
@@ -267,10 +267,15 @@ def test_verify_exits_0_when_anchored_3_when_overdue_and_1_when_cut(
     store = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")
     fill(store, 0, 3)
 
-    # then: any unanchored record fails --strict, a checkpoint makes it pass
-    assert main(["audit", "verify", "--strict"]) == 3
-    assert main(["audit", "checkpoint"]) == 0
+    # then: records no checkpoint vouches for exit 4, a first checkpoint over them must be asked
+    # for, and once taken verification passes, --strict too
+    assert main(["audit", "verify", "--strict"]) == 4
+    assert main(["audit", "checkpoint"]) == 1, "a genesis over written records is refused"
+    assert main(["audit", "checkpoint", "--genesis"]) == 0
     assert main(["audit", "verify", "--strict"]) == 0
+    fill(store, 3, 1)
+    assert main(["audit", "verify", "--strict"]) == 3, "one unanchored record fails --strict"
+    assert main(["audit", "checkpoint"]) == 0
     # and an auditor with only the public key and the anchor gets the same answer
     public = next((tmp_path / "keys").glob("*.pub"))
     anchor = tmp_path / "anchor" / "audit-checkpoints.jsonl"
@@ -279,7 +284,7 @@ def test_verify_exits_0_when_anchored_3_when_overdue_and_1_when_cut(
     # when the last record is cut off
     with store._engine.begin() as connection:
         connection.exec_driver_sql("DROP TRIGGER audit_records_no_delete")
-        connection.exec_driver_sql("DELETE FROM audit_records WHERE seq = 3")
+        connection.exec_driver_sql("DELETE FROM audit_records WHERE seq = 4")
     store.close()
     # then verification fails as broken
     assert main(["audit", "verify"]) == 1

@@ -132,7 +132,7 @@ def checkpointed_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     for i in range(ROWS):
         store.append("decision", f"d{i}", {"risk_score": round(i / ROWS, 4), "action": "review"})
         if (i + 1) % CHECKPOINT_EVERY == 0:
-            write_checkpoint(store, anchor, key, trusted)
+            write_checkpoint(store, anchor, key, trusted, genesis=True)
     store.close()
     return folder / "audit.db", anchor.path, trusted
 
