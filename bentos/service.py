@@ -24,6 +24,7 @@ from bentoml.exceptions import BentoMLException
 from bentos.auth import ApiKeyMiddleware
 from bentos.contracts import ConductAssessment, FraudScore
 from bentos.media import JsonOnlyMiddleware
+from bentos.openapi import OpenApiMiddleware
 from decisioning.audit import AuditStore
 from decisioning.contract import load_contract_limits, refusals
 from decisioning.decision import ModelVersion, RiskDecision
@@ -270,3 +271,4 @@ def _proxy(method: Any, **kwargs: Any) -> Any:
 # Starlette runs the first added outermost: a caller without a key learns nothing else.
 RiskService.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]
 RiskService.add_asgi_middleware(JsonOnlyMiddleware)  # type: ignore[attr-defined]
+RiskService.add_asgi_middleware(OpenApiMiddleware)  # type: ignore[attr-defined]
