@@ -105,8 +105,8 @@ def trusted_public_keys(source: str, must_exist: bool = True) -> dict[str, Ed255
     """Public keys by key id, from PEM text, a ``.pub`` file, or a folder of ``.pub`` files.
 
     A path that does not exist raises ``TrustedKeysUnavailable`` (``must_exist``): a mistyped
-    path must not read as "no keys". These keys are the root of trust: whoever can add one can sign checkpoints
-    that pass, so they must come from a source the verifier trusts (ADR 0009).
+    path must not read as "no keys". These keys are the root of trust: whoever can add one can
+    sign checkpoints that pass, so they must come from a source the verifier trusts (ADR 0009).
     """
     if not source.strip():
         return {}
