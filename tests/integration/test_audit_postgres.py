@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from decisioning.audit import AuditStore
 from decisioning.audit.chain import GENESIS, row_hash
 from decisioning.audit.roles import AuditRoles
+from tests.clock import NOW
 from tests.unit.decisioning.audit.test_store import _append_many
 
 pytestmark = pytest.mark.integration
@@ -174,7 +175,7 @@ def test_a_non_positive_seq_is_refused_even_for_the_owner(
     audit_url: str, audit_roles: AuditRoles
 ) -> None:
     store = AuditStore.open(audit_url, roles=audit_roles)
-    at = "2026-09-01T12:00:00+00:00"
+    at = NOW.isoformat()
     values = {"seq": -1, "record_id": "neg", "kind": "decision", "recorded_at": at}
     values |= {"body": "{}", "prev_hash": GENESIS}
     values["row_hash"] = row_hash("decision", "neg", at, "{}", GENESIS)
