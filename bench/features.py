@@ -8,10 +8,16 @@ resolved once) view by view through Feast's provider (any store) and in two Redi
 (what the services profile uses), and the floor of reading the same hashes from Redis in one
 pipeline.
 Targets: build under 120 s, online p99 under 2 ms.
+Engines (``--engine spark``): time and peak memory (the whole process tree, JVM included) of the
+pandas and Spark engines at 1.75, 7 and 17.5 million payments (handbook populations side by
+side), Spark on local[2], and where pandas stops fitting a 16 GB task by the measured curve;
+pandas is not run at sizes the curve says this machine cannot hold.
 Run: .venv/bin/python bench/features.py [--skip-online] [--skip-offline]
+     .venv/bin/python bench/features.py --engine spark [--sizes 1750000,7000000,17500000]
 """
 
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,17 +47,17 @@ PAYMENTS, CUSTOMERS, TERMINALS, DAYS = 1_750_000, 5_000, 10_000, 183
 START = pd.Timestamp("2024-01-01", tz="UTC")
 
 
-def handbook_payments(count: int = PAYMENTS, seed: int = 0) -> pd.DataFrame:
+def handbook_payments(count: int = PAYMENTS, seed: int = 0, prefix: str = "") -> pd.DataFrame:
     """Synthetic payments of the handbook's shape, with late labels for 1% fraud."""
     rng = np.random.default_rng(seed)
     seconds = np.sort(rng.integers(0, DAYS * 86_400, count))
     fraud = rng.random(count) < 0.01
     frame = pd.DataFrame(
         {
-            "transaction_id": np.char.add("tx", np.arange(count).astype(str)),
+            "transaction_id": np.char.add(f"tx{prefix}", np.arange(count).astype(str)),
             "occurred_at": START + pd.to_timedelta(seconds, unit="s"),
-            "customer_id": np.char.add("c", rng.integers(0, CUSTOMERS, count).astype(str)),
-            "terminal_id": np.char.add("m", rng.integers(0, TERMINALS, count).astype(str)),
+            "customer_id": np.char.add(f"c{prefix}", rng.integers(0, CUSTOMERS, count).astype(str)),
+            "terminal_id": np.char.add(f"m{prefix}", rng.integers(0, TERMINALS, count).astype(str)),
             "amount": rng.gamma(2.0, 30.0, count).round(2),
             "country": rng.choice(np.array(["GB", "FR", "DE", "ES"]), count),
             "label": pd.array(fraud.astype(int), dtype="Int8"),
@@ -196,7 +202,127 @@ def measure_online(store, history, frame: pd.DataFrame, fetches: int) -> None:  
         print(f"{label:<54} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
 
 
+ENGINE_SIZES = (1_750_000, 7_000_000, 17_500_000)
+TASK_MEMORY_GB = 16.0
+
+
+def compare_engines(sizes: tuple[int, ...]) -> None:
+    """Both engines at each size, each in its own process; pandas as far as memory allows."""
+    import psutil
+
+    curve: list[tuple[int, float]] = []
+    # Small sizes first give pandas a curve even where the larger ones cannot run here.
+    pandas_sizes = sorted({sizes[0] // 4, sizes[0] // 2, *sizes})
+    print(f"{'engine':<8} {'payments':>12} {'seconds':>9} {'peak GB':>9}")
+    with tempfile.TemporaryDirectory() as folder:
+        for count in sorted({*sizes, *pandas_sizes}):
+            data = Path(folder) / f"payments-{count}"
+            _run_child(["--make-input", str(count), str(data)])
+            for engine in ("pandas", "spark"):
+                if engine == "spark" and count not in sizes:
+                    continue
+                needed = _pandas_peak_gb(curve, count) if engine == "pandas" else 0.0
+                spare = psutil.virtual_memory().available / 2**30 * 0.8
+                if needed > spare:
+                    skipped = f"not run: needs ~{needed:.1f} GB, {spare:.1f} GB free"
+                    print(f"{engine:<8} {count:>12,} {skipped}")
+                    continue
+                seconds, peak = _measure(engine, data, Path(folder) / f"out-{engine}-{count}")
+                print(f"{engine:<8} {count:>12,} {seconds:>9.1f} {peak:>9.2f}", flush=True)
+                if engine == "pandas":
+                    curve.append((count, peak))
+    if len(curve) >= 2:
+        counts, peaks = np.array(curve, dtype=float).T
+        slope, intercept = np.polyfit(counts, peaks, 1)
+        limit = (TASK_MEMORY_GB - intercept) / slope
+        print(
+            f"pandas peak ~ {intercept:.2f} GB + {slope * 1e6:.2f} GB per million payments "
+            f"(fit over {len(curve)} sizes): a {TASK_MEMORY_GB:.0f} GB task holds "
+            f"~{limit / 1e6:.1f}M"
+        )
+
+
+def _pandas_peak_gb(curve: list[tuple[int, float]], count: int) -> float:
+    if len(curve) < 2:
+        return 0.0
+    counts, peaks = np.array(curve, dtype=float).T
+    slope, intercept = np.polyfit(counts, peaks, 1)
+    return float(intercept + slope * count)
+
+
+def _measure(engine: str, data: Path, out: Path) -> tuple[float, float]:
+    """Seconds the child reports, and the peak resident memory of its whole process tree."""
+    import psutil
+
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--measure", engine, str(data), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    parent, peak = psutil.Process(child.pid), 0
+    while child.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    output = child.stdout.read() if child.stdout else ""
+    if child.returncode != 0:
+        raise SystemExit(f"{engine} at {data.name} failed ({child.returncode})")
+    return float(output.strip().splitlines()[-1]), peak / 2**30
+
+
+def _run_child(arguments: list[str]) -> None:
+    subprocess.run([sys.executable, __file__, *arguments], check=True)
+
+
+def make_engine_input(count: int, folder: Path) -> None:
+    """Handbook populations of 1.75M payments side by side, as Parquet the Spark engine reads."""
+    import pyarrow.parquet as pq
+
+    from pipelines.features.spark_build import spark_input_table
+
+    folder.mkdir(parents=True)
+    for part, start in enumerate(range(0, count, PAYMENTS)):
+        frame = handbook_payments(min(PAYMENTS, count - start), seed=part, prefix=f"{part}_")
+        pq.write_table(spark_input_table(frame), folder / f"part-{part:03d}.parquet")
+
+
+def measure_engine(engine: str, data: Path, out: Path) -> float:
+    """Read, build and write with one engine; the seconds it took."""
+    started = time.perf_counter()
+    if engine == "pandas":
+        frame = pd.read_parquet(data)
+        frame["occurred_at"] = pd.to_datetime(frame.pop("occurred_ns"), utc=True)
+        frame["label_available_at"] = pd.to_datetime(frame.pop("label_available_ns"), utc=True)
+        build_feature_tables(frame).write(out)
+        return time.perf_counter() - started
+    from decisioning.settings import DEFAULT_CONFIG_DIR
+    from pipelines.features.spark_build import build_feature_tables_spark, read_spark_input
+    from pipelines.features.spark_session import load_spark_settings, spark_session
+
+    settings = load_spark_settings(DEFAULT_CONFIG_DIR, "local")
+    with spark_session(settings) as spark:
+        build_feature_tables_spark(read_spark_input(spark, str(data))).write(out)
+    return time.perf_counter() - started
+
+
 if __name__ == "__main__":
+    if "--make-input" in sys.argv:
+        at = sys.argv.index("--make-input")
+        make_engine_input(int(sys.argv[at + 1]), Path(sys.argv[at + 2]))
+        sys.exit(0)
+    if "--measure" in sys.argv:
+        at = sys.argv.index("--measure")
+        print(measure_engine(sys.argv[at + 1], Path(sys.argv[at + 2]), Path(sys.argv[at + 3])))
+        sys.exit(0)
+    if "--engine" in sys.argv and sys.argv[sys.argv.index("--engine") + 1] == "spark":
+        sizes = ENGINE_SIZES
+        if "--sizes" in sys.argv:
+            sizes = tuple(int(n) for n in sys.argv[sys.argv.index("--sizes") + 1].split(","))
+        compare_engines(sizes)
+        sys.exit(0)
     if "--skip-offline" not in sys.argv:
         offline()
     if "--skip-online" not in sys.argv:

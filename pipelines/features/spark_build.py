@@ -78,6 +78,11 @@ class SparkFeatureTables:
 
 def transactions_to_spark(spark: SparkSession, transactions: pd.DataFrame) -> DataFrame:
     """A checked pandas frame as the Spark input: optional columns null, times in nanoseconds."""
+    return spark.createDataFrame(spark_input_table(transactions))
+
+
+def spark_input_table(transactions: pd.DataFrame) -> pa.Table:
+    """Payments in :data:`TRANSACTIONS_SCHEMA`, the shape the Spark engine reads."""
     frame = pd.DataFrame(index=transactions.index)
     for column in ("transaction_id", "customer_id", "terminal_id", "country"):
         values = transactions.get(column, pd.Series(pd.NA, index=transactions.index))
@@ -88,8 +93,16 @@ def transactions_to_spark(spark: SparkSession, transactions: pd.DataFrame) -> Da
     label = pd.to_numeric(transactions.get("label", missing), errors="coerce")
     frame["label"] = pd.array(label, dtype="Int32")
     frame["label_available_ns"] = _nanoseconds(transactions.get("label_available_at", missing))
-    table = pa.Table.from_pandas(frame, schema=TRANSACTIONS_SCHEMA, preserve_index=False)
-    return spark.createDataFrame(table)
+    return pa.Table.from_pandas(frame, schema=TRANSACTIONS_SCHEMA, preserve_index=False)
+
+
+def read_spark_input(spark: SparkSession, path: str) -> DataFrame:
+    """Parquet files in :data:`TRANSACTIONS_SCHEMA` (local or ``s3a://``), read by the workers.
+
+    Spark cannot hold the contract's nanosecond timestamps, so files for the Spark engine carry
+    them as integers; :func:`spark_input_table` writes that shape from a checked frame.
+    """
+    return spark.read.parquet(path).select(*TRANSACTIONS_SCHEMA.names)
 
 
 def customers_to_spark(spark: SparkSession, customers: pd.DataFrame) -> DataFrame:
