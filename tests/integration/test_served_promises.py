@@ -19,13 +19,13 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipelines.commands.demo import stop_process
+from tests.clock import NOW
 from tests.integration.test_faults import (
     KEY,
     ROOT,
@@ -80,7 +80,7 @@ def payment(served: Served, amount: float = 24.5, transaction_id: str = "") -> d
     return {
         "transaction": {
             "transaction_id": transaction_id or f"promise-{uuid.uuid4().hex[:12]}",
-            "occurred_at": datetime.now(UTC).isoformat(),
+            "occurred_at": NOW.isoformat(),
             "customer_id": served.customer,
             "terminal_id": served.terminal,
             "amount": amount,
@@ -159,7 +159,7 @@ def test_a_refused_bodys_personal_data_reaches_no_log(served: Served) -> None:
     secret = f"Zebedee Quasimodo-{uuid.uuid4().hex[:6]}"
     text = f"my husband {secret} took my card"
     body = '{"text":{"message_id":"m-pii","received_at":"%s","text":"%s"}}' % (  # noqa: UP031
-        datetime.now(UTC).isoformat(),
+        NOW.isoformat(),
         text,
     )
     for content_type in ("application/x-www-form-urlencoded", "application/json"):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from decisioning.engine import DecisionRequest
+from tests.clock import NOW
 from tests.served import audit_rows
 from tests.unit.bentos.asgi import KEY
 
@@ -48,7 +49,7 @@ def payments(draw: st.DrawFn) -> dict[str, Any]:
 def ordinary() -> dict[str, Any]:
     return {
         "transaction_id": f"ordinary-{uuid.uuid4().hex}",
-        "occurred_at": datetime.now(UTC).isoformat(),
+        "occurred_at": NOW.isoformat(),
         "customer_id": "C-prop",
         "terminal_id": "T1",
         "amount": 24.5,
