@@ -148,10 +148,11 @@ def _report_verification(
     )
     console.print(
         f"latest checkpoint: seq {latest.seq}, signed {latest.checkpointed_at} by key "
-        f"{latest.key_id}, digest {latest.digest()} (note it: --expect-checkpoint DIGEST "
-        "catches an anchor cut back before it)",
+        f"{latest.key_id}; note its digest and pass it as --expect-checkpoint next time, which "
+        "catches an anchor cut back before it:",
         highlight=False,
     )
+    console.print(f"digest {latest.digest()}", highlight=False, soft_wrap=True)
     if report.unanchored == 0:
         console.print("every record is anchored by a signed checkpoint", highlight=False)
         return

@@ -186,7 +186,8 @@ def test_an_anchor_cut_back_is_caught_by_the_digest_the_auditor_noted(
     assert main(["audit", "checkpoint"]) == 0
     capsys.readouterr()
     assert main(["audit", "verify"]) == 0
-    digest = capsys.readouterr().out.split("digest ")[1].split()[0]
+    printed = capsys.readouterr().out.splitlines()
+    digest = next(line for line in printed if line.startswith("digest ")).split()[1]
     assert main(["audit", "verify", "--expect-checkpoint", digest]) == 0
 
     # when the anchor is cut back to its first checkpoint (still a valid anchor on its own)
