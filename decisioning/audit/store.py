@@ -136,7 +136,8 @@ class AuditStore:
                 raise
             raise AuditError(
                 f"the audit schema at {make_url(url).render_as_string()} is behind the code and "
-                "this role may not migrate it: run `riskctl audit migrate` (as the owner role)"
+                "this role may not migrate it: run `riskctl audit migrate` (as the owner role) "
+                f"[{str(exc.orig).strip()}]"
             ) from exc
         return cls(engine)
 

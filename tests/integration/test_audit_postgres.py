@@ -5,12 +5,16 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from decisioning.audit import AuditStore
 from decisioning.audit.chain import GENESIS, row_hash
 from decisioning.audit.roles import AuditRoles
+from decisioning.audit.store import _MIGRATIONS, _engine
+from decisioning.errors import AuditError
 from tests.clock import NOW
 from tests.unit.decisioning.audit.test_store import _append_many
 
@@ -208,3 +212,25 @@ def test_a_row_that_does_not_link_onto_the_head_is_refused(
     service.append("decision", "d2", {"action": "review"})
     assert service.verify_anchored([]).chain.ok and service.head().records == 3
     service.close()
+
+
+def test_migration_0003_names_the_role_it_needs(audit_url: str, audit_roles: AuditRoles) -> None:
+    # given a database the administrator brought to 0002, as deployed before the review
+    engine = _engine(audit_url)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        config.attributes["connection"] = connection
+        config.attributes["audit_roles"] = audit_roles
+        command.upgrade(config, "0002")
+    engine.dispose()
+
+    # when the owner role migrates, then it is told to run 0003 as the administrator
+    with pytest.raises(AuditError, match="run it once as the database administrator"):
+        AuditStore.open(as_role(audit_url, audit_roles.owner), roles=audit_roles)
+    # and the administrator can
+    AuditStore.open(audit_url, roles=audit_roles).close()
+    owner = AuditStore.open(as_role(audit_url, audit_roles.owner), roles=audit_roles)
+    owner.append("decision", "d1", {"action": "review"})
+    assert owner.verify().ok
+    owner.close()

@@ -37,6 +37,20 @@ def upgrade() -> None:
         return
     roles = context.config.attributes.get("audit_roles") or AuditRoles()
     owner, service = roles.owner, roles.service
+    # 0002 took CREATE on the schema from everyone but its owner: the owner role cannot make the
+    # trigger function, so this one migration runs as the administrator. Say so before anything.
+    op.execute(
+        """
+        DO $$ BEGIN
+          IF NOT has_schema_privilege('public', 'CREATE') THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege', MESSAGE =
+              'audit migration 0003 creates a trigger function in schema public, which this '
+              'role may not: run it once as the database administrator '
+              '(RISK_AUDIT_OWNER_URL=<admin URL> riskctl audit migrate)';
+          END IF;
+        END $$;
+        """
+    )
     op.execute(
         f"""
         ALTER TABLE audit_records ADD CONSTRAINT audit_records_seq_positive CHECK (seq > 0);
