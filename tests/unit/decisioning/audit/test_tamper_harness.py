@@ -23,6 +23,7 @@ from decisioning.audit.anchoring import verify_against_anchor, write_checkpoint
 from decisioning.audit.chain import row_hash
 from decisioning.audit.checkpoint import key_id
 from decisioning.audit.store import _engine
+from tests.clock import NOW
 
 ROWS, CHECKPOINT_EVERY, TRIALS = 500, 100, 1000
 Tampering = Callable[[sqlite3.Connection, random.Random], None]
@@ -106,6 +107,38 @@ def truncate(db: sqlite3.Connection, rng: random.Random) -> None:
     db.execute("DELETE FROM audit_records")  # SQLite's TRUNCATE: a DELETE without WHERE
 
 
+def row_before_the_chain(db: sqlite3.Connection, rng: random.Random) -> None:
+    """A valid-looking first row at a seq the store never gives (0 or below), linked to genesis."""
+    seq, at, body = -rng.randint(0, 10**6), "2026-01-01T00:00:00+00:00", '{"action":"approve"}'
+    digest = row_hash("decision", "forged", at, body, "0" * 64)
+    db.execute(
+        "INSERT INTO audit_records VALUES (?, 'forged', 'decision', ?, ?, ?, ?)",
+        (seq, at, body, "0" * 64, digest),
+    )
+
+
+# Rows linked onto the head, hashed right, that the store could never have written: past the
+# last checkpoint, only their form gives them away.
+_NEVER_WRITTEN = [
+    ('{"action":"review","action":"approve"}', "2026-01-01T00:00:00+00:00"),
+    ('{"action": "approve"}', "2026-01-01T00:00:00+00:00"),
+    ("approve", "2026-01-01T00:00:00+00:00"),
+    ('{"action":"approve"}', "2026-01-01T00:00:00"),
+    ('{"action":"approve"}', "yesterday"),
+    ('{"action":"approve"}', "2999-01-01T00:00:00+00:00"),
+]
+
+
+def row_the_store_never_writes(db: sqlite3.Connection, rng: random.Random) -> None:
+    body, at = rng.choice(_NEVER_WRITTEN)
+    (prev,) = db.execute("SELECT row_hash FROM audit_records WHERE seq = ?", (ROWS,)).fetchone()
+    digest = row_hash("decision", "forged", at, body, prev)
+    db.execute(
+        "INSERT INTO audit_records VALUES (?, 'forged', 'decision', ?, ?, ?, ?)",
+        (ROWS + 1, at, body, prev, digest),
+    )
+
+
 TAMPERINGS: dict[str, Tampering] = {
     tampering.__name__: tampering
     for tampering in (
@@ -118,6 +151,8 @@ TAMPERINGS: dict[str, Tampering] = {
         tail_truncation,
         rewrite_later_hashes,
         truncate,
+        row_before_the_chain,
+        row_the_store_never_writes,
     )
 }
 
@@ -162,7 +197,7 @@ def test_every_single_tampering_of_a_checkpointed_chain_is_caught(
         db.commit()
         db.close()
         store = AuditStore(_engine(f"sqlite:///{copy}"))
-        outcome = verify_against_anchor(store, anchor, trusted)
+        outcome = verify_against_anchor(store, anchor, trusted, now=NOW)
         store.close()
         tried[kind] += 1
         if outcome.broken:
@@ -170,9 +205,9 @@ def test_every_single_tampering_of_a_checkpointed_chain_is_caught(
         else:
             missed.append((trial, kind))
     # then every one of them was caught, whatever its kind
-    print("\ntampering kind          caught / tried")
+    print("\ntampering kind                caught / tried")
     for kind in sorted(TAMPERINGS):
-        print(f"  {kind:<22}{caught[kind]:>6} / {tried[kind]}")
-    print(f"  {'all':<22}{sum(caught.values()):>6} / {TRIALS}")
+        print(f"  {kind:<28}{caught[kind]:>6} / {tried[kind]}")
+    print(f"  {'all':<28}{sum(caught.values()):>6} / {TRIALS}")
     assert set(tried) == set(TAMPERINGS), "every kind of tampering must be tried"
     assert not missed, f"tamperings the verification missed (trial, kind): {missed[:10]}"
