@@ -9,7 +9,7 @@ read and 25-45 ms a push here, against a 2 ms budget (docs/benchmarks.md).
 
 Read as if pushed: velocity counts the payment being decided (the tenth payment of a burst sees
 itself and the nine before it), exactly as the offline tables count it for training; the push
-itself waits until the decision is audited (``read``; ADR 0011).
+itself waits until the decision is audited (``read``; ADR 0012).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class OnlineFeatureService:
 
         Nothing is written until the push is called: the decision service calls it only once
         the decision is in the audit store, so a refused, failed or repeated payment is never
-        counted (docs/adr/0011-idempotent-decisions.md). A what-if (``/v1/fraud/score``) never
+        counted (docs/adr/0012-idempotent-decisions.md). A what-if (``/v1/fraud/score``) never
         calls it.
         """
         inputs = request_row(event)
