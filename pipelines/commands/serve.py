@@ -30,7 +30,8 @@ REQUEST_FIELDS = {
 
 def serve(port: Annotated[int, typer.Option(help="HTTP port")] = 3000) -> None:
     """Serve RiskService (and its two scorers) with BentoML until interrupted."""
-    load_settings()  # fail fast, with one line, on a bad profile
+    settings = load_settings()  # fail fast, with one line, on a bad profile
+    os.environ["BENTOML_HOME"] = str(instance_home(settings.home, port))
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     command = [bentoml, "serve", SERVICE, "--port", str(port), "--working-dir", str(PROJECT_ROOT)]
     console.print(f"serving {SERVICE} on http://127.0.0.1:{port}", highlight=False)
@@ -38,6 +39,17 @@ def serve(port: Annotated[int, typer.Option(help="HTTP port")] = 3000) -> None:
     # Become the server: a signal to this process (Ctrl-C, a supervisor's SIGTERM) reaches
     # BentoML itself, which stops its workers; a child process would be orphaned instead.
     os.execv(bentoml, command)
+
+
+def instance_home(home: Path, port: int) -> Path:
+    """BentoML's home for the server on ``port``: one per instance on a host.
+
+    BentoML keeps Prometheus's multiprocess files under ``BENTOML_HOME`` and empties that
+    folder when a server starts, so a second server sharing it zeroed the first one's counters.
+    The base is the operator's ``BENTOML_HOME`` when set, else ``RISK_HOME/bentoml``.
+    """
+    base = Path(os.environ.get("BENTOML_HOME") or home / "bentoml")
+    return base / "instances" / f"port-{port}"
 
 
 def decide(
