@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window, WindowSpec
 from pyspark.sql import functions as F
 
 from decisioning.features.activity import VELOCITY_WINDOWS
@@ -166,7 +166,7 @@ def customer_activity_table(transactions: DataFrame) -> DataFrame:
     return frame.select(*columns)
 
 
-def _velocity(customer: Window, name: str, span: int) -> list[Column]:
+def _velocity(customer: WindowSpec, name: str, span: int) -> list[Column]:
     """Count, amount and distinct terminals over (t - span, t], the payment itself included.
 
     Rows at or before t - span are counted by a range frame and taken from the running totals;
@@ -189,7 +189,7 @@ def _velocity(customer: Window, name: str, span: int) -> list[Column]:
     ]
 
 
-def _profile_before(earlier: Window) -> list[Column]:
+def _profile_before(earlier: WindowSpec) -> list[Column]:
     """Usual amount, spread and usual country from the customer's earlier payments only."""
     count = F.col("position") - 1
     safe = F.greatest(count, F.lit(1))
@@ -205,7 +205,7 @@ def _profile_before(earlier: Window) -> list[Column]:
     ]
 
 
-def _takes_the_lead(earlier: Window) -> Column:
+def _takes_the_lead(earlier: WindowSpec) -> Column:
     """The payment's country when its count so far passes the best count before it, else null.
 
     Most frequent wins; a tie keeps the country that got there first.

@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 from feast import FeatureStore, FeatureView, FileSource, PushSource, RepoConfig
+from feast.data_source import DataSource
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
 from decisioning.features.store import read_feast_config
@@ -73,14 +74,23 @@ def open_spark_feature_store(
 def _push_onto(push: PushSource, sources: dict[str, Any]) -> PushSource:
     return PushSource(
         name=push.name,
-        batch_source=sources[push.batch_source.name],
+        batch_source=sources[_name_of(push.batch_source)],
         description=push.description,
     )
 
 
 def _view_onto(view: FeatureView, sources: dict[str, Any]) -> FeatureView:
+    """A copy of the view over the Spark source of its batch source's name (and push source)."""
     moved = copy.copy(view)
-    moved.batch_source = sources[view.batch_source.name]
-    if view.stream_source is not None:
+    moved.batch_source = sources[_name_of(view.batch_source)]
+    if isinstance(view.stream_source, PushSource):
         moved.stream_source = _push_onto(view.stream_source, sources)
+    elif view.stream_source is not None:
+        raise TypeError(f"view {view.name}: only push sources stream into the fraud views")
     return moved
+
+
+def _name_of(source: DataSource | None) -> str:
+    if source is None:
+        raise TypeError("a feature view without a batch source cannot be read offline")
+    return source.name
