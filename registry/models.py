@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from collections.abc import Mapping
@@ -12,9 +13,11 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
+from decisioning.model_store import ARTIFACT_MANIFEST_TAG, artifact_manifest
 from registry.errors import UnknownModelError
 from registry.names import CHALLENGER, HOLDOUT_ARTIFACT, MODEL_NAMES
 
@@ -59,7 +62,8 @@ def register_challenger(
     """Log ``package`` in a new run, register it under ``name`` and alias it ``challenger``.
 
     Metrics and tags go both on the run and on the version, so the registry alone answers
-    "what was measured on this version" without digging out runs.
+    "what was measured on this version" without digging out runs. The version also carries the
+    SHA-256 of every file logged with it, which serving checks before it unpickles anything.
     """
     if name not in MODEL_NAMES:
         raise UnknownModelError(
@@ -83,6 +87,8 @@ def register_challenger(
             registered_model_name=name,
         )
     version = str(info.registered_model_version)
+    manifest = json.dumps(_logged_manifest(info.model_uri), sort_keys=True)
+    client.set_model_version_tag(name, version, ARTIFACT_MANIFEST_TAG, manifest)
     for key, value in {**package.tags, **_metric_tags(package.metrics)}.items():
         client.set_model_version_tag(name, version, key, value)
     client.set_registered_model_alias(name, CHALLENGER, version)
@@ -92,3 +98,10 @@ def register_challenger(
 
 def _metric_tags(metrics: Mapping[str, float]) -> dict[str, str]:
     return {f"metric.{key}": f"{value:.6f}" for key, value in metrics.items()}
+
+
+def _logged_manifest(model_uri: str) -> dict[str, str]:
+    """Digests of the files as the artifact store holds them, read back right after logging."""
+    with tempfile.TemporaryDirectory() as scratch:
+        local = Path(download_artifacts(artifact_uri=model_uri, dst_path=scratch))
+        return artifact_manifest(local)

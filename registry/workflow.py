@@ -18,7 +18,9 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from decisioning.decision import ModelVersion
 from decisioning.events import utc_now
+from decisioning.model_store import verified_model_dir
 from registry.errors import (
     GateFailed,
     NoChallengerError,
@@ -71,7 +73,9 @@ def _history(client: MlflowClient, name: str) -> list[str]:
 
 
 def _pyfunc_scorer(name: str, version: str) -> Scorer:
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    # The gates unpickle the challenger too, so it is verified like a served model first.
+    local = verified_model_dir(mlflow.get_tracking_uri(), ModelVersion(name=name, version=version))
+    model = mlflow.pyfunc.load_model(str(local))
     return lambda frame: pd.DataFrame(model.predict(frame))
 
 
