@@ -193,6 +193,25 @@ class RiskService:
         )
         freeze_startup_heap()
 
+    def __is_ready__(self) -> bool:
+        """Ready once the served feature service has batch values online; else 503 with why.
+
+        BentoML's own 503 says only that this returned False, so the reason is raised instead.
+        """
+        from starlette.exceptions import HTTPException
+
+        reason = self.not_ready_reason()
+        if reason is not None:
+            raise HTTPException(status_code=HTTPStatus.SERVICE_UNAVAILABLE, detail=reason)
+        return True
+
+    def not_ready_reason(self) -> str | None:
+        # Without a fraud pillar no feature service is served: decisions take the policy's
+        # fallback, which features arriving later would not change until a restart.
+        if self.fraud is None:
+            return None
+        return self.feature_freshness.not_ready_reason()
+
     @bentoml.api(route="/v1/decisions", input_spec=DecisionRequest)
     def decide(self, **request: Any) -> RiskDecision:
         """Decide a payment, a message or both; the decision is audited before it is answered.

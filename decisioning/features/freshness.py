@@ -4,7 +4,9 @@ Push-fed views (velocity, profile, terminal history of a customer) are updated o
 payment being decided, just before the fetch. Batch views (terminal risk, customer attributes)
 change online only when ``riskctl features materialize`` runs, so their staleness is the time
 since the end of their latest materialization, which Feast's registry keeps per view. The
-service publishes that time, and dashboards and the alert compute the age with PromQL.
+service publishes that time, and dashboards and the alert compute the age with PromQL. A batch
+view never materialized has nothing online, so the service answers ``/readyz`` with 503 until
+every one has been (:func:`not_ready_reason`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -38,9 +40,27 @@ def materialized_until(views: Iterable[FeatureView]) -> dict[str, datetime | Non
     }
 
 
-def publish_feature_freshness(store: FeatureStore) -> None:
+def publish_feature_freshness(store: FeatureStore) -> dict[str, datetime | None]:
     """Read the registry afresh (not Feast's cache) and publish the batch views' times."""
-    publish_materialization_times(materialized_until(store.list_feature_views(allow_cache=False)))
+    materialized = materialized_until(store.list_feature_views(allow_cache=False))
+    publish_materialization_times(materialized)
+    return materialized
+
+
+def not_ready_reason(materialized: Mapping[str, datetime | None] | None) -> str | None:
+    """Why batch features cannot be served online yet, or None once every batch view has been
+    materialized. ``materialized`` is None until the registry has been read once."""
+    if materialized is None:
+        return "the Feast registry has not been read yet"
+    if not materialized:
+        return "no batch feature views are registered; run riskctl features apply"
+    never = sorted(view for view, until in materialized.items() if until is None)
+    if never:
+        return (
+            f"nothing online for batch feature views {', '.join(never)}: never materialized; "
+            "run riskctl features materialize"
+        )
+    return None
 
 
 class FeatureFreshnessWatch(threading.Thread):
@@ -58,6 +78,7 @@ class FeatureFreshnessWatch(threading.Thread):
         self._every_seconds = every_seconds
         self._stopped = threading.Event()
         self._store: FeatureStore | None = None
+        self._materialized: dict[str, datetime | None] | None = None
 
     def run(self) -> None:
         while True:
@@ -69,13 +90,17 @@ class FeatureFreshnessWatch(threading.Thread):
         try:
             if self._store is None:
                 self._store = self._open_store()
-            publish_feature_freshness(self._store)
+            self._materialized = publish_feature_freshness(self._store)
         except Exception as exc:  # a monitoring thread must outlive a registry outage
             logger.warning(
                 "feature freshness not read from the Feast registry: %s: %s",
                 type(exc).__name__,
                 exc,
             )
+
+    def not_ready_reason(self) -> str | None:
+        """See :func:`not_ready_reason`, on the last successful read of the registry."""
+        return not_ready_reason(self._materialized)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the thread to end and wait for it, at most ``timeout`` seconds."""

@@ -17,6 +17,7 @@ from decisioning.features.errors import FeatureStoreUnavailable
 from decisioning.features.freshness import (
     FeatureFreshnessWatch,
     materialized_until,
+    not_ready_reason,
     watch_feature_freshness,
 )
 from decisioning.features.store import open_feature_store
@@ -69,6 +70,16 @@ def test_only_batch_views_count_and_the_latest_interval_end_is_their_time() -> N
     )
 
 
+def test_features_are_ready_only_once_every_batch_view_was_materialized() -> None:
+    assert not_ready_reason(None) == "the Feast registry has not been read yet"
+    assert "riskctl features apply" in (not_ready_reason({}) or ""), "no views: not applied"
+    waiting = not_ready_reason({"terminal_risk": UNTIL, "customer_attributes": None})
+    assert waiting is not None and "customer_attributes: never materialized" in waiting, (
+        "one batch view with nothing online is enough to be not ready"
+    )
+    assert not_ready_reason({"terminal_risk": UNTIL, "customer_attributes": START}) is None
+
+
 def test_the_watch_publishes_the_registry_at_once_and_stops(applied_registry: Settings) -> None:
     # given a registry where terminal_risk was materialized and customer_attributes not yet
     watch = watch_feature_freshness(applied_registry, every_seconds=0.05)
@@ -85,6 +96,9 @@ def test_the_watch_publishes_the_registry_at_once_and_stops(applied_registry: Se
     assert published("customer_attributes") == 0.0, "never materialized reads as the epoch"
     assert all(published(view) is None for view in PUSH_FED)
     assert not watch.is_alive(), "stop() must end the thread"
+    assert "customer_attributes: never materialized" in (watch.not_ready_reason() or ""), (
+        "a batch view with nothing online keeps the service not ready, and says which"
+    )
 
 
 def test_a_registry_that_cannot_be_read_is_logged_and_retried(
