@@ -71,7 +71,8 @@ class BackgroundCheckpointer:
         except Exception as exc:  # the request path must never see an anchor failure
             failure = f"{type(exc).__name__}: {exc}"
             if failure != self._last_failure:  # once per kind of failure, not every interval
-                logger.error("audit checkpoint failed: %s", failure)
+                # The kind is an argument of its own: a log filter may mask the prose after it.
+                logger.error("audit checkpoint failed: %s: %s", type(exc).__name__, exc)
             self._last_failure = failure
             return False
         self._last_failure = None
