@@ -187,7 +187,7 @@ class RiskService:
         self.fraud, self.fraud_problem = pillar_or_problem(fraud_pillar, settings, "fraud pillar")
         self.engine = DecisionEngine(
             load_policy(settings.config_path("configs/policy.yaml")),
-            AuditStore.open(settings.audit.url),
+            AuditStore.from_settings(settings.audit),  # checkpoints in the background (ADR 0009)
             self.fraud,
             _RemoteConduct(self.conduct),
         )

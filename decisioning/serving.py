@@ -60,7 +60,7 @@ def build_engine(settings: Settings) -> DecisionEngine:
     The engine then treats a missing pillar as the policy's fallback, as the service would.
     """
     policy = load_policy(settings.config_path("configs/policy.yaml"))
-    audit = AuditStore.open(settings.audit.url)
+    audit = AuditStore.from_settings(settings.audit)  # checkpoints in the background (ADR 0009)
     return DecisionEngine(
         policy,
         audit,
