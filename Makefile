@@ -26,7 +26,7 @@ test: setup
 	$(BIN)/pytest
 
 test-unit: setup
-	$(BIN)/pytest -m "not integration and not slow"
+	$(BIN)/pytest -m "not integration and not slow and not spark"
 
 # The tests that once moved with the calendar (marker `calendar`), with the session's clock at three
 # days months apart: every outcome must follow from tests/clock.py, not from the day they run.

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from decisioning.settings import load_settings
 from pipelines.commands.reading import DateFormat, OnBadRows, Timezone, reading_config
+from pipelines.features.engines import Engine
 
 app = typer.Typer(help="Feature store: build, apply, materialize.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -26,16 +27,25 @@ def build(
     timezone: Timezone = None,
     date_format: DateFormat = None,
     on_bad_rows: OnBadRows = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="pandas (one process, the default) or spark (configs/spark.yaml's master); "
+            "both write the same tables (docs/adr/0011-spark-engine.md)",
+        ),
+    ] = "pandas",
 ) -> None:
     """Compute the point-in-time feature tables the Feast sources read (under RISK_HOME)."""
-    # Feast loads when a command runs, not for --help.
-    from pipelines.features.jobs import build_features, customers_beside
+    # Feast and pyspark load when a command runs, not for --help.
+    from pipelines.features.jobs import customers_beside
+    from pipelines.features.spark_jobs import build_features_with
 
     settings = load_settings()
     started = time.perf_counter()
-    with console.status("building features") as status:
-        built = build_features(
-            settings.home,
+    with console.status(f"building features ({engine})") as status:
+        built = build_features_with(
+            engine,
+            settings,
             transactions,
             customers or customers_beside(transactions),
             progress=lambda step: status.update(step),

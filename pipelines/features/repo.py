@@ -61,7 +61,8 @@ def feature_table_path(home: Path, table: str) -> Path:
 
 
 def require_feature_tables(home: Path) -> None:
-    missing = [t for t in FEATURE_TABLES if not feature_table_path(home, t).is_file()]
+    """Refuse before Feast does when a table is missing; a folder of parts (Spark) counts."""
+    missing = [t for t in FEATURE_TABLES if not feature_table_path(home, t).exists()]
     if missing:
         raise FeatureTablesMissing(
             f"no feature tables ({', '.join(missing)}) under {home / 'features'}; "

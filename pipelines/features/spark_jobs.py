@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from decisioning.settings import Settings
+from pipelines.features.engines import ENGINES, Engine
 from pipelines.features.jobs import BuiltFeatures, Progress, build_features, load_transactions
 from pipelines.ingest import ReadingConfig, read_table
 
@@ -22,9 +23,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 logger = logging.getLogger(__name__)
-
-Engine = Literal["pandas", "spark"]
-ENGINES: tuple[Engine, ...] = ("pandas", "spark")
 
 
 def build_features_with(

@@ -1,4 +1,4 @@
-"""``features build --engine spark`` writes the files the pandas engine writes, with its values."""
+"""``riskctl features build --engine spark`` writes the pandas engine's files, with its values."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from pyspark.sql import SparkSession
 
 from decisioning.settings import load_settings
+from pipelines.cli import main
 from pipelines.features.build import build_feature_tables
 from pipelines.features.jobs import customers_beside
 from pipelines.features.spark_build import TABLES
-from pipelines.features.spark_jobs import build_features_with
 from tests.spark.tables import KEYS, assert_same_values
 
 pytestmark = pytest.mark.spark
@@ -33,13 +33,13 @@ def test_the_spark_engine_writes_the_files_the_pandas_engine_writes(
     stale = settings.home / "features" / "terminal_risk.parquet"
     stale.mkdir(parents=True)  # a folder of parts left by an earlier build on a cluster path
 
-    # when the Spark engine builds the features (through the same reading and gate),
-    built = build_features_with("spark", settings, transactions, customers)
+    # when the command builds them on the Spark engine (through the same reading and gate),
+    code = main(["features", "build", "--transactions", str(transactions), "--engine", "spark"])
+    assert code == 0
 
     # then each table is one Parquet file where the Feast sources read, with pandas' rows.
     for name in TABLES:
-        path = built.paths[name]
-        assert path == settings.home / "features" / f"{name}.parquet"
+        path = settings.home / "features" / f"{name}.parquet"
         assert path.is_file(), f"{name}: the Feast file source and materialize need one file"
         expected = getattr(expected_tables, name).set_index(KEYS[name]).sort_index()
         actual = pd.read_parquet(path).set_index(KEYS[name]).reindex(expected.index)
