@@ -15,7 +15,7 @@ itself waits until the decision is audited (``read``; ADR 0012).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -51,6 +51,9 @@ class OnlineRead:
     # Batch features with no online row for the payment's entities (never materialized, or the
     # store lost its memory).
     missing: tuple[str, ...] = ()
+    # Batch features whose row is older than its view's TTL at the payment's time: their windows
+    # ended long before it, and Feast's point-in-time join would not have served them.
+    stale: tuple[str, ...] = ()
 
 
 class OnlineFeatureService:
@@ -129,24 +132,15 @@ class OnlineFeatureService:
         for transform in self._transforms:
             output = transform.transform_dict({name: [value] for name, value in inputs.items()})
             values.update(_as_stored(transform, {n: output[n][0] for n in _names(transform)}))
-        missing = self._missing(written_at)
-        return OnlineRead({name: values.get(name) for name in self.names}, push, missing)
+        values = {name: values.get(name) for name in self.names}
+        missing = self._served_of(v for v in self._stored if written_at.get(v.name) is None)
+        stale = self._served_of(_stale_views(self._stored, written_at, event.occurred_at))
+        return OnlineRead(values, push, missing, stale)
 
-    def _missing(self, written_at: Mapping[str, datetime | None]) -> tuple[str, ...]:
-        """The served batch features whose view has no online row for the payment.
-
-        Age against the view's TTL is not judged per payment: the simulated worlds the demo and
-        the tests serve end weeks before they are served, so every row would be "stale";
-        materialization age has its own gauge and alert (RiskFeaturesStale).
-        """
+    def _served_of(self, views: Iterable[FeatureView]) -> tuple[str, ...]:
+        """The features of ``views`` that the service serves, in the views' order."""
         served = set(self.names)
-        return tuple(
-            feature.name
-            for view in self._stored
-            if written_at.get(view.name) is None
-            for feature in view.features
-            if feature.name in served
-        )
+        return tuple(f.name for view in views for f in view.features if f.name in served)
 
     def _read_view_by_view(
         self, event: TransactionEvent
@@ -195,6 +189,23 @@ class OnlineFeatureService:
         if written is not None and written.tzinfo is None:
             written = written.replace(tzinfo=UTC)
         return values, written if found else None
+
+
+def _stale_views(
+    views: Iterable[FeatureView], written_at: Mapping[str, datetime | None], at: datetime
+) -> list[FeatureView]:
+    """Views whose online row is older than their TTL at ``at`` (a TTL of zero never expires).
+
+    The row's time is its event time (what the build computed it as of), not when it was
+    materialized: a row materialized today from a month-old build is a month old.
+    """
+    return [
+        view
+        for view in views
+        if view.ttl
+        and (written := written_at.get(view.name)) is not None
+        and at - written > view.ttl
+    ]
 
 
 def _two_round_trips(

@@ -93,3 +93,11 @@ def test_a_policy_without_a_fallback_for_a_cause_is_refused_at_load(tmp_path: Pa
 
     with pytest.raises(ValidationError, match="features_missing"):
         load_policy(tmp_path / "policy.yaml")
+
+
+def test_batch_features_older_than_their_ttl_degrade_the_decision_naming_them() -> None:
+    values = {"velocity_10m_count": 1, "terminal_fraud_rate_7d": 0.2}
+
+    problems = feature_problems(values, [], (), ("terminal_fraud_rate_7d",))
+
+    assert problems == (("features_stale", "older than the view's TTL: terminal_fraud_rate_7d"),)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,8 @@ from pipelines.features.build import build_feature_tables
 from pipelines.features.repo import apply_definitions, materialize
 from pipelines.features.training import entity_frame, training_frame
 from tests.unit.features.payments import as_event, assert_same_values, random_payments
+
+DAY = timedelta(days=1)
 
 pytestmark = [
     pytest.mark.slow,
@@ -89,3 +92,24 @@ def test_a_model_trained_on_fraud_v1_is_served_exactly_fraud_v1(
     assert set(v3) == set(v2) | {"terminal_regular_frauds_10d"}, "a view grew: add a new service"
     # and no view taken whole by a released service grew under it (v1: 34 features, v2: 37)
     assert (len(v1), len(v2)) == (34, 37), "a released service changed: list its features"
+
+
+def test_a_batch_row_older_than_its_views_ttl_is_named_stale(
+    local_store: tuple[FeatureStore, Path],
+) -> None:
+    # given the materialized store, and the last payment of the built history
+    store, home = local_store
+    settings = load_settings({"RISK_ENV": "local", "RISK_HOME": str(home)})
+    history = open_payment_history(settings, {"RISK_HOME": str(home)})
+    service = OnlineFeatureService(store, history)
+    last = as_event(next(random_payments(7, count=300, days=20).tail(1).itertuples()))
+    terminal_risk = {f.name for f in store.get_feature_view("terminal_risk").features}
+
+    # when the same payment is read a day later, and past the terminal view's 30-day TTL
+    a_day_on = service.read(last.model_copy(update={"occurred_at": last.occurred_at + DAY}))
+    past_ttl = service.read(last.model_copy(update={"occurred_at": last.occurred_at + 31 * DAY}))
+
+    # then only the later read names the terminal's features, and nothing is missing in either
+    assert a_day_on.stale == () and a_day_on.missing == ()
+    assert set(past_ttl.stale) == terminal_risk & set(service.names)
+    assert past_ttl.stale and past_ttl.missing == ()
