@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
+from decisioning.features.history import PaymentHistory
 from decisioning.features.online import OnlineFeatureService, feature_names, online_features
 from decisioning.features.store import open_feature_store, open_payment_history
 from decisioning.settings import load_settings
@@ -38,6 +39,11 @@ def local_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Feat
     end = frame["occurred_at"].max().to_pydatetime()
     materialize(store, open_payment_history(settings, env), home, end)
     yield store, home
+
+
+def history_of(home: Path) -> PaymentHistory:
+    settings = load_settings({"RISK_ENV": "local", "RISK_HOME": str(home)})
+    return open_payment_history(settings, {"RISK_HOME": str(home)})
 
 
 def test_training_columns_equal_serving_columns(local_store: tuple[FeatureStore, Path]) -> None:
@@ -77,8 +83,7 @@ def test_a_model_trained_on_fraud_v1_is_served_exactly_fraud_v1(
 ) -> None:
     # given both services registered, and a payment
     store, home = local_store
-    settings = load_settings({"RISK_ENV": "local", "RISK_HOME": str(home)})
-    history = open_payment_history(settings, {"RISK_HOME": str(home)})
+    history = history_of(home)
     event = as_event(next(random_payments(8, count=5, days=2).tail(1).itertuples()))
     # when a model version tagged fraud_v1 is served
     served = OnlineFeatureService(store, history, "fraud_v1").fetch(event)
@@ -99,9 +104,7 @@ def test_a_batch_row_older_than_its_views_ttl_is_named_stale(
 ) -> None:
     # given the materialized store, and the last payment of the built history
     store, home = local_store
-    settings = load_settings({"RISK_ENV": "local", "RISK_HOME": str(home)})
-    history = open_payment_history(settings, {"RISK_HOME": str(home)})
-    service = OnlineFeatureService(store, history)
+    service = OnlineFeatureService(store, history_of(home))
     last = as_event(next(random_payments(7, count=300, days=20).tail(1).itertuples()))
     terminal_risk = {f.name for f in store.get_feature_view("terminal_risk").features}
 
