@@ -3,8 +3,11 @@
 Fills a throw-away database with ``--records`` decision-sized records (group-committed by eight
 threads, as the service appends), takes a signed checkpoint, then times ``verify_against_anchor``
 over the whole chain (every hash recomputed, every checkpoint held) and from the latest checkpoint
-after ``--records // 10`` more. The database is dropped at the end.
-Run: .venv/bin/python bench/audit_verify.py [--records 50000] [--repeat 3]
+after ``--records // 10`` more. First, side by side, the latency of one append (eight threads
+appending, as the service's workers do) with the background checkpointer on and off, in
+alternating blocks: the checkpoint must stay off the decision path. The database is dropped at
+the end.
+Run: .venv/bin/python bench/audit_verify.py [--records 50000] [--repeat 3] [--latency-appends 4000]
 """
 
 from __future__ import annotations
@@ -17,14 +20,18 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import psycopg
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import SecretStr
 
 from decisioning.audit import AuditStore
 from decisioning.audit.anchor import FileAnchor
 from decisioning.audit.anchoring import verify_against_anchor, write_checkpoint
 from decisioning.audit.checkpoint import key_id
 from decisioning.audit.roles import AuditRoles
+from decisioning.settings import AuditAnchorSettings, AuditSettings
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -49,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--latency-appends", type=int, default=4000)
     args = parser.parse_args()
     name, suffix = f"risk_bench_audit_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
     roles = AuditRoles(owner=f"bench_owner_{suffix}", service=f"bench_service_{suffix}")
@@ -56,12 +64,55 @@ def main() -> None:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
         with tempfile.TemporaryDirectory() as folder:
-            run(f"{SERVER}/{name}", roles, Path(folder), args.records, args.repeat)
+            url = f"{SERVER}/{name}"
+            AuditStore.open(url, roles=roles).close()  # migrated with this run's roles
+            append_latency(url, Path(folder), args.latency_appends)
+            run(url, roles, Path(folder), args.records, args.repeat)
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             for role in (roles.service, roles.owner):
                 admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def append_latency(url: str, folder: Path, appends: int, blocks: int = 4) -> None:
+    """p50 and p99 of one append, checkpointer on (every 100 records or 1 s) and off."""
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    anchor = AuditAnchorSettings(
+        kind="file",
+        location=str(folder / "latency-checkpoints.jsonl"),
+        signing_key=SecretStr(pem.decode()),
+        every_records=100,
+        every_seconds=1.0,
+    )
+    checkpointing = AuditStore.from_settings(AuditSettings(url=url, anchor=anchor))
+    plain = AuditStore.open(url)
+    times: dict[str, list[float]] = {"checkpointer on": [], "checkpointer off": []}
+    per_block = appends // blocks
+    for block in range(blocks):  # alternating, so load from elsewhere falls on both alike
+        for mode, store in (("checkpointer on", checkpointing), ("checkpointer off", plain)):
+            times[mode] += timed_appends(store, f"l{block}{mode[-2:]}", per_block)
+    checkpointing.close()
+    plain.close()
+    checkpoints = len((folder / "latency-checkpoints.jsonl").read_text().splitlines())
+    for mode, values in times.items():
+        p50, p99 = np.percentile(np.array(values) * 1000, [50, 99])
+        print(f"append, {mode}: p50 {p50:.2f} ms, p99 {p99:.2f} ms ({len(values):,} appends)")
+    print(f"checkpoints written meanwhile: {checkpoints}")
+
+
+def timed_appends(store: AuditStore, prefix: str, count: int) -> list[float]:
+    def one(i: int) -> float:
+        started = time.perf_counter()
+        store.append("decision", f"{prefix}-{i}", BODY)
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, range(count)))
 
 
 def run(url: str, roles: AuditRoles, folder: Path, records: int, repeat: int) -> None:
