@@ -34,7 +34,7 @@ import pytest
 
 from decisioning.audit import AuditStore
 from pipelines.commands.demo import stop_process
-from tests.clock import NOW, subprocess_env
+from tests.clock import subprocess_env
 from tests.served import free_port, post_decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.calendar]
@@ -158,6 +158,7 @@ class World:
     direct_audit_url: str
     customer: str
     terminal: str
+    pays_at: str
     acknowledged: list[str] = field(default_factory=list)
 
 
@@ -194,10 +195,13 @@ def isolated_env(home: Path, run: str, redis_port: int, audit_url: str) -> dict[
     }
 
 
-def build_world(env: dict[str, str], home: Path) -> tuple[str, str]:
+def build_world(env: dict[str, str], home: Path) -> tuple[str, str, str]:
     """Simulate, build and materialize features, train and promote the fraud model.
 
-    Returns a customer of the world and the terminal it uses most, for payments of a known kind.
+    Returns a customer of the world, the terminal it uses most, for payments of a known kind, and
+    when to pay: an hour after the world's last payment. The world (June and July) ends weeks
+    before ``tests.clock.NOW``; a payment at NOW would find the terminal's batch row older than
+    its view's 30-day TTL and be degraded as ``features_stale``, as it should in production.
     """
     data = home / "data"
     transactions = str(data / "transactions.parquet")
@@ -217,10 +221,11 @@ def build_world(env: dict[str, str], home: Path) -> tuple[str, str]:
         "--reason",
         reason,
     )
-    payments = pd.read_parquet(transactions, columns=["customer_id", "terminal_id"])
+    payments = pd.read_parquet(transactions, columns=["customer_id", "terminal_id", "occurred_at"])
     customer = payments["customer_id"].value_counts().index[0]
     terminal = payments.loc[payments["customer_id"] == customer, "terminal_id"].mode()[0]
-    return str(customer), str(terminal)
+    pays_at = payments["occurred_at"].max() + pd.Timedelta(hours=1)
+    return str(customer), str(terminal), pays_at.isoformat()
 
 
 def create_databases(names: list[str]) -> None:
@@ -273,10 +278,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     try:
         redis.start()
         env = isolated_env(home, run, redis.port, direct_audit_url)
-        customer, terminal = build_world(env, home)
+        customer, terminal, pays_at = build_world(env, home)
         proxy.start()
         process, url = serve({**env, "RISK_AUDIT_URL": served_audit_url}, home / "serve.log")
-        yield World(url, env, redis, proxy, direct_audit_url, customer, terminal)
+        yield World(url, env, redis, proxy, direct_audit_url, customer, terminal, pays_at)
     finally:
         if process is not None:
             stop_process(process)
@@ -286,11 +291,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def payment(world: World) -> dict[str, Any]:
-    """A payment of the world's busiest customer at its usual terminal, at the service's "now"."""
+    """A payment of the world's busiest customer at its usual terminal, after the world's last."""
     return {
         "transaction": {
             "transaction_id": f"fault-{uuid.uuid4().hex[:12]}",
-            "occurred_at": NOW.isoformat(),
+            "occurred_at": world.pays_at,
             "customer_id": world.customer,
             "terminal_id": world.terminal,
             "amount": 24.5,

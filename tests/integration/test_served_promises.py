@@ -50,6 +50,7 @@ class Served:
     log: Path
     customer: str
     terminal: str
+    pays_at: str
     redis: PrivateRedis
     env: dict[str, str]
 
@@ -66,9 +67,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     try:
         redis.start()
         env = isolated_env(home, run, redis.port, database_url(databases[0]))
-        customer, terminal = build_world(env, home)
+        customer, terminal, pays_at = build_world(env, home)
         process, url = serve(env, home / "serve.log")
-        yield Served(url, home, home / "serve.log", customer, terminal, redis, env)
+        yield Served(url, home, home / "serve.log", customer, terminal, pays_at, redis, env)
     finally:
         if process is not None:
             stop_process(process)
@@ -80,7 +81,7 @@ def payment(served: Served, amount: float = 24.5, transaction_id: str = "") -> d
     return {
         "transaction": {
             "transaction_id": transaction_id or f"promise-{uuid.uuid4().hex[:12]}",
-            "occurred_at": NOW.isoformat(),
+            "occurred_at": served.pays_at,  # batch rows within their TTL (build_world)
             "customer_id": served.customer,
             "terminal_id": served.terminal,
             "amount": amount,
