@@ -10,7 +10,9 @@ INSTALL = $(BIN)/uv pip install --python $(BIN)/python --find-links $(TORCH_FIND
 
 .PHONY: setup demo test test-unit test-calendar lint format bench lock infra clean
 
+# var/feast: where feature_repo/feature_store.yaml points the stock feast CLI (the local profile's).
 setup: $(VENV)/.installed
+	@mkdir -p var/feast
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -1,7 +1,8 @@
 """Offline Feast jobs: register the definitions, materialize, seed the streaming history.
 
-Definitions are the flat objects of ``feature_repo``, applied through Feast's Python API, so
-``riskctl features apply`` needs no ``feature_store.yaml`` and no ``feast`` command on the path.
+Definitions are the flat objects of ``feature_repo`` (``feature_repo.definitions``), applied
+through Feast's Python API with the profile's store config from ``configs/feast/``; the stock
+``feast`` CLI reads the same module through ``feature_repo/feature_store.yaml``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from feast import FeatureStore
 
 from decisioning.features.activity import LONGEST_WINDOW_NS, CustomerHistory, RecentPayment
 from decisioning.features.history import PaymentHistory
-from feature_repo import data_sources, entities, feature_services, feature_views, on_demand_views
+from feature_repo.definitions import DEFINITIONS
 from pipelines.features.errors import FeatureTablesMissing
 
 logger = logging.getLogger(__name__)
@@ -29,24 +30,7 @@ ALL_TIME_START = datetime(1970, 1, 1, tzinfo=UTC)
 
 def feature_definitions() -> list[Any]:
     """Every registered object of ``feature_repo``, in the order Feast wants them."""
-    return [
-        entities.customer,
-        entities.terminal,
-        data_sources.customer_activity_source,
-        data_sources.customer_activity_push,
-        data_sources.customer_attributes_source,
-        data_sources.terminal_risk_source,
-        data_sources.payment_request,
-        feature_views.customer_velocity,
-        feature_views.customer_profile,
-        feature_views.customer_terminal_history,
-        feature_views.customer_attributes,
-        feature_views.terminal_risk,
-        on_demand_views.payment_context,
-        feature_services.fraud_v1,
-        feature_services.fraud_v2,
-        feature_services.fraud_v3,
-    ]
+    return list(DEFINITIONS)
 
 
 def apply_definitions(store: FeatureStore) -> list[str]:
