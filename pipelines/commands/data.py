@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,10 +12,13 @@ from rich.table import Table
 
 from decisioning.settings import load_settings
 from pipelines.commands.reading import DateFormat, OnBadRows, Timezone, reading_config
-from pipelines.ingest import load_events, read_table
-from pipelines.quality import SUITES, validate_frame
-from pipelines.quarantine import gate_events, quarantine_path
-from pipelines.simulate import SimulatedWorld, SimulationConfig, simulate_world, write_world
+
+if TYPE_CHECKING:  # pandas, scipy and GX load when a command runs, not for --help
+    from pipelines.simulate import SimulatedWorld, SimulationConfig
+
+# The suites of pipelines.quality.SUITES, spelled here so --help need not load GX (a test keeps
+# the two equal).
+KINDS = ("transactions", "texts", "training-set")
 
 app = typer.Typer(help="Simulate, load and validate event data.", no_args_is_help=True)
 console = Console()
@@ -29,13 +32,15 @@ def simulate(
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
     """Write transactions, texts, customers and terminals of a simulated world (DESIGN 4.1)."""
+    from pipelines.simulate import SimulationConfig
+
     world = simulate_and_write(SimulationConfig(customers=customers, days=days, seed=seed), out)
     console.print(summary_table(world))
 
 
 @app.command()
 def validate(
-    kind: Annotated[str, typer.Argument(help=" | ".join(SUITES))],
+    kind: Annotated[str, typer.Argument(help=" | ".join(KINDS))],
     path: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
     timezone: Timezone = None,
     date_format: DateFormat = None,
@@ -46,8 +51,12 @@ def validate(
     With ``--on-bad-rows quarantine`` the failing rows are written beside the file
     (``<name>.<kind>.quarantine.csv``) and the check passes while they are few.
     """
-    if kind not in SUITES:
-        raise typer.BadParameter(f"choose one of {', '.join(SUITES)}", param_hint="KIND")
+    from pipelines.ingest import load_events, read_table
+    from pipelines.quality import validate_frame
+    from pipelines.quarantine import gate_events, quarantine_path
+
+    if kind not in KINDS:
+        raise typer.BadParameter(f"choose one of {', '.join(KINDS)}", param_hint="KIND")
     reading = reading_config(load_settings(), timezone, date_format, on_bad_rows)
     frame = read_table(path) if kind == "training-set" else load_events(path, kind, reading)
     if reading.on_bad_rows == "quarantine" and kind != "training-set":
@@ -66,6 +75,8 @@ def validate(
 
 def simulate_and_write(config: SimulationConfig, out: Path) -> SimulatedWorld:
     """Simulate with a progress line per stage, then write the files."""
+    from pipelines.simulate import simulate_world, write_world
+
     with console.status("simulating") as status:
         world = simulate_world(config, progress=lambda stage: status.update(f"simulating {stage}"))
         status.update("writing Parquet files")

@@ -18,9 +18,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 
 from decisioning.errors import RiskPlatformError
@@ -33,9 +32,10 @@ from pipelines.commands.serve import (
     post_decision,
     sample_requests,
 )
-from pipelines.ingest import load_checked
 from pipelines.progress import rich_progress
-from pipelines.simulate import SimulationConfig
+
+if TYPE_CHECKING:  # pandas and the simulator load when the demo runs, not for --help
+    import pandas as pd
 
 DEMO_PORT = 3917
 READY_TIMEOUT_S = 240
@@ -53,6 +53,9 @@ def demo(
     port: Annotated[int, typer.Option(help="port for the demo's service")] = DEMO_PORT,
 ) -> None:
     """Run the whole main job on the embedded default and print the decisions it made."""
+    from pipelines.ingest import load_checked
+    from pipelines.simulate import SimulationConfig
+
     settings = load_settings()
     started = time.perf_counter()
     data_dir = settings.data_path
@@ -250,6 +253,8 @@ def audit_and_replay(settings: Settings, decision_ids: list[str]) -> None:
 
 def drift_first_vs_last(transactions: pd.DataFrame, folder: Path) -> Path:
     """The drift report of the monitor command on two windows of the simulated payments."""
+    import pandas as pd
+
     from pipelines.commands.monitor import drift
 
     start, end = transactions["occurred_at"].min(), transactions["occurred_at"].max()

@@ -5,13 +5,14 @@ Defaults come from ``configs/ingest.yaml``; an option given on the command line 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from decisioning.settings import Settings
-from pipelines.ingest import ReadingConfig, load_reading_config
-from pipelines.timestamps import time_zone
+
+if TYPE_CHECKING:  # pandas loads when a command reads a file, not for --help
+    from pipelines.ingest import ReadingConfig
 
 Timezone = Annotated[
     str | None,
@@ -40,6 +41,9 @@ def reading_config(
     on_bad_rows: str | None = None,
 ) -> ReadingConfig:
     """``configs/ingest.yaml`` with the options given on the command line put over it."""
+    from pipelines.ingest import ReadingConfig, load_reading_config
+    from pipelines.timestamps import time_zone
+
     config = load_reading_config(settings.config_path("configs/ingest.yaml"))
     given = {"timezone": timezone, "date_format": date_format, "on_bad_rows": on_bad_rows}
     merged = ReadingConfig.model_validate(

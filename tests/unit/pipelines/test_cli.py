@@ -61,3 +61,10 @@ def test_missing_file_and_unknown_kind_exit_non_zero(
 
 def test_no_command_shows_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) != 0
+
+
+def test_validate_names_exactly_the_quality_suites() -> None:
+    from pipelines.commands.data import KINDS
+    from pipelines.quality import SUITES
+
+    assert KINDS == SUITES
