@@ -33,6 +33,11 @@ class TrainedConductModel:
     metrics: dict[str, float]
     training_data_hash: str
     train_rows: int
+    training_rows: pd.DataFrame
+    """Columns ``message_id``, ``text`` and ``label``: the rows the classifier was fitted on."""
+    scored_holdout: pd.DataFrame
+    """Per holdout message: ``message_id``, ``label``, the ``predicted`` category as served (rules
+    and model), and the classifier's own ``top_class`` with its probability, ``confidence``."""
 
 
 def in_holdout(message_ids: Sequence[str]) -> np.ndarray:
@@ -76,8 +81,9 @@ def train_conduct_model(
             raise TrainingDataError(f"training table has no {column!r} column")
     table = table.dropna(subset=["text", "label"])
     texts, labels = table["text"].astype(str).tolist(), table["label"].astype(str).tolist()
+    message_ids = table["message_id"].astype(str).to_numpy(dtype=object)
     check_conduct_labels(labels, taxonomy)
-    holdout = in_holdout(table["message_id"].astype(str).tolist())
+    holdout = in_holdout(message_ids.tolist())
     if holdout.all() or not holdout.any():
         raise TrainingDataError("training table too small to hold out 20 % of its messages")
     embeddings = embedder.embed(texts, on_progress)
@@ -92,10 +98,26 @@ def train_conduct_model(
     # measured as served (rules + model), the same way the promotion gate scores the pyfunc
     assessments = ConductAssessor(model, embedder).assess_many(holdout_frame["text"].tolist())
     predicted = [assessment.category for assessment in assessments]
+    # The classifier's top class, not the served category: a rule's pick carries no probability
+    # of its own, and these are the probabilities temperature scaling calibrates.
+    probabilities = classifier.predict_proba(holdout_frame["text"].tolist(), embeddings[holdout])
+    scored_holdout = pd.DataFrame(
+        {
+            "message_id": message_ids[holdout],
+            "label": holdout_frame["label"].to_numpy(),
+            "predicted": predicted,
+            "top_class": np.asarray(classifier.classes, dtype=object)[probabilities.argmax(axis=1)],
+            "confidence": probabilities.max(axis=1),
+        }
+    )
     return TrainedConductModel(
         model=model,
         holdout=holdout_frame,
         metrics=classification_metrics(holdout_frame["label"].tolist(), predicted),
         training_data_hash=table_hash(texts, labels),
         train_rows=len(train_texts),
+        training_rows=pd.DataFrame(
+            {"message_id": message_ids[~holdout], "text": train_texts, "label": train_labels}
+        ),
+        scored_holdout=scored_holdout,
     )
