@@ -23,6 +23,7 @@ from decisioning.conduct.rules import load_rules
 from decisioning.conduct.taxonomy import load_taxonomy
 from decisioning.conduct.training import TrainedConductModel, train_conduct_model
 from decisioning.settings import Settings
+from pipelines.conduct.run_details import log_run_details
 from pipelines.ingest import read_table
 from pipelines.progress import ProgressFactory, no_progress
 from registry.models import (
@@ -131,5 +132,6 @@ def train_conduct(
         package = conduct_package(trained, ConductAssessor(trained.model, embedder), model_file)
         experiment = ensure_experiment(client, CONDUCT_CLASSIFIER, settings.mlflow.artifact_root)
         registered = register_challenger(client, CONDUCT_CLASSIFIER, experiment, package)
+        log_run_details(registered.run_id, trained, texts, text_column, label_column)
         register_prompts(client, settings.config_path("configs/prompts"))
     return registered, trained

@@ -35,6 +35,16 @@ def test_train_register_promote_and_load_by_alias(
     assert scored.loc[0, "category"] == "conduct.scam_report"
     spans = json.loads(scored.loc[0, "spans"])
     assert spans and spans[0]["span"]["text"] in "I was scammed by a fake bank caller."
+    # and the training run says with what and on which texts, and how good per category
+    client = mlflow.MlflowClient()
+    run = client.get_run(client.get_model_version_by_alias(CONDUCT_CLASSIFIER, "champion").run_id)
+    assert run.data.params["texts_file"] == str(small_world_dir / "texts.parquet")
+    assert len(run.inputs.dataset_inputs) == 2, "training and holdout texts as datasets"
+    assert {"class.conduct.scam_report.f1", "calibration_error"} <= set(run.data.metrics)
+    logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+    expected = {"per_class_report.json", "confusion_matrix.json", "confusion_matrix.png",
+                "calibration.json", "reliability_diagram.png"}  # fmt: skip
+    assert expected <= logged, f"missing from the run: {expected - logged}"
 
 
 def test_evaluate_writes_the_report(tmp_path: Path, risk_home: Path) -> None:
