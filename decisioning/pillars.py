@@ -29,8 +29,8 @@ Fetch = Callable[[TransactionEvent], "FeatureRead"]
 
 
 class FeatureRead(Protocol):
-    """A payment's feature values, the push that records it (called once it is decided), and
-    the batch features the online store lacked."""
+    """A payment's feature values, the push that records it (called once it is decided), the
+    batch features the online store lacked, and those older than their view's TTL."""
 
     @property
     def values(self) -> Mapping[str, Any]: ...
@@ -40,6 +40,9 @@ class FeatureRead(Protocol):
 
     @property
     def missing(self) -> tuple[str, ...]: ...
+
+    @property
+    def stale(self) -> tuple[str, ...]: ...
 
 
 class FraudScorerPillar:

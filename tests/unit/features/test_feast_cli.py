@@ -1,4 +1,4 @@
-"""The stock feast CLI works on ``feature_repo/`` as a Feast user expects, and agrees with riskctl."""
+"""The stock feast CLI works on ``feature_repo/`` as a Feast user expects, agreeing with riskctl."""
 
 from __future__ import annotations
 
