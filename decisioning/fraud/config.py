@@ -22,6 +22,9 @@ class AnomalyConfig(_Strict):
     n_estimators: int = Field(default=100, ge=10)
     max_samples: int = Field(default=256, ge=16)
     seed: int = 7
+    # False: XGBoost never reads the anomaly score. The forest is still fitted, so the scorer keeps
+    # one shape for serving and reason codes; model selection turns this on and off.
+    enabled: bool = True
 
 
 class BoosterConfig(_Strict):
@@ -35,6 +38,49 @@ class BoosterConfig(_Strict):
     # Features whose increase may never lower the score (XGBoost monotone constraints): a
     # reviewer can then trust that more payments in a burst never look safer.
     monotone_increasing: tuple[str, ...] = ()
+
+
+class SelectionCandidate(_Strict):
+    """One setting tried by model selection: XGBoost values that differ from ``xgboost``, and
+    whether the anomaly score feeds XGBoost. A field left out keeps the configured value."""
+
+    name: str = Field(min_length=1)
+    anomaly: bool = True
+    max_depth: int | None = Field(default=None, ge=1, le=12)
+    learning_rate: float | None = Field(default=None, gt=0, le=1)
+    rounds: int | None = Field(default=None, ge=1)
+    min_child_weight: float | None = Field(default=None, ge=0)
+
+    def applied_to(self, config: FraudConfig) -> FraudConfig:
+        """``config`` with this candidate's values in place of its own."""
+        booster = self.model_dump(exclude={"name", "anomaly"}, exclude_none=True)
+        return config.model_copy(
+            update={
+                "xgboost": config.xgboost.model_copy(update=booster),
+                "anomaly": config.anomaly.model_copy(update={"enabled": self.anomaly}),
+            }
+        )
+
+
+class SelectionConfig(_Strict):
+    """Prequential model selection: each candidate is fitted on time-ordered folds before the
+    validation window, each fold learning only the labels known at its own start, and the one
+    with the best mean average precision is trained. Off (or one candidate): the configured
+    values are trained as they are."""
+
+    enabled: bool = True
+    folds: int = Field(default=3, ge=1, le=5)
+    candidates: tuple[SelectionCandidate, ...] = Field(default=(), max_length=6)
+
+    @field_validator("candidates")
+    @classmethod
+    def _distinct_names(
+        cls, candidates: tuple[SelectionCandidate, ...]
+    ) -> tuple[SelectionCandidate, ...]:
+        names = [candidate.name for candidate in candidates]
+        if len(set(names)) != len(names):
+            raise ValueError(f"candidate names repeat: {names}")
+        return candidates
 
 
 class ReviewRule(_Strict):
@@ -73,6 +119,7 @@ class FraudConfig(_Strict):
     card_precision_k: int = Field(default=100, ge=1)
     anomaly: AnomalyConfig = AnomalyConfig()
     xgboost: BoosterConfig = BoosterConfig()
+    selection: SelectionConfig = SelectionConfig()
     review_rules: tuple[ReviewRule, ...] = ()
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)

@@ -28,7 +28,15 @@ from pipelines.quality import require_valid
 logger = logging.getLogger(__name__)
 
 # Columns carried beside the features: keys for metrics (card, day) and the label's timing.
-CONTEXT_COLUMNS = ("transaction_id", "occurred_at", "customer_id", "card_id", "label")
+# label_available_at lets model selection's folds learn only the labels known at their start.
+CONTEXT_COLUMNS = (
+    "transaction_id",
+    "occurred_at",
+    "customer_id",
+    "card_id",
+    "label",
+    "label_available_at",
+)
 ENTITY_COLUMNS = (
     "transaction_id",
     "customer_id",

@@ -27,6 +27,7 @@ __all__ = [
     "expected_calibration_error",
     "fraud_metrics",
     "write_curves",
+    "write_shap_summary",
 ]
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,43 @@ def write_curves(scored: pd.DataFrame, directory: Path) -> list[Path]:
     figure.savefig(calibration_path, dpi=100, bbox_inches="tight")
     plt.close(figure)
     return [pr_path, calibration_path]
+
+
+SHAP_MAX_ROWS = 5_000
+
+
+def write_shap_summary(contributions: pd.DataFrame, values: pd.DataFrame, directory: Path) -> Path:
+    """A SHAP beeswarm of the validation window: each feature's TreeSHAP value per payment.
+
+    ``contributions``: XGBoost's log-odds contributions (one column per feature); ``values``: the
+    same payments' feature values, coloured where numeric (a category shows grey). At most
+    ``SHAP_MAX_ROWS`` payments, sampled, so the plot stays quick and readable.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import shap
+
+    rows = contributions.reset_index(drop=True)
+    data = values.reset_index(drop=True)[list(rows.columns)]
+    if len(rows) > SHAP_MAX_ROWS:
+        keep = rows.sample(n=SHAP_MAX_ROWS, random_state=0).index
+        rows, data = rows.loc[keep], data.loc[keep]
+    numeric = data.apply(lambda column: pd.to_numeric(column, errors="coerce")).astype("float64")
+    explanation = shap.Explanation(
+        values=rows.to_numpy(dtype="float64"),
+        data=numeric.to_numpy(),
+        feature_names=list(rows.columns),
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    shap.plots.beeswarm(explanation, max_display=15, show=False)
+    figure = plt.gcf()
+    figure.suptitle("SHAP values (validation window, log-odds)")
+    path = directory / "shap_summary.png"
+    figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    return path
 
 
 def after_known_terminal_fraud(transactions: pd.DataFrame) -> pd.Series:

@@ -28,6 +28,37 @@ def confusion_at_actions(labels: np.ndarray, flagged: np.ndarray) -> dict[str, i
     }
 
 
+SCENARIO_COLUMN = "fraud_scenario"
+
+
+def scenario_recall(
+    labelled: pd.DataFrame, flagged: np.ndarray, transactions: pd.DataFrame
+) -> pd.DataFrame | None:
+    """Per simulated fraud scenario: the validation window's frauds and the share alerted.
+
+    ``labelled``: the labelled validation payments, in the order of ``flagged``; the scenario
+    comes from ``transactions`` by transaction_id. None when the file names no scenarios.
+    """
+    if SCENARIO_COLUMN not in transactions.columns:
+        return None
+    scenario = labelled["transaction_id"].map(
+        transactions.set_index("transaction_id")[SCENARIO_COLUMN]
+    )
+    frauds = pd.DataFrame({"scenario": scenario.to_numpy(), "alerted": flagged})[
+        labelled["label"].astype(int).to_numpy() == 1
+    ]
+    table = (
+        frauds.groupby("scenario", dropna=False)["alerted"]
+        .agg(frauds="size", alerted="sum")
+        .reset_index()
+    )
+    total = pd.DataFrame(
+        {"scenario": ["all"], "frauds": [len(frauds)], "alerted": [int(frauds["alerted"].sum())]}
+    )
+    table = pd.concat([table, total], ignore_index=True)
+    return table.assign(recall=table["alerted"] / table["frauds"].clip(lower=1))
+
+
 def run_params(config: FraudConfig, source: Path) -> dict[str, str]:
     """Every tunable of the fraud config, flattened (``xgboost.max_depth``), and the source file."""
     return {**_flatten(config.model_dump(mode="json")), "transactions_file": str(source)}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from decisioning.fraud.config import FraudConfig, load_fraud_config
-from decisioning.fraud.model import FraudScorer, fit_fraud_scorer
+from decisioning.fraud.model import ANOMALY_FEATURE, FraudScorer, fit_fraud_scorer
 from decisioning.fraud.pyfunc import (
     MODEL_ARTIFACT,
     FraudPyfunc,
@@ -38,9 +38,15 @@ from pipelines.fraud.dataset import (
     training_data_hash,
     with_label_times,
 )
-from pipelines.fraud.metrics import contribution_summary, fraud_metrics, write_curves
+from pipelines.fraud.metrics import (
+    contribution_summary,
+    fraud_metrics,
+    write_curves,
+    write_shap_summary,
+)
 from pipelines.fraud.reference_drift import DRIFT_TAG, ReferenceDrift, reference_drift
-from pipelines.fraud.run_details import confusion_at_actions, log_run_details
+from pipelines.fraud.run_details import confusion_at_actions, log_run_details, scenario_recall
+from pipelines.fraud.selection import SELECTION_TAG, Selection, log_selection, select_candidate
 from pipelines.ingest import ReadingConfig, load_events, read_table
 from pipelines.quarantine import Quarantine, gate_events, quarantine_path
 
@@ -73,6 +79,12 @@ class TrainedFraudModel:
     # The labelled rows learned from and the validation actions' confusion matrix (MLflow run).
     training_rows: pd.DataFrame | None = None
     confusion: dict[str, int] | None = None
+    selection: Selection | None = None
+    # Per payment of the validation window: each feature's TreeSHAP value (the summary plot).
+    contribution_values: pd.DataFrame | None = None
+    feature_values: pd.DataFrame | None = None
+    # Recall per simulated fraud scenario on the validation window, when the file names them.
+    scenarios: pd.DataFrame | None = None
 
 
 def load_fraud_settings(settings: Settings) -> tuple[FraudConfig, Path]:
@@ -83,21 +95,46 @@ def load_fraud_settings(settings: Settings) -> tuple[FraudConfig, Path]:
     )
 
 
-def fit_on_period(
-    features: FeatureSet, config: FraudConfig, codes_path: Path
-) -> tuple[FraudScorer, pd.DataFrame, str]:
-    """GX-check the labelled training rows, split by time and fit; returns the validation frame."""
+@dataclass(frozen=True)
+class PeriodFit:
+    """The scorer fitted on a period, its validation window, GX summary and model selection."""
+
+    scorer: FraudScorer
+    validation: pd.DataFrame
+    gate: str
+    selection: Selection
+
+
+def fit_selected(features: FeatureSet, config: FraudConfig, codes_path: Path) -> PeriodFit:
+    """GX-check the labelled training rows, split by time, select a candidate and fit it.
+
+    Selection's folds span the whole period, the validation window included: with labels a week
+    late, the stretch before that window alone leaves its folds almost no known label. The
+    validation figures of a selected model are then slightly optimistic (it was chosen partly
+    there); a backtest's test window is never seen by selection.
+    """
     split = split_by_time(features.frame, config.validation_share)
     gate = check_training_set(split.train)
+    reason_codes = load_reason_codes(codes_path)
+    selection = select_candidate(features.frame, features.features, config, reason_codes)
+    logger.info("model selection: %s (%s)", selection.chosen, selection.note)
     scorer = fit_fraud_scorer(
         split.history,
         split.train,
         split.validation,
         features.features,
-        config,
-        load_reason_codes(codes_path),
+        selection.config(config),
+        reason_codes,
     )
-    return scorer, split.validation, gate
+    return PeriodFit(scorer, split.validation, gate, selection)
+
+
+def fit_on_period(
+    features: FeatureSet, config: FraudConfig, codes_path: Path
+) -> tuple[FraudScorer, pd.DataFrame, str]:
+    """``fit_selected`` as a tuple: the scorer, the validation frame and the GX summary."""
+    fitted = fit_selected(features, config, codes_path)
+    return fitted.scorer, fitted.validation, fitted.gate
 
 
 def train_fraud_model(
@@ -125,8 +162,9 @@ def train_fraud_model(
     ].assign(label=lambda frame: labels_known_at(frame, cutoff))
     progress(f"point-in-time features of {len(period):,} payments")
     features = point_in_time_features(settings, transactions, customers, period)
-    progress("fitting anomaly detector and XGBoost")
-    scorer, validation, gate = fit_on_period(features, config, codes_path)
+    progress("selecting and fitting anomaly detector and XGBoost")
+    fitted = fit_selected(features, config, codes_path)
+    scorer, validation, gate = fitted.scorer, fitted.validation, fitted.gate
     labelled = validation[validation["label"].notna()].reset_index(drop=True)
     scores = scorer.score(labelled)
     scored = labelled.assign(score=scores.score)
@@ -145,6 +183,7 @@ def train_fraud_model(
         GX_TAG: f"passed: {gate}",  # a failing suite stops training before this point
         DRIFT_TAG: drift.as_tag(),
         **scorer.thresholds.as_tags(),
+        SELECTION_TAG: "none" if fitted.selection.chosen is None else fitted.selection.chosen.name,
     }
     if checked.quarantine is not None:
         tags["quarantined_rows"] = str(checked.quarantine.rows)
@@ -164,6 +203,10 @@ def train_fraud_model(
             [*features.features, *HOLDOUT_CONTEXT, "label"]
         ],
         confusion=confusion_at_actions(labelled["label"].to_numpy(), flagged),
+        selection=fitted.selection,
+        contribution_values=scores.contributions,
+        feature_values=labelled[scorer.features].assign(**{ANOMALY_FEATURE: scores.anomaly}),
+        scenarios=scenario_recall(labelled, flagged, transactions),
     )
 
 
@@ -207,6 +250,17 @@ def train_and_register(
         client.log_artifact(registered.run_id, str(summary))
         for path in save_snapshot(trained.drift.snapshot, folder / "drift"):
             client.log_artifact(registered.run_id, str(path), "drift")
+        if trained.contribution_values is not None and trained.feature_values is not None:
+            shap_plot = write_shap_summary(
+                trained.contribution_values, trained.feature_values, folder / "shap"
+            )
+            client.log_artifact(registered.run_id, str(shap_plot))
+        if trained.scenarios is not None:
+            table = folder / "scenario_recall.csv"
+            trained.scenarios.to_csv(table, index=False)
+            client.log_artifact(registered.run_id, str(table))
+        if trained.selection is not None:
+            log_selection(registered.run_id, trained.selection)
         if trained.training_rows is not None and trained.confusion is not None:
             log_run_details(
                 registered.run_id,
