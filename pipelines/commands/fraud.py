@@ -52,7 +52,12 @@ def backtest(
     """
     from decisioning.fraud.config import parse_label_delay
     from pipelines.fraud.backtest import BacktestWindows, backtest, check_scores_path, write_scores
-    from pipelines.fraud.evaluation import quality_line, quality_path, write_quality
+    from pipelines.fraud.evaluation import (
+        baseline_line,
+        quality_line,
+        quality_path,
+        write_quality,
+    )
     from pipelines.quarantine import quarantine_path
 
     settings = load_settings()
@@ -85,6 +90,9 @@ def backtest(
         highlight=False,
     )
     console.print(f"quality: {quality_line(result.quality)}", highlight=False)
+    console.print(f"baseline: {baseline_line(result.quality)}", highlight=False)
+    chosen = result.quality["selection"]
+    console.print(f"model selection: {chosen['chosen'] or 'none'} ({chosen['note']})")
     console.print(f"wrote the quality figures to {figures}", highlight=False)
     if result.quarantine is not None:
         console.print(result.quarantine.line(), highlight=False)

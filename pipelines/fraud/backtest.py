@@ -21,9 +21,11 @@ from typing import Any
 
 import pandas as pd
 
+from decisioning.fraud.config import FraudConfig
 from decisioning.fraud.model import FraudScorer
 from decisioning.settings import Settings
 from pipelines.features.jobs import customers_beside
+from pipelines.fraud.baseline import BASELINE_NAME, baseline_scores, fit_baseline
 from pipelines.fraud.dataset import (
     FeatureSet,
     labels_known_at,
@@ -31,8 +33,8 @@ from pipelines.fraud.dataset import (
     with_label_times,
 )
 from pipelines.fraud.errors import BacktestWindowError, LabelsUnavailable, ScoresFileError
-from pipelines.fraud.evaluation import backtest_quality
-from pipelines.fraud.training import fit_on_period, load_fraud_settings
+from pipelines.fraud.evaluation import backtest_quality, comparable_figures
+from pipelines.fraud.training import fit_selected, load_fraud_settings
 from pipelines.ingest import ReadingConfig, load_events, read_table
 from pipelines.quarantine import Quarantine, gate_events, quarantine_path
 
@@ -110,6 +112,21 @@ def run_backtest(
     ).scores
 
 
+@dataclass(frozen=True)
+class BacktestData:
+    """The windows' payments with their point-in-time features, ready to fit and score."""
+
+    features: FeatureSet
+    is_test: pd.Series
+    test: pd.DataFrame
+    labels_known_at: pd.Timestamp
+    windows: BacktestWindows
+    label_delay: pd.Timedelta
+    config: FraudConfig
+    codes_path: Path
+    quarantine: Quarantine | None = None
+
+
 def backtest(
     settings: Settings,
     transactions_path: Path,
@@ -126,6 +143,30 @@ def backtest(
     test window's start). Labels are checked right after reading, before the gate and features.
     Rows quarantined (``reading.on_bad_rows``) go to ``quarantine_to`` (default: beside the file).
     """
+    data = prepare_backtest(
+        settings,
+        transactions_path,
+        windows,
+        label_delay,
+        progress,
+        reading,
+        labels_known_at,
+        quarantine_to,
+    )
+    return fit_and_score(data, data.config, progress)
+
+
+def prepare_backtest(
+    settings: Settings,
+    transactions_path: Path,
+    windows: BacktestWindows,
+    label_delay: pd.Timedelta,
+    progress: Progress = logger.info,
+    reading: ReadingConfig | None = None,
+    labels_known_at: pd.Timestamp | None = None,
+    quarantine_to: Path | None = None,
+) -> BacktestData:
+    """Read, check labels and the gate, build the features of both windows: the costly part."""
     windows.check()
     cutoff = windows.labels_cutoff(labels_known_at)
     config, codes_path = load_fraud_settings(settings)
@@ -148,26 +189,56 @@ def backtest(
     payments = pd.concat([train, test.assign(label=unknown)], ignore_index=True)
     progress(f"point-in-time features of {len(payments):,} payments")
     features = point_in_time_features(settings, transactions, customers, payments)
-    is_test = features.frame["transaction_id"].isin(test["transaction_id"])
+    return BacktestData(
+        features=features,
+        is_test=features.frame["transaction_id"].isin(test["transaction_id"]),
+        test=test,
+        labels_known_at=cutoff,
+        windows=windows,
+        label_delay=label_delay,
+        # Selection's folds and the protocol read one label delay: the backtest's.
+        config=config.model_copy(update={"label_delay": label_delay}),
+        codes_path=codes_path,
+        quarantine=checked.quarantine,
+    )
+
+
+def fit_and_score(
+    data: BacktestData, config: FraudConfig, progress: Progress = logger.info
+) -> Backtest:
+    """Fit the scorer (model selection included) and the baseline, score and measure the test."""
+    is_test = data.is_test
     progress(f"fitting on {int((~is_test).sum()):,} training-window payments")
     training = FeatureSet(
-        frame=features.frame[~is_test].reset_index(drop=True),
-        features=features.features,
-        service=features.service,
+        frame=data.features.frame[~is_test].reset_index(drop=True),
+        features=data.features.features,
+        service=data.features.service,
     )
-    scorer, _, _ = fit_on_period(training, config, codes_path)
+    fitted = fit_selected(training, config, data.codes_path)
     progress(f"scoring {int(is_test.sum()):,} test-window payments")
-    scores = score_payments(scorer, features.frame[is_test].reset_index(drop=True))
-    quality = backtest_quality(scores, test, config.card_precision_k, config.alert_budget)
+    test_features = data.features.frame[is_test].reset_index(drop=True)
+    scores = score_payments(fitted.scorer, test_features)
+    k, budget = config.card_precision_k, config.alert_budget
+    quality = backtest_quality(scores, data.test, k, budget)
+    labelled = training.frame[training.frame["label"].notna()]
+    baseline = fit_baseline(training.frame, labelled, training.features)
+    quality["baseline"] = {
+        "model": BASELINE_NAME,
+        **comparable_figures(
+            backtest_quality(baseline_scores(baseline, test_features, budget), data.test, k, budget)
+        ),
+    }
+    windows = data.windows
     quality |= {
         "train_window": [windows.train_start.isoformat(), windows.train_end.isoformat()],
         "test_window": [windows.test_start.isoformat(), windows.test_end.isoformat()],
-        "labels_known_at": cutoff.isoformat(),
-        "label_delay": _days(label_delay),
+        "labels_known_at": data.labels_known_at.isoformat(),
+        "label_delay": _days(data.label_delay),
+        "selection": fitted.selection.summary(),
     }
-    if checked.quarantine is not None:
-        quality["quarantined_rows"] = checked.quarantine.rows
-    return Backtest(scores, quality, cutoff, checked.quarantine)
+    if data.quarantine is not None:
+        quality["quarantined_rows"] = data.quarantine.rows
+    return Backtest(scores, quality, data.labels_known_at, data.quarantine)
 
 
 def labels_known_at_cutoff(

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from pipelines.fraud.baseline import BASELINE_NAME
 from pipelines.fraud.metrics import daily_card_precision_at_k
 
 ALERTED = ("review", "decline")
@@ -64,6 +65,20 @@ def backtest_quality(
     }
 
 
+def comparable_figures(quality: dict[str, Any]) -> dict[str, Any]:
+    """The figures two models of one backtest are compared on (the baseline's, the scorer's)."""
+    k = quality["card_precision_k"]
+    return {
+        name: quality[name]
+        for name in (
+            "roc_auc",
+            "average_precision",
+            f"card_precision_at_{k}",
+            "recall_at_alert_budget",
+        )
+    }
+
+
 def quality_path(scores_path: Path) -> Path:
     """Beside the scores file: ``scores.parquet`` -> ``scores.metrics.json``."""
     return scores_path.with_name(f"{scores_path.stem}.metrics.json")
@@ -78,20 +93,28 @@ def write_quality(quality: dict[str, Any], path: Path) -> Path:
 
 def quality_line(quality: dict[str, Any]) -> str:
     """One line for the terminal: the four figures a fraud team reads first."""
-    k = quality["card_precision_k"]
-    figures = {
-        "ROC AUC": quality["roc_auc"],
-        "average precision": quality["average_precision"],
-        f"card precision@{k}": quality[f"card_precision_at_{k}"],
-        "recall at the alert budget": quality["recall_at_alert_budget"],
-    }
-    shown = ", ".join(
-        f"{name} {'n/a' if value is None else f'{value:.3f}'}" for name, value in figures.items()
-    )
+    shown = figures_line(quality, quality["card_precision_k"])
     return (
         f"{shown} ({quality['test_frauds']:,} frauds in {quality['labelled_test_payments']:,} "
         f"labelled test payments; alerts on {quality['alert_share']:.2%}, "
         f"budget {quality['alert_budget']:.2%})"
+    )
+
+
+def baseline_line(quality: dict[str, Any]) -> str:
+    """The baseline's figures, to print under the scorer's."""
+    return f"{figures_line(quality['baseline'], quality['card_precision_k'])} ({BASELINE_NAME})"
+
+
+def figures_line(figures: dict[str, Any], k: int) -> str:
+    named = {
+        "ROC AUC": figures["roc_auc"],
+        "average precision": figures["average_precision"],
+        f"card precision@{k}": figures[f"card_precision_at_{k}"],
+        "recall at the alert budget": figures["recall_at_alert_budget"],
+    }
+    return ", ".join(
+        f"{name} {'n/a' if value is None else f'{value:.3f}'}" for name, value in named.items()
     )
 
 
