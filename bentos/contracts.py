@@ -1,4 +1,6 @@
-"""Request and response models of the HTTP API (DESIGN 4.6), shared by the three services.
+"""Request and response models of the HTTP API, shared by the three services.
+
+The API they serve is described in docs/design.md, Contracts: HTTP API.
 
 Pydantic models all the way, so the OpenAPI document is exact and bad input gets a field-level
 4xx before any code of ours runs.

@@ -1,4 +1,6 @@
-"""The BentoML services (DESIGN 4.6): a fraud scorer, a conduct scorer and ``RiskService``.
+"""The BentoML services: a fraud scorer, a conduct scorer and ``RiskService``.
+
+The API they serve is described in docs/design.md, Contracts: HTTP API.
 
 Thin on purpose: parse (pydantic), call ``decisioning``, respond. ``RiskService`` runs the fraud
 pillar in its own process and takes the conduct scorer as a ``bentoml.depends`` dependency in

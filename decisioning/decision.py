@@ -1,4 +1,6 @@
-"""``RiskDecision``: the system of record (DESIGN 4.2), and its canonical JSON and hashes.
+"""``RiskDecision``: the system of record, and its canonical JSON and hashes.
+
+Every field is described in docs/design.md, Contracts: RiskDecision.
 
 A decision is complete on its own: with the feature values, versions and inputs it records, the
 decision can be recomputed years later and compared (``riskctl audit replay``).

@@ -10,7 +10,8 @@ class SettingsError(RiskPlatformError):
 
 
 class SchemaError(RiskPlatformError):
-    """Input data does not meet its contract (DESIGN 4.1); the message names the column."""
+    """Input data does not meet its contract (docs/design.md, Contracts: events); the message
+    names the column."""
 
 
 class AuditError(RiskPlatformError):

@@ -1,4 +1,6 @@
-"""The event contracts of DESIGN 4.1: column names and types of transactions and texts.
+"""The event contracts: column names and types of transactions and texts.
+
+What a file must also meet is described in docs/design.md, Contracts: events.
 
 Column specs drive file ingestion (``pipelines.ingest``); the pydantic models check a single event
 arriving over HTTP, where labels are refused because a caller must never supply its own outcome.

@@ -1,4 +1,6 @@
-"""Bring-your-own ingestion: any CSV or Parquet with the DESIGN 4.1 columns becomes a typed frame.
+"""Bring-your-own ingestion: any CSV or Parquet with the contract's columns becomes a typed frame.
+
+The columns are described in docs/design.md, Contracts: events.
 
 This is the point where unchecked input becomes checked: structure and types here (a one-line
 ``SchemaError`` naming the column), then content through the quality gate (``pipelines.quality``).

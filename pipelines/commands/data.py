@@ -31,7 +31,10 @@ def simulate(
     days: Annotated[int, typer.Option(min=7)] = 90,
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
-    """Write transactions, texts, customers and terminals of a simulated world (DESIGN 4.1)."""
+    """Write transactions, texts, customers and terminals of a simulated world.
+
+    Their columns are described in docs/design.md, Contracts: events.
+    """
     from pipelines.simulate import SimulationConfig
 
     world = simulate_and_write(SimulationConfig(customers=customers, days=days, seed=seed), out)

@@ -1,4 +1,4 @@
-"""``riskctl demo``: the main job end to end on the embedded default (DESIGN section 2).
+"""``riskctl demo``: the main job end to end on the embedded default (docs/design.md, The main job).
 
 simulate → validate → features (build, apply, materialize) → train fraud and conduct →
 promote both through their gates → serve the bento → decide a sample → verify the audit chain →

@@ -31,7 +31,9 @@ class BuiltFeatures:
 def load_transactions(
     path: Path, reading: ReadingConfig | None = None, quarantine_to: Path | None = None
 ) -> CheckedEvents:
-    """Read a transactions file to the DESIGN 4.1 contract and stop unless it passes its gate.
+    """Read a transactions file to its contract and stop unless it passes its gate.
+
+    The contract is described in docs/design.md, Contracts: events.
 
     In quarantine mode the rows set aside go to ``quarantine_to`` (default: beside the file).
     """

@@ -67,7 +67,7 @@ class FeatureFrames:
 
 
 def event_kind(frame: pd.DataFrame) -> EventKind:
-    """Transactions or texts, told by the required columns of DESIGN 4.1."""
+    """Transactions or texts, told by their required columns (docs/design.md, Contracts: events)."""
     if set(TRANSACTION_REQUIRED) <= set(frame.columns):
         return "transactions"
     if set(TEXT_REQUIRED) <= set(frame.columns):

@@ -123,7 +123,10 @@ def _incident_counts(config: SimulationConfig) -> dict[str, int]:
 
 
 def write_world(world: SimulatedWorld, out: Path) -> dict[str, Path]:
-    """Write the four Parquet files of DESIGN 4.5 into ``out``."""
+    """Write the four Parquet files of ``riskctl data simulate`` into ``out``.
+
+    Their columns are described in docs/design.md, Contracts: events.
+    """
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     for name in ("transactions", "texts", "customers", "terminals"):

@@ -1,4 +1,6 @@
-"""The registry workflow on the ``services`` profile against a real PostgreSQL (DESIGN 4.4, 6).
+"""The registry workflow on the ``services`` profile against a real PostgreSQL.
+
+The workflow is described in docs/design.md, Contracts: registry; the profile in its Environments.
 
 MLflow's tracking and registry store is one throw-away database, the audit store another; both
 are dropped afterwards. Promotions and rollbacks go through ``riskctl registry``, which is where

@@ -1,4 +1,7 @@
-"""The CLI's contract: exit codes and a one-line reason on stderr (DESIGN 4.5)."""
+"""The CLI's contract: exit codes and a one-line reason on stderr.
+
+The contract is described in docs/design.md, Contracts: CLI.
+"""
 
 from pathlib import Path
 
