@@ -70,6 +70,10 @@ class SelectionConfig(_Strict):
 
     enabled: bool = True
     folds: int = Field(default=3, ge=1, le=5)
+    # A fold counts only when its validation stretch holds this many known frauds: on fewer,
+    # one payment moves average precision by a large step and the choice would be noise. Small
+    # worlds (the test suite's) therefore train the configured values without a search.
+    min_fold_frauds: int = Field(default=20, ge=1)
     candidates: tuple[SelectionCandidate, ...] = Field(default=(), max_length=6)
 
     @field_validator("candidates")

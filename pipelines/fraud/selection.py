@@ -126,9 +126,19 @@ def select_candidate(
     # Just past the last labelled payment, so the last stretch includes it.
     end = labelled.max() + pd.Timedelta(microseconds=1)
     stretches = prequential_folds(period["occurred_at"].min(), end, settings.folds)
-    usable = [(fold, split) for fold in stretches if _usable(split := fold_split(period, fold))]
+    usable = [
+        (fold, split)
+        for fold in stretches
+        if _usable(split := fold_split(period, fold), settings.min_fold_frauds)
+    ]
     if not usable:
-        return Selection(None, (), (), "not searched: no fold knew both classes at its start")
+        return Selection(
+            None,
+            (),
+            (),
+            f"not searched: no fold knew both classes at its start and "
+            f"{settings.min_fold_frauds} frauds in its stretch",
+        )
     folds = [fold for fold, _ in usable]
     splits = [split for _, split in usable]
     results = []
@@ -152,13 +162,14 @@ def select_candidate(
     return Selection(best.candidate, tuple(folds), tuple(results), f"{len(folds)} folds")
 
 
-def _usable(split: TimeSplit) -> bool:
+def _usable(split: TimeSplit, min_frauds: int) -> bool:
     learned = split.train["label"].astype(int)
     checked = split.validation["label"].astype(int)
     return (
         int(learned.sum()) >= MIN_POSITIVES
         and int((learned == 0).sum()) > 0
-        and checked.nunique() == 2
+        and int(checked.sum()) >= min_frauds
+        and int((checked == 0).sum()) > 0
     )
 
 

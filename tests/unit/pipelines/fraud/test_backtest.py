@@ -71,6 +71,12 @@ def test_backtest_scores_every_test_payment_of_a_byo_csv(
     ):
         assert figure in quality, f"the backtest's JSON lacks {figure}: {sorted(quality)}"
     assert quality["labels_known_at"] == windows.test()[0].isoformat(), "default: the test start"
+    # and a baseline fitted in the same run is measured beside the scorer
+    baseline = quality["baseline"]
+    assert baseline["model"].startswith("logistic regression"), baseline
+    for figure in ("roc_auc", "average_precision", "card_precision_at_100"):
+        assert 0 <= baseline[figure] <= 1, f"the baseline's {figure}: {baseline.get(figure)}"
+    assert quality["selection"]["note"], "the JSON says whether and how a model was selected"
 
 
 @pytest.mark.slow

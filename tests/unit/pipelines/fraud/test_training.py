@@ -6,6 +6,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 
 from decisioning.features.online import FRAUD_FEATURE_SERVICE
 from decisioning.fraud.thresholds import read_thresholds
@@ -32,9 +33,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
-    world: Path, risk_home: Path, isolated_configs: Path, fixed_now: datetime
+    world: Path, risk_home: Path, isolated_configs: Path, fixed_now: datetime, tmp_path: Path
 ) -> None:
-    # given a challenger trained on three simulated weeks of a world that starts from nothing
+    # given a challenger trained on three simulated weeks of a world that starts from nothing,
+    # with a search small enough for this world's few frauds (the default needs 20 per fold)
+    fraud_yaml = isolated_configs / "fraud.yaml"
+    fraud_config = yaml.safe_load(fraud_yaml.read_text())
+    fraud_config["selection"] |= {
+        "min_fold_frauds": 2,
+        "candidates": [{"name": "configured"}, {"name": "no-anomaly", "anomaly": False}],
+    }
+    fraud_yaml.write_text(yaml.safe_dump(fraud_config))
     settings = load_settings()
     version, trained = train_and_register(settings, world)
 
@@ -48,6 +57,9 @@ def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
         champion = mlflow.pyfunc.load_model(f"models:/fraud-detector/{version}")
         run = client.get_run(trained_run(client, version))
         confusion = [a.path for a in client.list_artifacts(run.info.run_id)]
+        children = client.search_runs(
+            [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+        )
 
     # then the drift gate alone stops it: 30-day and lifetime counters are still filling up
     assert len(failed.value.failed) == 1, failed.value.failed
@@ -89,6 +101,25 @@ def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
     assert set(contexts) == {"training", "validation"}, contexts
     assert all(contexts.values()), "every dataset carries a digest"
     assert "confusion_matrix.json" in confusion
+    # and model selection is the registered run's children, one per candidate, the choice on it
+    assert trained.selection is not None and trained.selection.chosen is not None, (
+        f"the small search should have run: {trained.selection}"
+    )
+    chosen = trained.selection.chosen.name
+    assert sorted(c.data.params["name"] for c in children) == ["configured", "no-anomaly"]
+    assert [c.data.params["name"] for c in children if c.data.tags["chosen"] == "true"] == [chosen]
+    for child in children:
+        assert "mean_average_precision" in child.data.metrics, "each candidate's mean AP"
+        folds = client.get_metric_history(child.info.run_id, "fold_average_precision")
+        assert len(folds) == len(trained.selection.folds), "one AP per fold"
+    assert run.data.tags["selection.chosen"] == chosen == tags["selection.chosen"]
+    assert run.data.params["selection.chosen.name"] == chosen
+    assert "selection.json" in confusion
+    # and a reviewer sees the SHAP summary and the recall per simulated scenario
+    assert "shap_summary.png" in confusion, confusion
+    assert "scenario_recall.csv" in confusion, confusion
+    table = pd.read_csv(client.download_artifacts(run.info.run_id, "scenario_recall.csv", tmp_path))
+    assert "all" in set(table["scenario"]) and table["recall"].between(0, 1).all()
 
 
 def trained_run(client, version: str) -> str:
