@@ -33,6 +33,7 @@ from decisioning.events import TransactionEvent
 from decisioning.features.activity import record_payment
 from decisioning.features.errors import FeatureServiceNotFound
 from decisioning.features.history import PaymentHistory, RedisPaymentHistory
+from decisioning.features.materialized import marker_row
 from decisioning.features.redis_payment import RedisPaymentRoundTrips, shares_feast_redis
 
 logger = logging.getLogger(__name__)
@@ -123,17 +124,19 @@ class OnlineFeatureService:
         inputs = request_row(event)
         if self._round_trips is not None:
             record = partial(record_payment, event=event)
-            values, push, written_at = self._round_trips.read(
+            values, push, written_at, marked = self._round_trips.read(
                 event.customer_id, inputs, event.occurred_at, record
             )
         else:
-            values, push, written_at = self._read_view_by_view(event)
+            values, push, written_at, marked = self._read_view_by_view(event)
         inputs = {**inputs, **values}
         for transform in self._transforms:
             output = transform.transform_dict({name: [value] for name, value in inputs.items()})
             values.update(_as_stored(transform, {n: output[n][0] for n in _names(transform)}))
         values = {name: values.get(name) for name in self.names}
-        missing = self._served_of(v for v in self._stored if written_at.get(v.name) is None)
+        missing = self._served_of(
+            v for v in self._stored if written_at.get(v.name) is None and v.name not in marked
+        )
         stale = self._served_of(_stale_views(self._stored, written_at, event.occurred_at))
         return OnlineRead(values, push, missing, stale)
 
@@ -144,24 +147,27 @@ class OnlineFeatureService:
 
     def _read_view_by_view(
         self, event: TransactionEvent
-    ) -> tuple[dict[str, Any], Callable[[], None], dict[str, datetime | None]]:
+    ) -> tuple[dict[str, Any], Callable[[], None], dict[str, datetime | None], set[str]]:
         """Any online store: the history read and its row computed on a copy, Feast's provider
         view by view; the push is the history's own update and the pushed views' writes."""
         row = record_payment(self._history.read(event.customer_id), event)
         values: dict[str, Any] = {}
         written_at: dict[str, datetime | None] = {}
+        marked: set[str] = set()
         for view in self._pushed:
             values.update({name: _python(p) for name, p in self._protos(view, row).items()})
         for view in self._stored:
             found, written_at[view.name] = self._read(view, row)
             values.update(found)
+            if written_at[view.name] is None and self._read(view, marker_row(view))[1] is not None:
+                marked.add(view.name)
 
         def push() -> None:
             stored = self._history.update(event.customer_id, partial(record_payment, event=event))
             for view in self._pushed:
                 self._write(view, stored, event.occurred_at)
 
-        return values, push, written_at
+        return values, push, written_at, marked
 
     def _protos(self, view: FeatureView, row: Mapping[str, Any]) -> dict[str, Value]:
         return {
@@ -188,7 +194,12 @@ class OnlineFeatureService:
         }
         if written is not None and written.tzinfo is None:
             written = written.replace(tzinfo=UTC)
-        return values, written if found else None
+        # Feast's Redis store answers a key it does not hold with the epoch and empty values: no
+        # row. (Rows of static attributes are stamped at the epoch too, but carry values; a
+        # marker row carries none, but its materialization time.)
+        empty = all(value is None for value in values.values())
+        absent = not found or (written in (None, _EPOCH) and empty)
+        return values, None if absent else written
 
 
 def _stale_views(
@@ -235,6 +246,8 @@ def _entity_key(view: FeatureView, row: Mapping[str, Any]) -> EntityKey:
         entity_values=[_proto(row[c.name], c.dtype.to_value_type()) for c in columns],
     )
 
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The scalar types the fraud views use, converted the way Feast's type map converts them (null for
 # None and NaN, else the field set to the cast value) without its per-call dispatch and pandas

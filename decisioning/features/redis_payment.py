@@ -30,6 +30,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from decisioning.features.activity import CustomerHistory
 from decisioning.features.errors import FeatureStoreUnavailable
 from decisioning.features.history import RedisPaymentHistory, decode_history, encode_history
+from decisioning.features.materialized import marker_row
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ class RedisPaymentRoundTrips:
         self._python = to_python
         self._entity_key = entity_key
         self._store_if_unchanged = history.client.register_script(_STORE_IF_UNCHANGED)
+        self._markers = [self._key(view, marker_row(view.view)) for view in self._stored]
 
     def push_and_read(
         self,
@@ -111,7 +113,7 @@ class RedisPaymentRoundTrips:
         record: Callable[[CustomerHistory], dict[str, Any]],
     ) -> dict[str, Any]:
         """Record the payment in the history and the pushed views; return every view's values."""
-        values, push, _ = self.read(customer_id, entities, at, record)
+        values, push, _, _ = self.read(customer_id, entities, at, record)
         push()
         return values
 
@@ -121,9 +123,10 @@ class RedisPaymentRoundTrips:
         entities: Mapping[str, Any],
         at: datetime,
         record: Callable[[CustomerHistory], dict[str, Any]],
-    ) -> tuple[dict[str, Any], Callable[[], None], dict[str, datetime | None]]:
-        """Every view's values as if the payment were recorded, the push that records it, and
-        when each batch view's row was written (None: the store has no row for the payment).
+    ) -> tuple[dict[str, Any], Callable[[], None], dict[str, datetime | None], set[str]]:
+        """Every view's values as if the payment were recorded, the push that records it, when
+        each batch view's row was written (None: the store has no row for the payment), and the
+        batch views whose marker row the store holds (``decisioning.features.materialized``).
 
         Nothing is written until the push is called (the decision service calls it once the
         decision is in the audit store), so a payment never decided leaves no trace. ``record``
@@ -142,10 +145,11 @@ class RedisPaymentRoundTrips:
                 pipe.get(history_key)
                 for view, key in zip(self._pushed, pushed_keys, strict=True):
                     pipe.hget(key, view.timestamp_field)
-                for view, key in zip(self._stored, stored_keys, strict=True):
+                for view, key, marker in zip(self._stored, stored_keys, self._markers, strict=True):
                     if with_stored:
                         fields = [field for _, field, _ in view.features]
                         pipe.hmget(key, [*fields, view.timestamp_field])
+                        pipe.hget(marker, view.timestamp_field)
                 raw, *replies = pipe.execute()
             return raw, replies[: len(self._pushed)], replies[len(self._pushed) :]
 
@@ -162,9 +166,12 @@ class RedisPaymentRoundTrips:
             raise FeatureStoreUnavailable(f"online store in Redis unreachable: {exc}") from exc
         values, script_args = prepare(raw, stamps)
         written_at: dict[str, datetime | None] = {}
-        for view, reply in zip(self._stored, stored, strict=True):
+        marked: set[str] = set()
+        for view, reply, marker in zip(self._stored, stored[::2], stored[1::2], strict=True):
             values.update(self._stored_values(view, reply[:-1]))
             written_at[view.view.name] = _datetime(reply[-1])
+            if marker is not None:
+                marked.add(view.view.name)
 
         def push() -> None:
             arguments = script_args
@@ -177,7 +184,7 @@ class RedisPaymentRoundTrips:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 raise FeatureStoreUnavailable(f"online store in Redis unreachable: {exc}") from exc
 
-        return values, push, written_at
+        return values, push, written_at, marked
 
     def _pushed_values(
         self, row: Mapping[str, Any], stored_timestamps: list[Any], written: Timestamp

@@ -19,6 +19,7 @@ from feast import FeatureStore
 
 from decisioning.features.activity import LONGEST_WINDOW_NS, CustomerHistory, RecentPayment
 from decisioning.features.history import PaymentHistory
+from decisioning.features.materialized import marker_row
 from feature_repo.definitions import DEFINITIONS
 from pipelines.features.errors import FeatureTablesMissing
 
@@ -62,8 +63,31 @@ def materialize(store: FeatureStore, history: PaymentHistory, home: Path, end: d
     """
     require_feature_tables(home)
     store.materialize(start_date=ALL_TIME_START, end_date=end)
+    mark_materialized(store, end)
     activity = pd.read_parquet(feature_table_path(home, "customer_activity"))
     return history.replace_all(histories_as_of(activity, end))
+
+
+def mark_materialized(store: FeatureStore, end: datetime) -> list[str]:
+    """Write each batch view's marker row as of ``end``: the store now holds the view.
+
+    The decision service reads it beside a payment's own row, to tell a new terminal or customer
+    (no row, marker present) from a store that lost its memory (neither): ``decisioning.features.
+    materialized``. Returns the views marked.
+    """
+    marked = []
+    # FeatureStore.write_to_online_store drops a row whose features are all null, which the
+    # marker's are (it describes no terminal or customer): its provider writes what it is given.
+    provider = store._get_provider()
+    for view in store.list_feature_views():
+        if not view.online or view.stream_source is not None:
+            continue  # views fed by the push source are written by every payment, never empty
+        row: dict[str, Any] = {name: [value] for name, value in marker_row(view).items()}
+        row[view.batch_source.timestamp_field] = [pd.Timestamp(end)]
+        row |= {feature.name: [None] for feature in view.features}
+        provider.ingest_df(view, pd.DataFrame(row))
+        marked.append(view.name)
+    return marked
 
 
 def histories_as_of(activity: pd.DataFrame, end: datetime) -> Iterator[tuple[str, CustomerHistory]]:

@@ -194,3 +194,31 @@ def test_payments_of_one_customer_decided_at_once_are_all_counted(services: Serv
     served = online.fetch(_payment(customer, at + pd.Timedelta(seconds=200)))
     assert served["payments_before"] == 100, "a concurrent update overwrote another"
     assert served["velocity_10m_count"] == 101
+
+
+def test_a_new_terminal_is_unknown_until_the_store_loses_its_memory(services: Services) -> None:
+    # Runs last: it empties the run's online store, as a Redis restarted without persistence.
+    # given a payment at a terminal the materialized store never saw, read on both paths
+    last = as_event(services.history_frame.sort_values("occurred_at").iloc[-1])
+    new_terminal = last.model_copy(update={"terminal_id": f"new-{uuid.uuid4().hex[:6]}"})
+    paths = (
+        services.online,
+        OnlineFeatureService(services.store, services.history, two_round_trips=False),
+    )
+    for path in paths:
+        read = path.read(new_terminal)
+        # then the terminal is new: its features unknown, none missing (the marker is there)
+        assert read.missing == (), read.missing
+        assert read.values["terminal_payments_30d_count"] is None
+
+    # when the online store loses every row of the run's project, markers included (Feast's Redis
+    # keys end with the project's name)
+    assert isinstance(services.history, RedisPaymentHistory)
+    client = services.history.client
+    lost = list(client.scan_iter(match=f"*{services.store.project}".encode(), count=1000))
+    assert lost, "the run's project has keys in Redis"
+    client.delete(*lost)
+    # then both paths name the batch features as missing, for a known terminal too
+    for path in paths:
+        read = path.read(last)
+        assert "terminal_payments_30d_count" in read.missing, read.missing

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -116,3 +118,32 @@ def test_a_batch_row_older_than_its_views_ttl_is_named_stale(
     assert a_day_on.stale == () and a_day_on.missing == ()
     assert set(past_ttl.stale) == terminal_risk & set(service.names)
     assert past_ttl.stale and past_ttl.missing == ()
+
+
+def test_a_new_terminal_is_unknown_but_a_store_that_lost_its_rows_is_missing(
+    local_store: tuple[FeatureStore, Path], tmp_path: Path
+) -> None:
+    # given the materialized store (each batch view carries its marker row), a copy of it whose
+    # online rows are all gone, and a payment at a terminal neither has seen
+    store, home = local_store
+    shutil.copytree(home, tmp_path / "home")
+    with sqlite3.connect(tmp_path / "home" / "feast" / "online.db") as online:
+        tables = online.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        for (table,) in tables:
+            online.execute(f'DELETE FROM "{table}"')
+    emptied = open_feature_store(
+        load_settings({"RISK_ENV": "local", "RISK_HOME": str(tmp_path / "home")})
+    )
+    last = as_event(next(random_payments(7, count=300, days=20).tail(1).itertuples()))
+    new_terminal = last.model_copy(update={"terminal_id": "a-terminal-never-seen"})
+
+    # when both stores read it
+    fresh = OnlineFeatureService(store, history_of(home)).read(new_terminal)
+    lost = OnlineFeatureService(emptied, history_of(tmp_path / "home")).read(new_terminal)
+
+    # then the materialized one knows the terminal is new (values unknown, nothing missing), and
+    # the emptied one names every batch feature as missing
+    assert fresh.missing == ()
+    assert fresh.values["terminal_payments_30d_count"] is None
+    assert "terminal_payments_30d_count" in lost.missing
+    assert "segment" in lost.missing, "customer attributes are a batch view too"
