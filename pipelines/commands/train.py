@@ -58,5 +58,11 @@ def fraud_command(
     metrics = "  ".join(f"{key} {value:.4f}" for key, value in sorted(trained.metrics.items()))
     typer.echo(f"fraud-detector v{version} registered as challenger ({metrics})")
     typer.echo(f"thresholds: {thresholds_summary(trained.scorer.thresholds)}")
+    if trained.selection is not None:
+        chosen = trained.selection.chosen
+        typer.echo(
+            f"model selection: {'none' if chosen is None else chosen.name} "
+            f"({trained.selection.note})"
+        )
     if trained.quarantine is not None:
         typer.echo(trained.quarantine.line())
