@@ -70,6 +70,11 @@ class RiskDecision(_Record):
     model_versions: tuple[ModelVersion, ...] = ()
     feature_service: str | None = None
     feature_values: dict[str, FeatureValue] = Field(default_factory=dict)
+    features_stale: tuple[str, ...] = Field(
+        default=(),
+        description="batch features whose online row was older than its view's TTL at the "
+        "event time: served as unknown (null), as Feast's point-in-time join would",
+    )
     prompt_version: str | None = None
     rules_version: str | None = None
     policy_version: str

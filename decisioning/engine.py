@@ -96,6 +96,7 @@ class FraudResult:
     model: ModelVersion
     feature_service: str
     problems: tuple[tuple[DegradationCause, str], ...] = ()
+    features_stale: tuple[str, ...] = ()
     # Records the payment in the customer's history; the engine calls it once the decision is
     # stored, so only an audited decision counts (None: nothing to record).
     record_payment: Callable[[], None] | None = field(default=None, compare=False, repr=False)
@@ -180,6 +181,7 @@ class DecisionEngine:
                 model_versions=tuple(r.model for r in (fraud, conduct) if r is not None),
                 feature_service=None if fraud is None else fraud.feature_service,
                 feature_values={} if fraud is None else fraud.feature_values,
+                features_stale=() if fraud is None else fraud.features_stale,
                 prompt_version=None if conduct is None else conduct.prompt_version,
                 rules_version=None if conduct is None else conduct.rules_version,
                 policy_version=self.policy.version,

@@ -60,6 +60,10 @@ DEGRADED_DECISIONS = Counter(
     "Decisions that used a fallback, by what was missing, stale or failed.",
     ["cause"],
 )
+STALE_FEATURE_DECISIONS = Counter(
+    "risk_stale_feature_decisions",
+    "Decisions whose batch features were older than their view's TTL, served as unknown.",
+)
 # A time, not an age: PromQL's ``time() - ...`` keeps ageing if the refresh ever stops.
 FEATURES_MATERIALIZED = Gauge(
     "risk_feature_materialized_timestamp_seconds",
@@ -96,6 +100,7 @@ ALL_METRICS = (
     REQUEST_ERRORS,
     DECISIONS,
     DEGRADED_DECISIONS,
+    STALE_FEATURE_DECISIONS,
     FEATURES_MATERIALIZED,
     FEATURE_DRIFT,
     LLM_CALLS,
@@ -144,6 +149,8 @@ def record_decision(decision: RiskDecision, route: str, seconds: float) -> None:
     for degradation in decision.degraded:
         # ``component`` holds the policy's closed set of causes; ``cause`` is free detail text.
         DEGRADED_DECISIONS.labels(degradation.component).inc()
+    if decision.features_stale:
+        STALE_FEATURE_DECISIONS.inc()
 
 
 def record_error(route: str, model_version: str = NO_MODEL) -> None:

@@ -30,7 +30,8 @@ Fetch = Callable[[TransactionEvent], "FeatureRead"]
 
 class FeatureRead(Protocol):
     """A payment's feature values, the push that records it (called once it is decided), the
-    batch features the online store lacked, and those older than their view's TTL."""
+    batch features the online store lacked, and those older than their view's TTL (served as
+    unknown)."""
 
     @property
     def values(self) -> Mapping[str, Any]: ...
@@ -75,7 +76,7 @@ class FraudScorerPillar:
             logger.warning("feature fetch failed: %s", type(exc).__name__)
             raise PillarUnavailable("features_unavailable", f"{type(exc).__name__}: {exc}") from exc
         values, unusable = model_input(read.values, self._scorer.features)
-        problems = feature_problems(values, unusable, read.missing, read.stale)
+        problems = feature_problems(values, unusable, read.missing)
         with tracer.start_as_current_span("model.fraud-detector") as span:
             span.set_attribute("risk.model_version", self._model.version)
             try:
@@ -92,6 +93,7 @@ class FraudScorerPillar:
             model=self._model,
             feature_service=self._service,
             problems=problems,
+            features_stale=read.stale,
             record_payment=read.push,
         )
 
@@ -170,23 +172,18 @@ def feature_problems(
     values: Mapping[str, FeatureValue],
     unusable: list[str],
     missing: tuple[str, ...],
-    stale: tuple[str, ...] = (),
 ) -> tuple[tuple[DegradationCause, str], ...]:
     """Why a payment's features cannot be trusted as they are, each with the policy's cause.
 
     A model scores a missing value as "unknown", which it learned from payments that really had
     none (a new customer): a batch feature lost by the store is not that, so the decision says so
-    and takes the fallback instead of a silent approval. A batch row older than its view's TTL
-    is the same: its windows ended long before the payment (a training row is always the
-    payment's own, as of its time), and Feast's point-in-time join would not have served it.
+    and takes the fallback instead of a silent approval.
     """
     if all(value is None for value in values.values()):
         return (("features_unavailable", "every feature of the service was empty"),)
     problems: list[tuple[DegradationCause, str]] = []
     if missing:
         problems.append(("features_missing", f"no online value: {', '.join(missing)}"))
-    if stale:
-        problems.append(("features_stale", f"older than the view's TTL: {', '.join(stale)}"))
     if unusable:
         detail = f"outside the range a model takes: {', '.join(unusable)}"
         problems.append(("features_unavailable", detail))

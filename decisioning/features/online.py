@@ -52,8 +52,9 @@ class OnlineRead:
     # Batch features with no online row for the payment's entities (never materialized, or the
     # store lost its memory).
     missing: tuple[str, ...] = ()
-    # Batch features whose row is older than its view's TTL at the payment's time: their windows
-    # ended long before it, and Feast's point-in-time join would not have served them.
+    # Batch features whose row is older than its view's TTL at the payment's time (a terminal idle
+    # for a month, or tables no longer built): their windows ended long before the payment, so
+    # they are served as unknown (None), as Feast's point-in-time join would leave them.
     stale: tuple[str, ...] = ()
 
 
@@ -129,6 +130,9 @@ class OnlineFeatureService:
             )
         else:
             values, push, written_at, marked = self._read_view_by_view(event)
+        stale_views = _stale_views(self._stored, written_at, event.occurred_at)
+        for view in stale_views:  # unknown, as Feast's point-in-time join would leave them
+            values.update({feature.name: None for feature in view.features})
         inputs = {**inputs, **values}
         for transform in self._transforms:
             output = transform.transform_dict({name: [value] for name, value in inputs.items()})
@@ -137,7 +141,7 @@ class OnlineFeatureService:
         missing = self._served_of(
             v for v in self._stored if written_at.get(v.name) is None and v.name not in marked
         )
-        stale = self._served_of(_stale_views(self._stored, written_at, event.occurred_at))
+        stale = self._served_of(stale_views)
         return OnlineRead(values, push, missing, stale)
 
     def _served_of(self, views: Iterable[FeatureView]) -> tuple[str, ...]:

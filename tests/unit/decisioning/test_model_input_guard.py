@@ -95,9 +95,13 @@ def test_a_policy_without_a_fallback_for_a_cause_is_refused_at_load(tmp_path: Pa
         load_policy(tmp_path / "policy.yaml")
 
 
-def test_batch_features_older_than_their_ttl_degrade_the_decision_naming_them() -> None:
-    values = {"velocity_10m_count": 1, "terminal_fraud_rate_7d": 0.2}
+def test_stale_batch_features_are_named_in_the_result_and_degrade_nothing(
+    scorer: FraudScorer,  # noqa: F811
+) -> None:
+    values = {"velocity_10m_count": 2, "amount_to_usual_ratio": 1.0, "segment": "retail"}
+    read = OnlineRead(values, lambda: None, stale=("terminal_fraud_rate_7d",))
 
-    problems = feature_problems(values, [], (), ("terminal_fraud_rate_7d",))
+    result = FraudScorerPillar(lambda _: read, scorer, MODEL, "v", lambda _: scorer).assess(EVENT)
 
-    assert problems == (("features_stale", "older than the view's TTL: terminal_fraud_rate_7d"),)
+    assert result.features_stale == ("terminal_fraud_rate_7d",)
+    assert result.problems == ()

@@ -111,3 +111,12 @@ def test_exposed_names_include_the_series_promql_uses() -> None:
 
     assert {"risk_request_duration_seconds_bucket", "risk_decisions_total"} <= names
     assert "risk_decisions" not in names, "counters are exposed with _total only"
+
+
+def test_a_decision_with_stale_batch_features_is_counted_once() -> None:
+    before = sample("risk_stale_feature_decisions_total")
+
+    record_decision(decision(features_stale=("terminal_fraud_rate_7d",)), "/v1/decisions", 0.01)
+    record_decision(decision(), "/v1/decisions", 0.01)
+
+    assert sample("risk_stale_feature_decisions_total") == before + 1

@@ -114,10 +114,13 @@ def test_a_batch_row_older_than_its_views_ttl_is_named_stale(
     a_day_on = service.read(last.model_copy(update={"occurred_at": last.occurred_at + DAY}))
     past_ttl = service.read(last.model_copy(update={"occurred_at": last.occurred_at + 31 * DAY}))
 
-    # then only the later read names the terminal's features, and nothing is missing in either
+    # then only the later read names the terminal's features, and serves them as unknown (a
+    # point-in-time join past the TTL would give none); nothing is missing in either
     assert a_day_on.stale == () and a_day_on.missing == ()
+    assert a_day_on.values["terminal_payments_30d_count"] is not None
     assert set(past_ttl.stale) == terminal_risk & set(service.names)
     assert past_ttl.stale and past_ttl.missing == ()
+    assert all(past_ttl.values[name] is None for name in past_ttl.stale)
 
 
 def test_a_new_terminal_is_unknown_but_a_store_that_lost_its_rows_is_missing(
