@@ -201,7 +201,7 @@ def build_world(env: dict[str, str], home: Path) -> tuple[str, str, str]:
     Returns a customer of the world, the terminal it uses most, for payments of a known kind, and
     when to pay: an hour after the world's last payment. The world (June and July) ends weeks
     before ``tests.clock.NOW``; a payment at NOW would find the terminal's batch row older than
-    its view's 30-day TTL and be degraded as ``features_stale``, as it should in production.
+    its view's 30-day TTL and get its terminal features as unknown, as it should in production.
     """
     data = home / "data"
     transactions = str(data / "transactions.parquet")
