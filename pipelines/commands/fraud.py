@@ -9,14 +9,16 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.console import Console
 
 from decisioning.settings import load_settings
 from pipelines.commands.reading import DateFormat, OnBadRows, Timezone, reading_config
+
+if TYPE_CHECKING:  # pandas loads when the backtest runs, not for --help
+    import pandas as pd
 
 app = typer.Typer(help="Fraud scorer: backtests.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -100,6 +102,8 @@ def backtest(
 
 def _instant(value: str, option: str) -> pd.Timestamp:
     """An ISO 8601 time from the command line; one without an offset is UTC, as the help says."""
+    import pandas as pd
+
     try:
         moment = pd.Timestamp(value)
     except ValueError as exc:
