@@ -63,7 +63,8 @@ class ReasonCodeFile(BaseModel):
 
 @dataclass(frozen=True)
 class ReasonCode:
-    """A reason attached to one decision (DESIGN 4.2): code, sentence, contribution, source."""
+    """A reason attached to one decision: code, sentence, contribution, source (docs/design.md,
+    Contracts: RiskDecision)."""
 
     code: str
     description: str
