@@ -1,86 +1,44 @@
 """Fault tests against the real servers (issue 6): Redis stopped, PostgreSQL cut off.
 
-Given a small trained world in the ``services`` profile, isolated from everything else on the
-machine (its own RISK_HOME, copy of ``configs/``, PostgreSQL databases, Feast project and a private
-``redis-server``), served by ``riskctl serve`` with its audit URL behind a TCP proxy this module
-can cut: with Redis stopped, payments get degraded ``review`` decisions rather than errors, and
-are decided normally again once it is back; with PostgreSQL cut off, ``/v1/decisions`` answers
-503 with a reason, never 200; and every decision ever answered with 200 is in the audit store,
-whose chain verifies. Only the HTTP contract is tested, so how the service is composed may change.
+Given a copy of the session's small trained world in the ``services`` profile (worlds.py: its own
+RISK_HOME, PostgreSQL databases and private ``redis-server``), served by ``riskctl serve`` with
+its audit URL behind a TCP proxy this module can cut: with Redis stopped, payments get degraded
+``review`` decisions rather than errors, and are decided normally again once it is back; with
+PostgreSQL cut off, ``/v1/decisions`` answers 503 with a reason, never 200; and every decision
+ever answered with 200 is in the audit store, whose chain verifies. Only the HTTP contract is
+tested, so how the service is composed may change.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import psycopg
 import pytest
 
 from decisioning.audit import AuditStore
 from pipelines.commands.demo import stop_process
-from tests.clock import subprocess_env
+from tests.integration.worlds import (
+    KEY,
+    POSTGRES,
+    PrivateRedis,
+    TrainedWorld,
+    copy_world,
+    database_url,
+    drop_copy,
+    riskctl,
+    serve,
+)
 from tests.served import free_port, post_decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.calendar]
-
-ROOT = Path(__file__).resolve().parents[2]
-POSTGRES = ("127.0.0.1", 5432)
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-KEY = "fault-test-key"
-# Big enough for the promotion gates to pass (60 days: the 30-day features are warm over the
-# 28 training days), small enough to build in a few minutes on two shared cores.
-WORLD = ("--customers", "200", "--days", "60", "--seed", "5")
-READY_TIMEOUT_S = 300
-COMMAND_TIMEOUT_S = 900
-
-
-def database_url(name: str, port: int = POSTGRES[1]) -> str:
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{name}"
-
-
-class PrivateRedis:
-    """A ``redis-server`` of this module's own, without persistence, on a fixed free port."""
-
-    def __init__(self, port: int, log: Path) -> None:
-        self.port = port
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--logfile", str(self.log)]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-1000:]
-            with suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 1) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    return
-            time.sleep(0.2)
-        pytest.fail(f"redis-server on port {self.port} did not answer PING in 30 s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-        self.process = None
 
 
 class CuttableProxy:
@@ -162,132 +120,35 @@ class World:
     acknowledged: list[str] = field(default_factory=list)
 
 
-def riskctl(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-    )
-    assert result.returncode == 0, f"riskctl {' '.join(args)} failed:\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def isolated_env(home: Path, run: str, redis_port: int, audit_url: str) -> dict[str, str]:
-    """The services profile pointed at this module's own databases, Feast project and Redis."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "OTEL_"))}
-    return {
-        **inherited,
-        "RISK_ENV": "services",
-        "RISK_HOME": str(home),
-        "RISK_CONFIG_DIR": str(home / "configs"),  # `train fraud` writes thresholds there
-        "RISK_AUDIT_URL": audit_url,
-        "RISK_MLFLOW_URL": database_url(f"risk_faults_mlflow_{run}"),
-        "RISK_FEAST_REGISTRY_URL": database_url(f"risk_faults_feast_{run}"),
-        "RISK_FEAST_PROJECT": f"faults_{run}",
-        "RISK_FEAST_REDIS": f"127.0.0.1:{redis_port}",
-        "RISK_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "RISK_API_KEYS": KEY,
-        "RISK_TRACE_EXPORTER": "none",
-        **subprocess_env(),  # every riskctl and the service begin at tests.clock.NOW
-    }
-
-
-def build_world(env: dict[str, str], home: Path) -> tuple[str, str, str]:
-    """Simulate, build and materialize features, train and promote the fraud model.
-
-    Returns a customer of the world, the terminal it uses most, for payments of a known kind, and
-    when to pay: an hour after the world's last payment. The world (June and July) ends weeks
-    before ``tests.clock.NOW``; a payment at NOW would find the terminal's batch row older than
-    its view's 30-day TTL and get its terminal features as unknown, as it should in production.
-    """
-    data = home / "data"
-    transactions = str(data / "transactions.parquet")
-    riskctl(env, "data", "simulate", "--out", str(data), *WORLD)
-    riskctl(env, "features", "build", "--transactions", transactions)
-    riskctl(env, "features", "apply")
-    riskctl(env, "features", "materialize")
-    riskctl(env, "train", "fraud")
-    reason = "fault tests: a model trained on this module's own simulated world"
-    riskctl(
-        env,
-        "registry",
-        "promote",
-        "fraud-detector",
-        "--approver",
-        "fault-tests",
-        "--reason",
-        reason,
-    )
-    payments = pd.read_parquet(transactions, columns=["customer_id", "terminal_id", "occurred_at"])
-    customer = payments["customer_id"].value_counts().index[0]
-    terminal = payments.loc[payments["customer_id"] == customer, "terminal_id"].mode()[0]
-    pays_at = payments["occurred_at"].max() + pd.Timedelta(hours=1)
-    return str(customer), str(terminal), pays_at.isoformat()
-
-
-def create_databases(names: list[str]) -> None:
-    with psycopg.connect(ADMIN, autocommit=True) as connection:
-        for name in names:
-            connection.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_databases(names: list[str]) -> None:
-    with psycopg.connect(ADMIN, autocommit=True) as connection:
-        for name in names:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``riskctl serve`` on a free port, once ``/readyz`` answers 200."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the service exited:\n{log.read_text()[-3000:]}"
-        with suppress(OSError), urllib.request.urlopen(f"{url}/readyz", timeout=2) as ready:
-            if ready.status == 200:
-                return process, url
-        time.sleep(1)
-    stop_process(process)
-    pytest.fail(f"the service was not ready in {READY_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    run = uuid.uuid4().hex[:8]
+def world(trained_world: TrainedWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     home = tmp_path_factory.mktemp("faults")
-    shutil.copytree(ROOT / "configs", home / "configs")
-    databases = [f"risk_faults_{kind}_{run}" for kind in ("audit", "mlflow", "feast")]
-    direct_audit_url = database_url(databases[0])
     redis = PrivateRedis(free_port(), home / "redis.log")
     proxy = CuttableProxy(POSTGRES)
-    served_audit_url = database_url(databases[0], proxy.port)  # the service's only way in
-    create_databases(databases)
-    process = None
+    process = copy = None
     try:
         redis.start()
-        env = isolated_env(home, run, redis.port, direct_audit_url)
-        customer, terminal, pays_at = build_world(env, home)
-        proxy.start()
-        process, url = serve({**env, "RISK_AUDIT_URL": served_audit_url}, home / "serve.log")
-        yield World(url, env, redis, proxy, direct_audit_url, customer, terminal, pays_at)
+        copy = copy_world(trained_world, home, redis.port)
+        served_audit_url = database_url(f"risk_faults_audit_{copy.run}", proxy.port)
+        proxy.start()  # the service's only way into its audit database
+        process, url = serve({**copy.env, "RISK_AUDIT_URL": served_audit_url}, home / "serve.log")
+        yield World(
+            url,
+            copy.env,
+            redis,
+            proxy,
+            copy.audit_url,
+            trained_world.customer,
+            trained_world.terminal,
+            trained_world.pays_at,
+        )
     finally:
         if process is not None:
             stop_process(process)
         proxy.cut()
         redis.stop()
-        drop_databases(databases)
+        if copy is not None:
+            drop_copy(copy)
 
 
 def payment(world: World) -> dict[str, Any]:

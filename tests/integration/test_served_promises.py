@@ -1,16 +1,15 @@
 """The promises of issue 15 on a served RiskService (services profile, real Redis and PostgreSQL).
 
-Given a small trained world of this module's own (as the fault tests build one): extreme amounts
-never break the customer's next payment, a repeated transaction_id is decided and counted once
-(sequentially and concurrently), a body that is not JSON gets 415, and personal data in a refused
-body reaches neither the service's log nor RISK_HOME/monitoring. These are the cases of
-/work/shared/acceptance/trust.sh, which needs ``make demo``.
+Given a copy of the session's small trained world (worlds.py), as the fault tests get: extreme
+amounts never break the customer's next payment, a repeated transaction_id is decided and
+counted once (sequentially and concurrently), a body that is not JSON gets 415, and personal
+data in a refused body reaches neither the service's log nor RISK_HOME/monitoring. These are the
+cases of /work/shared/acceptance/trust.sh, which needs ``make demo``.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -26,15 +25,12 @@ import pytest
 
 from pipelines.commands.demo import stop_process
 from tests.clock import NOW
-from tests.integration.test_faults import (
+from tests.integration.worlds import (
     KEY,
-    ROOT,
     PrivateRedis,
-    build_world,
-    create_databases,
-    database_url,
-    drop_databases,
-    isolated_env,
+    TrainedWorld,
+    copy_world,
+    drop_copy,
     riskctl,
     serve,
 )
@@ -56,25 +52,32 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    run = uuid.uuid4().hex[:8]
+def served(
+    trained_world: TrainedWorld, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("promises")
-    shutil.copytree(ROOT / "configs", home / "configs")
-    databases = [f"risk_faults_{kind}_{run}" for kind in ("audit", "mlflow", "feast")]
     redis = PrivateRedis(free_port(), home / "redis.log")
-    create_databases(databases)
-    process = None
+    process = copy = None
     try:
         redis.start()
-        env = isolated_env(home, run, redis.port, database_url(databases[0]))
-        customer, terminal, pays_at = build_world(env, home)
-        process, url = serve(env, home / "serve.log")
-        yield Served(url, home, home / "serve.log", customer, terminal, pays_at, redis, env)
+        copy = copy_world(trained_world, home, redis.port)
+        process, url = serve(copy.env, home / "serve.log")
+        yield Served(
+            url,
+            home,
+            home / "serve.log",
+            trained_world.customer,
+            trained_world.terminal,
+            trained_world.pays_at,
+            redis,
+            copy.env,
+        )
     finally:
         if process is not None:
             stop_process(process)
         redis.stop()
-        drop_databases(databases)
+        if copy is not None:
+            drop_copy(copy)
 
 
 def payment(served: Served, amount: float = 24.5, transaction_id: str = "") -> dict[str, Any]:
