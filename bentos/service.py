@@ -195,6 +195,11 @@ class RiskService:
         )
         freeze_startup_heap()
 
+    @bentoml.on_shutdown
+    def close_audit_store(self) -> None:
+        """On a graceful stop, anchor what this worker appended since its last checkpoint."""
+        self.engine.audit.close()
+
     def __is_ready__(self) -> bool:
         """Ready once the served feature service has batch values online; else 503 with why.
 

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
 
 class BackgroundCheckpointer:
-    """Runs ``take_checkpoint`` on its own thread every ``every_records`` or ``every_seconds``."""
+    """Runs ``take_checkpoint`` on its own thread every ``every_records`` or ``every_seconds``.
+
+    A record appended when no checkpoint was taken for ``every_seconds`` (the process's first, or
+    the first after a quiet spell) is anchored at once: verification measures how long the tail
+    has gone unanchored from the latest signed checkpoint, which a quiet spell leaves old.
+    """
 
     def __init__(
         self,
@@ -34,6 +40,7 @@ class BackgroundCheckpointer:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._last_failure: str | None = None
+        self._last_taken = -float("inf")  # monotonic time of the latest checkpoint attempt
 
     def start(self) -> None:
         self._thread.start()
@@ -42,7 +49,8 @@ class BackgroundCheckpointer:
         """Count records just committed; wake the thread once a checkpoint's worth is reached."""
         with self._lock:
             self._appended += count
-            due = self._appended >= self._every_records
+            quiet = time.monotonic() - self._last_taken >= self._every_seconds
+            due = self._appended >= self._every_records or quiet
         if due:
             self._due.set()
 
@@ -66,6 +74,7 @@ class BackgroundCheckpointer:
                 return
 
     def _checkpoint(self) -> bool:
+        self._last_taken = time.monotonic()
         try:
             self._take_checkpoint()
         except Exception as exc:  # the request path must never see an anchor failure

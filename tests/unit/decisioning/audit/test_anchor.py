@@ -236,6 +236,9 @@ def test_the_background_checkpointer_runs_every_n_records_off_the_appending_thre
 
     checkpointer = BackgroundCheckpointer(take, every_records=3, every_seconds=3600)
     checkpointer.start()
+    checkpointer.appended(1)
+    assert taken.wait(5), "a process's first record is anchored at once"
+    taken.clear()
     checkpointer.appended(2)
     assert not taken.wait(0.2), "two records are fewer than a checkpoint's worth"
     checkpointer.appended(1)
