@@ -63,6 +63,18 @@ def _refuse_numbers(value: object) -> object:
     return value
 
 
+# The entity id of the marker rows materialize writes into each batch view (decisioning.features.
+# materialized): no payment may name it, or its terminal's or customer's real rows would be
+# overwritten by the empty marker at every materialization.
+RESERVED_ENTITY_ID = "__materialized__"
+
+
+def _refuse_reserved_id(value: str) -> str:
+    if value == RESERVED_ENTITY_ID:
+        raise ValueError(f"{RESERVED_ENTITY_ID!r} is reserved for the platform's marker rows")
+    return value
+
+
 class TransactionEvent(BaseModel):
     """One payment to decide. Labels are not accepted here: outcomes arrive later, by batch."""
 
@@ -84,6 +96,7 @@ class TransactionEvent(BaseModel):
 
     _amount_is_a_number = field_validator("amount", mode="before")(_refuse_bool_and_text)
     _time_is_a_string = field_validator("occurred_at", mode="before")(_refuse_numbers)
+    _ids_not_reserved = field_validator("customer_id", "terminal_id")(_refuse_reserved_id)
 
 
 class TextEvent(BaseModel):

@@ -46,7 +46,8 @@ class BackgroundCheckpointer:
         self._thread.start()
 
     def appended(self, count: int) -> None:
-        """Count records just committed; wake the thread once a checkpoint's worth is reached."""
+        """Count records just committed; wake the thread once a checkpoint's worth is reached,
+        or at once when none was taken for ``every_seconds``."""
         with self._lock:
             self._appended += count
             quiet = time.monotonic() - self._last_taken >= self._every_seconds
@@ -60,6 +61,10 @@ class BackgroundCheckpointer:
             self._stopping = True
             self._due.set()
             self._thread.join()
+        with self._lock:  # appended while the thread's last checkpoint was being written
+            left, self._appended = self._appended, 0
+        if left:
+            self._checkpoint()
 
     def _run(self) -> None:
         while True:

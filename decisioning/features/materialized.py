@@ -9,11 +9,16 @@ if the terminal or customer had never been seen.
 
 from __future__ import annotations
 
-from feast import FeatureView
+from typing import TYPE_CHECKING
 
-# An entity value no bank issues: ids are the caller's, but a caller who sends this one only
-# reads the marker's empty row.
-MATERIALIZED_MARKER = "__materialized__"
+from decisioning.events import RESERVED_ENTITY_ID
+
+if TYPE_CHECKING:
+    from feast import FeatureView
+
+# An entity value no payment may carry: the event contract refuses it as a customer or terminal
+# id, and the feature build drops such rows, so a marker never overwrites a real row.
+MATERIALIZED_MARKER = RESERVED_ENTITY_ID
 
 
 def marker_row(view: FeatureView) -> dict[str, str]:

@@ -63,9 +63,12 @@ def materialize(store: FeatureStore, history: PaymentHistory, home: Path, end: d
     """
     require_feature_tables(home)
     store.materialize(start_date=ALL_TIME_START, end_date=end)
-    mark_materialized(store, end)
     activity = pd.read_parquet(feature_table_path(home, "customer_activity"))
-    return history.replace_all(histories_as_of(activity, end))
+    seeded = history.replace_all(histories_as_of(activity, end))
+    # Last: until the markers are back, a store that lost its memory degrades payments, rather
+    # than scoring them against rows or histories not loaded yet as a new customer's.
+    mark_materialized(store, end)
+    return seeded
 
 
 def mark_materialized(store: FeatureStore, end: datetime) -> list[str]:
@@ -80,10 +83,11 @@ def mark_materialized(store: FeatureStore, end: datetime) -> list[str]:
     # marker's are (it describes no terminal or customer): its provider writes what it is given.
     provider = store._get_provider()
     for view in store.list_feature_views():
-        if not view.online or view.stream_source is not None:
+        source = view.batch_source
+        if not view.online or view.stream_source is not None or source is None:
             continue  # views fed by the push source are written by every payment, never empty
         row: dict[str, Any] = {name: [value] for name, value in marker_row(view).items()}
-        row[view.batch_source.timestamp_field] = [pd.Timestamp(end)]
+        row[source.timestamp_field] = [pd.Timestamp(end)]
         row |= {feature.name: [None] for feature in view.features}
         provider.ingest_df(view, pd.DataFrame(row))
         marked.append(view.name)

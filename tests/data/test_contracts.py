@@ -40,6 +40,7 @@ TRANSACTION_CORRUPTIONS: dict[str, tuple[Corruption, str]] = {
     "duplicate ids": (_duplicate, "transaction_id"),
     "missing column": (lambda f: f.drop(columns=["terminal_id"]), "table"),
     "unknown currency": (_set("currency", "XYZ"), "currency"),
+    "the marker rows' terminal id": (_set("terminal_id", "__materialized__"), "terminal_id"),
     "future timestamp": (_set("occurred_at", FUTURE), "occurred_at"),
     "label before payment": (
         lambda f: f.assign(label_available_at=f["occurred_at"] - pd.Timedelta(days=1)),

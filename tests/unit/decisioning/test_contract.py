@@ -29,6 +29,8 @@ NOW = datetime(2026, 6, 1, 10, 5, tzinfo=UTC)  # five minutes after PAYMENT and 
         ("device_id", "d" * 129),
         ("channel", "x" * 65),
         ("card_id", ""),
+        ("terminal_id", "__materialized__"),  # the feature store's marker rows' id
+        ("customer_id", "__materialized__"),
     ],
 )
 def test_a_payment_outside_the_types_is_refused(field: str, value: object) -> None:

@@ -248,6 +248,28 @@ def test_the_background_checkpointer_runs_every_n_records_off_the_appending_thre
     assert thread_names[0] == "audit-checkpointer"
 
 
+def test_records_appended_during_the_last_checkpoint_are_anchored_on_close() -> None:
+    taken: list[int] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def take() -> None:
+        taken.append(len(taken))
+        if len(taken) == 1:
+            inside.set()
+            release.wait(5)  # the first checkpoint is slow: records land meanwhile
+
+    checkpointer = BackgroundCheckpointer(take, every_records=100, every_seconds=3600)
+    checkpointer.start()
+    checkpointer.appended(1)  # the process's first record: anchored at once
+    assert inside.wait(5)
+    checkpointer.appended(2)  # appended while that checkpoint is being written
+    threading.Timer(0.2, release.set).start()
+    checkpointer.close()
+
+    assert len(taken) == 2, "close must anchor what the running checkpoint did not cover"
+
+
 def test_a_served_store_checkpoints_in_the_background(tmp_path: Path) -> None:
     settings = load_settings({"RISK_HOME": str(tmp_path)})
     anchor = settings.audit.anchor.model_copy(update={"every_records": 5, "every_seconds": 0.1})
