@@ -11,8 +11,13 @@ import typer
 from rich.console import Console
 
 from decisioning.settings import load_settings
-from pipelines.commands.reading import DateFormat, OnBadRows, Timezone, reading_config
-from pipelines.features.engines import Engine
+from pipelines.commands.reading import (
+    DateFormat,
+    EngineOption,
+    OnBadRows,
+    Timezone,
+    reading_config,
+)
 
 app = typer.Typer(help="Feature store: build, apply, materialize.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -27,13 +32,7 @@ def build(
     timezone: Timezone = None,
     date_format: DateFormat = None,
     on_bad_rows: OnBadRows = None,
-    engine: Annotated[
-        Engine,
-        typer.Option(
-            help="pandas (one process, the default) or spark (configs/spark.yaml's master); "
-            "both write the same tables (docs/adr/0011-spark-engine.md)",
-        ),
-    ] = "pandas",
+    engine: EngineOption = "pandas",
 ) -> None:
     """Compute the point-in-time feature tables the Feast sources read (under RISK_HOME)."""
     # Feast and pyspark load when a command runs, not for --help.

@@ -15,7 +15,13 @@ import typer
 from rich.console import Console
 
 from decisioning.settings import load_settings
-from pipelines.commands.reading import DateFormat, OnBadRows, Timezone, reading_config
+from pipelines.commands.reading import (
+    DateFormat,
+    EngineOption,
+    OnBadRows,
+    Timezone,
+    reading_config,
+)
 
 if TYPE_CHECKING:  # pandas loads when the backtest runs, not for --help
     import pandas as pd
@@ -46,6 +52,7 @@ def backtest(
     timezone: Timezone = None,
     date_format: DateFormat = None,
     on_bad_rows: OnBadRows = None,
+    engine: EngineOption = "pandas",
 ) -> None:
     """Train on one window, score every payment of the test window, write the scores.
 
@@ -81,6 +88,7 @@ def backtest(
             reading=reading,
             labels_known_at=cutoff,
             quarantine_to=quarantine_path(out, "transactions"),
+            engine=engine,
         )
         write_scores(result.scores, out)
         figures = write_quality(result.quality, quality_path(out))

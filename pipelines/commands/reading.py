@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from decisioning.settings import Settings
+from pipelines.features.engines import Engine
 
 if TYPE_CHECKING:  # pandas loads when a command reads a file, not for --help
     from pipelines.ingest import ReadingConfig
@@ -30,6 +31,14 @@ OnBadRows = Annotated[
     typer.Option(
         help="refuse the file on a bad row, or set bad rows aside beside the output and go on "
         "while they are few (configs/ingest.yaml: quarantine_max_share)"
+    ),
+]
+
+EngineOption = Annotated[
+    Engine,
+    typer.Option(
+        help="computes the feature tables: pandas (one process, the default) or spark "
+        "(configs/spark.yaml's master); both give the same tables (docs/adr/0011-spark-engine.md)",
     ),
 ]
 

@@ -14,7 +14,10 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from decisioning.settings import Settings
+from pipelines.features.build import FeatureTables, build_feature_tables
 from pipelines.features.engines import ENGINES, Engine
 from pipelines.features.jobs import BuiltFeatures, Progress, build_features, load_transactions
 from pipelines.ingest import ReadingConfig, read_table
@@ -39,6 +42,36 @@ def build_features_with(
     if engine == "spark":
         return build_features_on_spark(settings, transactions, customers, progress, reading)
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
+def feature_tables_with(
+    engine: Engine,
+    settings: Settings,
+    transactions: pd.DataFrame,
+    customers: pd.DataFrame | None = None,
+) -> FeatureTables:
+    """The point-in-time tables of checked payments, in memory, computed by the engine named.
+
+    What ``fraud backtest --engine`` joins through Feast. The Spark engine's tables are collected
+    to the driver, so this spreads the window computation, not the memory of the join.
+    """
+    if engine == "pandas":
+        return build_feature_tables(transactions, customers)
+    if engine != "spark":
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    from pipelines.features.spark_build import (
+        build_feature_tables_spark,
+        customers_to_spark,
+        transactions_to_spark,
+    )
+    from pipelines.features.spark_session import load_spark_settings, spark_session
+
+    with spark_session(load_spark_settings(settings.config_dir, settings.name)) as spark:
+        tables = build_feature_tables_spark(
+            transactions_to_spark(spark, transactions),
+            None if customers is None else customers_to_spark(spark, customers),
+        )
+        return FeatureTables(**tables.to_pandas())
 
 
 def build_features_on_spark(

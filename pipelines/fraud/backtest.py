@@ -24,7 +24,9 @@ import pandas as pd
 from decisioning.fraud.config import FraudConfig
 from decisioning.fraud.model import FraudScorer
 from decisioning.settings import Settings
+from pipelines.features.engines import Engine
 from pipelines.features.jobs import customers_beside
+from pipelines.features.spark_jobs import feature_tables_with
 from pipelines.fraud.baseline import BASELINE_NAME, baseline_scores, fit_baseline
 from pipelines.fraud.dataset import (
     FeatureSet,
@@ -136,12 +138,14 @@ def backtest(
     reading: ReadingConfig | None = None,
     labels_known_at: pd.Timestamp | None = None,
     quarantine_to: Path | None = None,
+    engine: Engine = "pandas",
 ) -> Backtest:
     """Fit on the train window, score the test window and measure the scores.
 
     The model learns the training window's labels known at ``labels_known_at`` (default: the
     test window's start). Labels are checked right after reading, before the gate and features.
     Rows quarantined (``reading.on_bad_rows``) go to ``quarantine_to`` (default: beside the file).
+    ``engine`` computes the feature tables (pandas, or Spark with ``configs/spark.yaml``).
     """
     data = prepare_backtest(
         settings,
@@ -152,6 +156,7 @@ def backtest(
         reading,
         labels_known_at,
         quarantine_to,
+        engine,
     )
     return fit_and_score(data, data.config, progress)
 
@@ -165,6 +170,7 @@ def prepare_backtest(
     reading: ReadingConfig | None = None,
     labels_known_at: pd.Timestamp | None = None,
     quarantine_to: Path | None = None,
+    engine: Engine = "pandas",
 ) -> BacktestData:
     """Read, check labels and the gate, build the features of both windows: the costly part."""
     windows.check()
@@ -187,8 +193,9 @@ def prepare_backtest(
     customers = read_table(customers_path) if customers_path is not None else None
     unknown = pd.Series(pd.NA, index=test.index, dtype="Int8")
     payments = pd.concat([train, test.assign(label=unknown)], ignore_index=True)
-    progress(f"point-in-time features of {len(payments):,} payments")
-    features = point_in_time_features(settings, transactions, customers, payments)
+    progress(f"point-in-time features of {len(payments):,} payments ({engine})")
+    tables = feature_tables_with(engine, settings, transactions, customers)
+    features = point_in_time_features(settings, transactions, customers, payments, tables=tables)
     return BacktestData(
         features=features,
         is_test=features.frame["transaction_id"].isin(test["transaction_id"]),

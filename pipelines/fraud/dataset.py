@@ -86,15 +86,17 @@ def point_in_time_features(
     customers: pd.DataFrame | None,
     payments: pd.DataFrame,
     service: str = FRAUD_FEATURE_SERVICE,
+    tables: FeatureTables | None = None,
 ) -> FeatureSet:
-    """Features of ``payments`` as of each payment, from tables built over all ``transactions``.
+    """Features of ``payments`` as of each payment, from tables built over all ``transactions``
+    (``tables`` when they were built already, by either engine).
 
     The tables are joined through Feast's historical retrieval with the feature service, as the
     online path reads them, in a scratch Feast repo so the environment's tables stay untouched.
     Only the rows of ``payments`` are written: the build gives each payment its own row, as of
     its own time, so each join lands on that row, and Feast never loads six months to join one.
     """
-    tables = build_feature_tables(transactions, customers)
+    tables = tables or build_feature_tables(transactions, customers)
     wanted = payments["transaction_id"]
     needed = FeatureTables(
         customer_activity=_rows_of(tables.customer_activity, wanted),
