@@ -8,6 +8,7 @@ appending, as the service's workers do) with the background checkpointer on and 
 alternating blocks: the checkpoint must stay off the decision path. The database is dropped at
 the end.
 Run: .venv/bin/python bench/audit_verify.py [--records 50000] [--repeat 3] [--latency-appends 4000]
+     [--every-records 1000]
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--latency-appends", type=int, default=4000)
+    parser.add_argument("--every-records", type=int, default=1000, help="checkpoint cadence")
     args = parser.parse_args()
     name, suffix = f"risk_bench_audit_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
     roles = AuditRoles(owner=f"bench_owner_{suffix}", service=f"bench_service_{suffix}")
@@ -66,7 +68,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             url = f"{SERVER}/{name}"
             AuditStore.open(url, roles=roles).close()  # migrated with this run's roles
-            append_latency(url, Path(folder), args.latency_appends)
+            append_latency(url, Path(folder), args.latency_appends, args.every_records)
             run(url, roles, Path(folder), args.records, args.repeat)
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as admin:
@@ -75,8 +77,10 @@ def main() -> None:
                 admin.execute(f"DROP ROLE IF EXISTS {role}")
 
 
-def append_latency(url: str, folder: Path, appends: int, blocks: int = 4) -> None:
-    """p50 and p99 of one append, checkpointer on (every 100 records or 1 s) and off."""
+def append_latency(
+    url: str, folder: Path, appends: int, every_records: int, blocks: int = 4
+) -> None:
+    """p50 and p99 of one append, checkpointer on (every ``every_records`` or 60 s) and off."""
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -86,8 +90,8 @@ def append_latency(url: str, folder: Path, appends: int, blocks: int = 4) -> Non
         kind="file",
         location=str(folder / "latency-checkpoints.jsonl"),
         signing_key=SecretStr(pem.decode()),
-        every_records=100,
-        every_seconds=1.0,
+        every_records=every_records,
+        every_seconds=60.0,
     )
     checkpointing = AuditStore.from_settings(AuditSettings(url=url, anchor=anchor))
     plain = AuditStore.open(url)
