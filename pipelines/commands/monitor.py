@@ -18,6 +18,7 @@ from rich.table import Table
 from decisioning.events import utc_now
 from decisioning.metrics import FLAG_QUALITY_FILE, drift_scores_file
 from decisioning.settings import Settings, load_settings
+from pipelines.commands.reading import DateFormat, Timezone, reading_config
 
 app = typer.Typer(help="Monitor drift and outcomes; reports, never gates.", no_args_is_help=True)
 console = Console()
@@ -31,6 +32,8 @@ def drift(
     out: Annotated[
         Path | None, typer.Option(help="report folder (default RISK_HOME/monitoring/drift/<time>)")
     ] = None,
+    timezone: Timezone = None,
+    date_format: DateFormat = None,
 ) -> None:
     """PSI per structured feature and, for texts, a test on embeddings; one verdict per line."""
     from pipelines.ingest import conform, read_table
@@ -46,7 +49,8 @@ def drift(
     # Structure and types only: a quality gate would refuse the very shifts this reports.
     ref_raw, cur_raw = read_table(reference), read_table(current)
     kind = matching_kind(ref_raw, cur_raw)
-    ref_events, cur_events = conform(ref_raw, kind), conform(cur_raw, kind)
+    reading = reading_config(settings, timezone, date_format)
+    ref_events, cur_events = conform(ref_raw, kind, reading), conform(cur_raw, kind, reading)
     embeddings = None
     if kind == "texts":
         ref_events = sample_rows(ref_events, EMBEDDING_SAMPLE)
@@ -80,6 +84,8 @@ def outcomes(
     as_of: Annotated[
         datetime | None, typer.Option(help="count labels known by this UTC time (default now)")
     ] = None,
+    timezone: Timezone = None,
+    date_format: DateFormat = None,
 ) -> None:
     """Precision and recall of review and decline, by category and customer cohort."""
     import pandas as pd
@@ -97,7 +103,10 @@ def outcomes(
     finally:
         store.close()
     joined = labelled_decisions(
-        decisions, load_events(labels, "transactions"), moment, _vulnerable(labels)
+        decisions,
+        load_events(labels, "transactions", reading_config(settings, timezone, date_format)),
+        moment,
+        _vulnerable(labels),
     )
     rows = flag_quality(joined)
     document = {

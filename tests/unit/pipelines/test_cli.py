@@ -84,3 +84,21 @@ def test_help_loads_no_data_or_model_library() -> None:
     ).stdout.strip()
 
     assert loaded == "", f"importing the CLI loaded {loaded}"
+
+
+def test_monitor_reads_a_zone_less_export_only_with_a_timezone(
+    small_world_dir: Path, tmp_path: Path, risk_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given two weeks of payments exported with times that carry no zone
+    frame = pd.read_parquet(small_world_dir / "transactions.parquet")
+    frame["occurred_at"] = frame["occurred_at"].dt.tz_localize(None).astype(str)
+    middle = frame["occurred_at"].sort_values().iloc[len(frame) // 2]
+    reference, current = tmp_path / "first.csv", tmp_path / "second.csv"
+    frame[frame["occurred_at"] < middle].to_csv(reference, index=False)
+    frame[frame["occurred_at"] >= middle].to_csv(current, index=False)
+    drift = ["monitor", "drift", "--reference", str(reference), "--current", str(current)]
+
+    # then drift refuses to guess their zone, and runs once told it
+    assert main([*drift, "--out", str(tmp_path / "refused")]) == 1
+    assert "--timezone" in capsys.readouterr().err, "the refusal says what to pass"
+    assert main([*drift, "--out", str(tmp_path / "report"), "--timezone", "UTC"]) == 0
