@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from decisioning.audit import AuditStore
+from decisioning.audit import checkpointer as checkpointer_module
 from decisioning.audit.anchor import FileAnchor
 from decisioning.audit.anchoring import verify_against_anchor, write_checkpoint
 from decisioning.audit.checkpoint import ChainHead, Checkpoint, key_id, sign_checkpoint
@@ -246,6 +247,28 @@ def test_the_background_checkpointer_runs_every_n_records_off_the_appending_thre
     assert taken.wait(5), "the third record must trigger a checkpoint"
     checkpointer.close()
     assert thread_names[0] == "audit-checkpointer"
+
+
+def test_the_first_record_after_a_quiet_spell_is_anchored_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taken = threading.Event()
+    clock = [1000.0]
+    monkeypatch.setattr(checkpointer_module.time, "monotonic", lambda: clock[0])
+    checkpointer = BackgroundCheckpointer(taken.set, every_records=100, every_seconds=60)
+    checkpointer.start()
+    checkpointer.appended(1)  # the process's first record
+    assert taken.wait(5)
+    taken.clear()
+
+    clock[0] += 30  # half the interval later: waits for the cadence
+    checkpointer.appended(1)
+    assert not taken.wait(0.2)
+    clock[0] += 61  # a quiet spell longer than the interval since the last checkpoint
+    checkpointer.appended(1)
+
+    assert taken.wait(5), "the first record after a quiet spell must be anchored at once"
+    checkpointer.close()
 
 
 def test_records_appended_during_the_last_checkpoint_are_anchored_on_close() -> None:
