@@ -79,9 +79,7 @@ class FraudScorer:
 
     def score(self, features: pd.DataFrame) -> FraudScores:
         """Score every row; ``features`` holds the service's features (extra columns ignored)."""
-        design = self.encoder.matrix(features)
-        anomaly = -self.anomaly_model.score_samples(self.encoder.filled(design))
-        matrix = xgb.DMatrix(np.column_stack([design, anomaly]), missing=np.nan)
+        matrix, anomaly = self._model_input(features)
         margin = self.booster.predict(matrix, output_margin=True)
         raw = self.booster.predict(matrix, pred_contribs=True)[:, :-1]  # last column: bias
         owners = [*self.encoder.owners, ANOMALY_FEATURE]
@@ -94,6 +92,17 @@ class FraudScorer:
             anomaly=anomaly,
             contributions=contributions.reindex(columns=self.contribution_names, fill_value=0.0),
         )
+
+    def margin(self, features: pd.DataFrame) -> np.ndarray:
+        """XGBoost's margin per row: ranks payments as the calibrated score does."""
+        matrix, _ = self._model_input(features)
+        return np.asarray(self.booster.predict(matrix, output_margin=True))
+
+    def _model_input(self, features: pd.DataFrame) -> tuple[xgb.DMatrix, np.ndarray]:
+        """The booster's input (encoded features and the anomaly score) and the anomaly score."""
+        design = self.encoder.matrix(features)
+        anomaly = -self.anomaly_model.score_samples(self.encoder.filled(design))
+        return xgb.DMatrix(np.column_stack([design, anomaly]), missing=np.nan), anomaly
 
     def decide(self, features: pd.DataFrame, scored: FraudScores | None = None) -> pd.DataFrame:
         """Score, action and reason codes per row, in the row order of ``features``.
@@ -263,11 +272,7 @@ def fold_margins(
     For model selection: a margin ranks payments as the calibrated score does, so average
     precision needs neither calibration, thresholds nor contributions.
     """
-    scorer = _fit_uncalibrated(history, train, features, config, reason_codes)
-    design = scorer.encoder.matrix(validation)
-    anomaly = -scorer.anomaly_model.score_samples(scorer.encoder.filled(design))
-    matrix = xgb.DMatrix(np.column_stack([design, anomaly]), missing=np.nan)
-    return np.asarray(scorer.booster.predict(matrix, output_margin=True))
+    return _fit_uncalibrated(history, train, features, config, reason_codes).margin(validation)
 
 
 def _fit_uncalibrated(
