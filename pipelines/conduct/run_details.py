@@ -22,6 +22,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from decisioning.conduct.embeddings import MODEL_ID
 from decisioning.conduct.training import HOLDOUT_BUCKETS, TrainedConductModel
 from pipelines.conduct.plots import write_confusion_matrix, write_reliability_diagram
+from registry.tracking import log_datasets
 
 CALIBRATION_BINS = 10
 
@@ -101,7 +102,6 @@ def log_run_details(
     """Add params, the two datasets, the per-class report, the confusion matrix and calibration
     to a finished run. Call inside the registry's MLflow session (``registry.tracking``)."""
     import mlflow
-    from mlflow.data.pandas_dataset import from_pandas
 
     scored = trained.scored_holdout
     truth, predicted = scored["label"].tolist(), scored["predicted"].tolist()
@@ -116,17 +116,9 @@ def log_run_details(
     )
     with tempfile.TemporaryDirectory() as scratch, mlflow.start_run(run_id=run_id):
         mlflow.log_params(run_params(trained, source, text_column, label_column))
-        for context, frame in (("training", trained.training_rows), ("holdout", holdout)):
-            # The texts are customers' personal data. MLflow keeps a dataset's digest, schema,
-            # row count and source, never its rows (the unit test checks no text reaches the
-            # run), so the texts can take part in the digest that identifies the data.
-            dataset = from_pandas(
-                frame.reset_index(drop=True),
-                source=str(source),
-                name=f"conduct-{context}",
-                targets="label",
-            )
-            mlflow.log_input(dataset, context=context)
+        # The texts are customers' personal data: MLflow keeps no rows (the unit test checks
+        # no text reaches the run).
+        log_datasets({"training": trained.training_rows, "holdout": holdout}, source, "conduct")
         mlflow.log_dict(report, "per_class_report.json")
         mlflow.log_metrics(
             {

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from decisioning.fraud.config import FraudConfig
+from registry.tracking import log_datasets
 
 
 def confusion_at_actions(labels: np.ndarray, flagged: np.ndarray) -> dict[str, int]:
@@ -80,14 +81,7 @@ def log_run_details(
 
     with mlflow.start_run(run_id=run_id):
         mlflow.log_params(run_params(config, source))
-        for context, frame in (("training", training), ("validation", validation)):
-            dataset = mlflow.data.from_pandas(
-                frame.reset_index(drop=True),
-                source=str(source),
-                name=f"fraud-{context}",
-                targets="label",
-            )
-            mlflow.log_input(dataset, context=context)
+        log_datasets({"training": training, "validation": validation}, source, "fraud")
         mlflow.log_dict(confusion, "confusion_matrix.json")
 
 
