@@ -37,7 +37,12 @@ from decisioning.metrics import publish_stored_results, record_decision, record_
 from decisioning.observability import configure_logging, configure_tracing
 from decisioning.pillars import FraudScorerPillar
 from decisioning.policy import ConductInput, load_policy
-from decisioning.serving import conduct_pillar, fraud_pillar, freeze_startup_heap
+from decisioning.serving import (
+    conduct_pillar,
+    explanation_queue,
+    fraud_pillar,
+    freeze_startup_heap,
+)
 from decisioning.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -168,6 +173,9 @@ DECISION_THREADS = 16
 # process saturates near 200 decisions/s on two cores (p99 127-1,279 ms at 200 rps against
 # 39-73 ms with two workers, docs/benchmarks.md). Workers share the audit chain through its lock.
 RISK_WORKERS = "cpu_count"
+# A graceful stop waits this long for queued explanations; what is left is explained by nobody
+# (the decisions stand; `riskctl audit replay` reports the missing explanation).
+EXPLANATION_DRAIN_S = 20.0
 
 
 @bentoml.service(
@@ -187,17 +195,22 @@ class RiskService:
         publish_stored_results(settings.home)  # drift and flag-quality gauges of the last runs
         self.feature_freshness = watch_feature_freshness(settings)  # batch views' materialization
         self.fraud, self.fraud_problem = pillar_or_problem(fraud_pillar, settings, "fraud pillar")
+        audit = AuditStore.from_settings(settings.audit)  # checkpoints in the background
         self.engine = DecisionEngine(
             load_policy(settings.config_path("configs/policy.yaml")),
-            AuditStore.from_settings(settings.audit),  # checkpoints in the background (ADR 0009)
+            audit,
             self.fraud,
             _RemoteConduct(self.conduct),
         )
+        # Reviews and escalations are explained after they are answered (docs/adr/0016).
+        self.explanations = explanation_queue(settings, audit)
         freeze_startup_heap()
 
     @bentoml.on_shutdown
     def close_audit_store(self) -> None:
-        """On a graceful stop, anchor what this worker appended since its last checkpoint."""
+        """On a graceful stop, write the explanations still queued, then anchor what this
+        worker appended since its last checkpoint."""
+        self.explanations.close(timeout=EXPLANATION_DRAIN_S)
         self.engine.audit.close()
 
     def __is_ready__(self) -> bool:
@@ -256,6 +269,7 @@ class RiskService:
             record_error("/v1/decisions")
             raise
         record_decision(decision, "/v1/decisions", time.perf_counter() - started)
+        self.explanations.submit(decision)  # queued: the answer never waits for an LLM
         return decision
 
     @bentoml.api(route="/v1/fraud/score")

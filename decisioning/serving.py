@@ -18,6 +18,8 @@ from decisioning.audit import AuditStore
 from decisioning.conduct.assessment import ConductAssessor, ConductModel
 from decisioning.conduct.embeddings import Embedder, build_embedding_cache
 from decisioning.conduct.evidence import build_evidence_index, load_policy_documents
+from decisioning.conduct.explanation import Explainer, ExplanationQueue
+from decisioning.conduct.llm import AuditLlmCallRecorder, LlmConfig, build_gateway
 from decisioning.decision import ModelVersion
 from decisioning.engine import DecisionEngine
 from decisioning.fraud.model import FraudScorer
@@ -127,6 +129,20 @@ def conduct_pillar(settings: Settings) -> ConductAssessorPillar:
 
     model = pinned_or_champion(settings, CONDUCT_MODEL)
     return ConductAssessorPillar(load_assessor(model), model, load_assessor)
+
+
+def explanation_queue(settings: Settings, audit: AuditStore) -> ExplanationQueue:
+    """The background explainer of review and escalate decisions (docs/adr/0016).
+
+    The gateway's provider comes from ``RISK_LLM_*`` (offline by default); its calls and the
+    explanations go to the decisions' own audit store.
+    """
+    gateway = build_gateway(
+        LlmConfig.from_env(os.environ),
+        settings.config_path("configs/prompts"),
+        AuditLlmCallRecorder(audit),
+    )
+    return ExplanationQueue(Explainer(gateway, audit))
 
 
 def freeze_startup_heap() -> None:

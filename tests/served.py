@@ -37,12 +37,16 @@ def post_decision(
 
 
 def audit_rows(home: Path, profile: str = "local") -> int:
-    """Records in the audit chain under ``home``, once the chain verified."""
+    """Decisions in the audit chain under ``home``, once the chain verified.
+
+    Decisions only: the explanations of reviews and escalations (and their LLM calls) are
+    appended in the background after the answer, so counting every record would race them.
+    """
     settings = load_settings({"RISK_HOME": str(home), "RISK_ENV": profile})
     store = AuditStore.open(settings.audit.url)
     try:
         report = store.verify()
         assert report.ok, f"the audit chain is broken at {report.first_broken_id}"
-        return report.checked
+        return sum(1 for _ in store.records(kind="decision"))
     finally:
         store.close()

@@ -45,3 +45,11 @@ class LlmProviderError(RiskPlatformError):
     def __init__(self, message: str, retries: int = 0) -> None:
         super().__init__(message)
         self.retries = retries
+
+
+class LlmCircuitOpen(LlmProviderError):
+    """The gateway's circuit breaker is open after repeated provider failures: no call was made."""
+
+
+class ExtractionSpanError(RiskPlatformError):
+    """An extraction output cannot be read as the spans its prompt asks for."""

@@ -17,15 +17,18 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
 import httpx
+import tenacity
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from decisioning.audit import AuditStore
-from decisioning.conduct.errors import LlmProviderError
+from decisioning.conduct.breaker import CircuitBreaker
+from decisioning.conduct.errors import LlmCircuitOpen, LlmProviderError
 from decisioning.conduct.prompts import PromptTemplate, load_prompt
 from decisioning.conduct.redaction import redact
 from decisioning.events import utc_now
@@ -36,6 +39,7 @@ tracer = trace.get_tracer(__name__)
 
 EXTRACTION_PROMPT = "conduct_extraction"
 EXPLANATION_PROMPT = "conduct_explanation"
+DECISION_EXPLANATION_PROMPT = "decision_explanation"
 _AMOUNT = re.compile(
     r"(?:[£$€]\s?\d[\d,]*(?:\.\d{1,2})?|\d[\d,]*(?:\.\d{1,2})?\s?(?:pounds|GBP|EUR|USD))"
 )
@@ -70,14 +74,20 @@ class LlmConfig(BaseModel):
     timeout_seconds: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
     backoff_seconds: float = Field(default=0.5, ge=0)
+    call_budget_seconds: float = Field(default=30.0, gt=0)  # every attempt and wait together
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LlmConfig:
-        """From ``RISK_LLM_{PROVIDER,BASE_URL,MODEL,API_KEY,TIMEOUT,RETRIES}`` where set."""
+        """From ``RISK_LLM_{PROVIDER,BASE_URL,MODEL,API_KEY,TIMEOUT,RETRIES,CALL_BUDGET,
+        BREAKER_FAILURES,BREAKER_RESET}`` where set."""
         values: dict[str, object] = {}
         for key, name in (
             ("provider", "PROVIDER"), ("base_url", "BASE_URL"), ("model", "MODEL"),
             ("api_key", "API_KEY"), ("timeout_seconds", "TIMEOUT"), ("max_retries", "RETRIES"),
+            ("call_budget_seconds", "CALL_BUDGET"), ("breaker_failures", "BREAKER_FAILURES"),
+            ("breaker_reset_seconds", "BREAKER_RESET"),
         ):  # fmt: skip
             if env.get(f"RISK_LLM_{name}"):
                 values[key] = env[f"RISK_LLM_{name}"]
@@ -193,12 +203,26 @@ class OfflineProvider:
                 "products": _unique(m.group(0).lower() for m in _PRODUCT.finditer(text)),
             }
             return Completion(json.dumps(facts))
+        if prompt.name == DECISION_EXPLANATION_PROMPT:
+            return Completion(_offline_decision_explanation(values))
         sentence = (
             f"The customer raised {values['category_name'].lower()} "
             f"({values['severity']} severity), shown by {values['evidence']}; "
             f"see {values['policy_ref']}."
         )
         return Completion(sentence)
+
+
+def _offline_decision_explanation(values: Mapping[str, str]) -> str:
+    """The first reasons and piece of evidence, quoted as given: faithful by construction."""
+    reasons = [line.removeprefix("- ") for line in values["reasons"].splitlines() if line]
+    evidence = [line.removeprefix("- ") for line in values["evidence"].splitlines() if line]
+    sentence = f"Sent to {values['action']} as {values['risk_category']}"
+    if reasons and reasons != ["none"]:
+        sentence += " because " + "; ".join(reasons[:3])
+    if evidence and evidence != ["none"]:
+        sentence += f". Evidence: {evidence[0]}"
+    return sentence + "."
 
 
 def _unique(items: object) -> list[str]:
@@ -208,19 +232,39 @@ def _unique(items: object) -> list[str]:
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+class _RetryableCall(LlmProviderError):
+    """One attempt failed in a way another attempt may not: a timeout, a 5xx, a 429, garbage."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class OpenAICompatibleProvider:
-    """``POST {base_url}/chat/completions`` with a timeout and exponential-backoff retries."""
+    """``POST {base_url}/chat/completions`` with a per-attempt timeout, a whole-call budget and
+    retries with jittered exponential backoff that wait at least what ``Retry-After`` asks.
+
+    A ``Retry-After`` longer than the call's budget ends the call at once: waiting less would
+    ignore the provider, waiting that long would hold the explanation queue.
+    """
 
     name = "openai_compatible"
 
-    def __init__(self, config: LlmConfig, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        config: LlmConfig,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not config.base_url:
             raise LlmProviderError("openai_compatible provider needs RISK_LLM_BASE_URL")
         self.model = config.model
         self._config = config
         self._sleep = sleep
+        self._clock = clock
 
     def complete(self, prompt: RenderedPrompt) -> Completion:
+        config = self._config
         body = {
             "model": self.model,
             "messages": [{"role": "user", "content": prompt.text}],
@@ -228,42 +272,98 @@ class OpenAICompatibleProvider:
             "max_tokens": prompt.max_tokens,
         }
         headers = {}
-        if self._config.api_key.get_secret_value():
-            headers["Authorization"] = f"Bearer {self._config.api_key.get_secret_value()}"
-        url = self._config.base_url.rstrip("/") + "/chat/completions"
-        last_error = ""
-        for attempt in range(self._config.max_retries + 1):
-            if attempt:
-                self._sleep(self._config.backoff_seconds * 2 ** (attempt - 1))
-            try:
-                response = httpx.post(
-                    url, json=body, headers=headers, timeout=self._config.timeout_seconds
-                )
-            except httpx.TimeoutException:
-                last_error = f"timed out after {self._config.timeout_seconds}s"
-                continue
-            except httpx.TransportError as exc:
-                last_error = f"transport error: {exc}"
-                continue
-            if response.status_code in _RETRYABLE_STATUS:
-                last_error = f"HTTP {response.status_code}"
-                continue
-            if response.status_code >= 400:
-                raise LlmProviderError(
-                    f"LLM provider refused the call: HTTP {response.status_code}"
-                )
-            return Completion(_message_content(response), retries=attempt)
-        raise LlmProviderError(
-            f"LLM provider failed after {self._config.max_retries + 1} attempts: {last_error}",
-            retries=self._config.max_retries,
+        if config.api_key.get_secret_value():
+            headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+        url = config.base_url.rstrip("/") + "/chat/completions"
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_RetryableCall),
+            stop=tenacity.stop_after_attempt(config.max_retries + 1)
+            | tenacity.stop_after_delay(config.call_budget_seconds)
+            | _retry_after_beyond(config.call_budget_seconds),
+            wait=_backoff(config.backoff_seconds),
+            sleep=self._sleep,
+            reraise=True,
         )
+        attempts = 0
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    response = self._post(url, body, headers)
+                    return Completion(_message_content(response), retries=attempts - 1)
+        except _RetryableCall as exc:
+            raise LlmProviderError(
+                f"LLM provider failed after {attempts} attempts: {exc}", retries=attempts - 1
+            ) from exc
+        raise AssertionError("tenacity returned without an outcome")  # pragma: no cover
+
+    def _post(self, url: str, body: dict[str, object], headers: dict[str, str]) -> httpx.Response:
+        timeout = self._config.timeout_seconds
+        try:
+            response = httpx.post(url, json=body, headers=headers, timeout=timeout)
+        except httpx.TimeoutException as exc:
+            raise _RetryableCall(f"timed out after {timeout}s") from exc
+        except httpx.TransportError as exc:
+            raise _RetryableCall(f"transport error: {exc}") from exc
+        if response.status_code in _RETRYABLE_STATUS:
+            raise _RetryableCall(
+                f"HTTP {response.status_code}", _retry_after(response.headers.get("Retry-After"))
+            )
+        if response.status_code >= 400:
+            raise LlmProviderError(f"LLM provider refused the call: HTTP {response.status_code}")
+        return response
+
+
+def _backoff(base_seconds: float) -> Callable[[tenacity.RetryCallState], float]:
+    """Full-jitter exponential backoff, never shorter than the provider's ``Retry-After``."""
+    jittered = tenacity.wait_random_exponential(multiplier=base_seconds, max=60)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        asked = _asked_to_wait(state)
+        chosen = jittered(state) if base_seconds > 0 else 0.0
+        return max(chosen, asked or 0.0)
+
+    return wait
+
+
+def _retry_after_beyond(budget_seconds: float) -> tenacity.stop.stop_base:
+    class _Stop(tenacity.stop.stop_base):
+        def __call__(self, state: tenacity.RetryCallState) -> bool:
+            asked = _asked_to_wait(state)
+            return asked is not None and asked > budget_seconds
+
+    return _Stop()
+
+
+def _asked_to_wait(state: tenacity.RetryCallState) -> float | None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    return error.retry_after if isinstance(error, _RetryableCall) else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number of seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - utc_now()).total_seconds())
 
 
 def _message_content(response: httpx.Response) -> str:
+    """The first choice's content; a body without one is retried (proxies truncate bodies)."""
     try:
-        return str(response.json()["choices"][0]["message"]["content"])
+        content = response.json()["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise LlmProviderError("LLM provider answered without choices[0].message.content") from exc
+        raise _RetryableCall("answered without choices[0].message.content") from exc
+    if not isinstance(content, str):
+        raise _RetryableCall("answered with a non-text choices[0].message.content")
+    return content
 
 
 def build_provider(config: LlmConfig) -> LlmProvider:
@@ -280,18 +380,37 @@ class Extraction:
     prompt_version: int
 
 
-class LlmGateway:
-    """The only way the platform talks to an LLM."""
+@dataclass(frozen=True)
+class GatewayAnswer:
+    """What the provider answered and the call record that says how (prompt, model, hash)."""
 
-    def __init__(self, provider: LlmProvider, prompts_dir: Path, recorder: LlmCallRecorder) -> None:
+    text: str
+    call: LlmCallRecord
+
+
+class LlmGateway:
+    """The only way the platform talks to an LLM.
+
+    With a ``breaker``, repeated provider failures open it and later calls fail at once with
+    :class:`LlmCircuitOpen` (recorded, counted, never sent) until it lets a trial through.
+    """
+
+    def __init__(
+        self,
+        provider: LlmProvider,
+        prompts_dir: Path,
+        recorder: LlmCallRecorder,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self.provider = provider
         self.prompts_dir = prompts_dir
         self.recorder = recorder
+        self.breaker = breaker
 
     def extract(self, text: str) -> Extraction:
         """Amounts, dates and products mentioned in a message (structured extraction)."""
         prompt = load_prompt(self.prompts_dir, EXTRACTION_PROMPT)
-        output = self._call(prompt, {"text": text})
+        output = self.call(prompt, {"text": text}).text
         try:
             facts = json.loads(output)
             return Extraction(
@@ -314,61 +433,92 @@ class LlmGateway:
             "category": category, "category_name": category_name, "severity": severity,
             "policy_ref": policy_ref, "evidence": evidence,
         }  # fmt: skip
-        return self._call(prompt, values).strip()
+        return self.call(prompt, values).text.strip()
 
-    def _call(self, prompt: PromptTemplate, values: dict[str, str]) -> str:
+    def call(self, prompt: PromptTemplate, values: dict[str, str]) -> GatewayAnswer:
         """Redact, render, and call the provider inside an ``llm.<provider>`` span."""
-        redacted = {key: redact(value).text for key, value in values.items()}
-        rendered = RenderedPrompt(
-            name=prompt.name,
-            version=prompt.version,
-            task=prompt.task,
-            text=prompt.render(redacted),
-            variables=redacted,
-            temperature=prompt.parameters.temperature,
-            max_tokens=prompt.parameters.max_tokens,
-        )
+        rendered = render_prompt(prompt, values)
         with tracer.start_as_current_span(f"llm.{self.provider.name}") as span:
             span.set_attribute("risk.llm.prompt", prompt.name)
             span.set_attribute("risk.llm.prompt_version", prompt.version)
             span.set_attribute("risk.llm.model", self.provider.model)
             try:
-                completion = self._complete_and_record(prompt, rendered)
+                answer = self._complete_and_record(prompt, rendered)
             except LlmProviderError as exc:
                 span.set_attributes({"risk.llm.retries": exc.retries, "risk.llm.outcome": "error"})
                 raise
-            span.set_attributes({"risk.llm.retries": completion.retries, "risk.llm.outcome": "ok"})
-        return completion.text
+            span.set_attributes({"risk.llm.retries": answer.call.retries, "risk.llm.outcome": "ok"})
+        return answer
 
-    def _complete_and_record(self, prompt: PromptTemplate, rendered: RenderedPrompt) -> Completion:
+    def _complete_and_record(
+        self, prompt: PromptTemplate, rendered: RenderedPrompt
+    ) -> GatewayAnswer:
         """Call the provider and record the call in the audit log whatever its outcome."""
         started = time.perf_counter()
         completion, error = Completion(""), ""
         try:
-            completion = self.provider.complete(rendered)
+            completion = self._complete(rendered)
         except LlmProviderError as exc:
             error = str(exc)
             completion = Completion("", retries=exc.retries)
             raise
         finally:
             record_llm_call(type(self.provider).__name__, "error" if error else "ok")
-            self.recorder.record(
-                LlmCallRecord(
-                    call_id=str(uuid.uuid4()),
-                    at=utc_now().isoformat(),
-                    prompt_name=prompt.name,
-                    prompt_version=prompt.version,
-                    prompt_uri=prompt.registry_uri,
-                    provider=type(self.provider).__name__,
-                    model=self.provider.model,
-                    parameters=prompt.parameters.model_dump(),
-                    input_hash="sha256:" + hashlib.sha256(rendered.text.encode()).hexdigest(),
-                    redacted_input=rendered.text,
-                    output=completion.text,
-                    latency_ms=round((time.perf_counter() - started) * 1000, 3),
-                    retries=completion.retries,
-                    outcome="error" if error else "ok",
-                    error=error,
-                )
+            call = LlmCallRecord(
+                call_id=str(uuid.uuid4()),
+                at=utc_now().isoformat(),
+                prompt_name=prompt.name,
+                prompt_version=prompt.version,
+                prompt_uri=prompt.registry_uri,
+                provider=type(self.provider).__name__,
+                model=self.provider.model,
+                parameters=prompt.parameters.model_dump(),
+                input_hash=rendered_input_hash(rendered),
+                redacted_input=rendered.text,
+                output=completion.text,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+                retries=completion.retries,
+                outcome="error" if error else "ok",
+                error=error,
             )
+            self.recorder.record(call)
+        return GatewayAnswer(completion.text, call)
+
+    def _complete(self, rendered: RenderedPrompt) -> Completion:
+        """The provider's completion, behind the breaker when there is one."""
+        if self.breaker is None:
+            return self.provider.complete(rendered)
+        if not self.breaker.allow():
+            raise LlmCircuitOpen("circuit open after repeated provider failures: not called")
+        try:
+            completion = self.provider.complete(rendered)
+        except LlmProviderError:
+            self.breaker.failed()
+            raise
+        self.breaker.succeeded()
         return completion
+
+
+def render_prompt(prompt: PromptTemplate, values: dict[str, str]) -> RenderedPrompt:
+    """The prompt as the provider sees it: every value redacted before it is filled in."""
+    redacted = {key: redact(value).text for key, value in values.items()}
+    return RenderedPrompt(
+        name=prompt.name,
+        version=prompt.version,
+        task=prompt.task,
+        text=prompt.render(redacted),
+        variables=redacted,
+        temperature=prompt.parameters.temperature,
+        max_tokens=prompt.parameters.max_tokens,
+    )
+
+
+def rendered_input_hash(rendered: RenderedPrompt) -> str:
+    """The hash of the redacted prompt text: what ties a stored completion to its input."""
+    return "sha256:" + hashlib.sha256(rendered.text.encode()).hexdigest()
+
+
+def build_gateway(config: LlmConfig, prompts_dir: Path, recorder: LlmCallRecorder) -> LlmGateway:
+    """The configured provider behind a breaker sized by the same config."""
+    breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_seconds)
+    return LlmGateway(build_provider(config), prompts_dir, recorder, breaker)

@@ -1,0 +1,248 @@
+"""Reviewer-facing explanations of decided cases, written after the decision is answered.
+
+LLMs explain, never decide: the explanation of a ``review`` or ``escalate`` decision is built
+through the gateway from the decision's action, category, reason codes and evidence only (never
+the raw request), after the decision was stored and answered. It is stored as its own audit
+record, linked to the decision's record by id, sequence number and row hash, with the prompt
+name and version, the model, the hash of the redacted prompt and the output. A provider that
+fails or whose breaker is open gives a stored "explanation unavailable"; the decision never
+waits for, and is never changed by, its explanation. Approvals and declines get none.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from decisioning.audit import AuditStore
+from decisioning.conduct.errors import LlmProviderError, PromptNotFoundError
+from decisioning.conduct.llm import (
+    DECISION_EXPLANATION_PROMPT,
+    LlmGateway,
+    render_prompt,
+    rendered_input_hash,
+)
+from decisioning.conduct.prompts import PromptTemplate, load_prompt
+from decisioning.decision import RiskDecision
+
+logger = logging.getLogger(__name__)
+
+EXPLANATION_KIND = "explanation"
+EXPLAINED_ACTIONS = frozenset({"review", "escalate"})
+UNAVAILABLE = "explanation unavailable"
+MAX_REASONS = 5
+MAX_EVIDENCE = 5
+QUEUE_LIMIT = 10_000
+
+
+class DecisionExplanation(BaseModel):
+    """The body of an ``explanation`` audit record (under the key ``explanation``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decision_id: str
+    decision_seq: int
+    decision_row_hash: str
+    action: str
+    status: Literal["ok", "unavailable"]
+    prompt_name: str
+    prompt_version: str  # "name@version", as decisions name prompts
+    provider: str
+    model: str
+    input_hash: str
+    output: str
+    call_id: str
+    error: str = ""
+
+
+def explanation_record_id(decision_id: str) -> str:
+    """One explanation per decision: the store's unique record id refuses a second."""
+    return f"exp_{decision_id.removeprefix('dec_')}"
+
+
+def needs_explanation(decision: RiskDecision) -> bool:
+    """Only cases a person picks up are explained; a repeat was explained the first time."""
+    return decision.action in EXPLAINED_ACTIONS and not decision.replay
+
+
+def prompt_version_label(prompt: PromptTemplate) -> str:
+    return f"{prompt.name}@{prompt.version}"
+
+
+def explanation_inputs(decision: RiskDecision) -> dict[str, str]:
+    """The decision's own reasons and evidence as the prompt's variables: nothing else."""
+    reasons = [f"- {r.code}: {r.description}" for r in decision.reason_codes[:MAX_REASONS]]
+    evidence = [
+        f'- {e.kind} {e.reference}: "{e.quote}"' if e.quote else f"- {e.kind} {e.reference}"
+        for e in decision.evidence[:MAX_EVIDENCE]
+    ]
+    reasons += [f"- degraded {d.component}: {d.fallback}" for d in decision.degraded]
+    return {
+        "action": decision.action,
+        "risk_category": decision.risk_category,
+        "reasons": "\n".join(reasons) or "- none",
+        "evidence": "\n".join(evidence) or "- none",
+    }
+
+
+class Explainer:
+    """Explain one stored decision and append the linked record (the worker's one job)."""
+
+    def __init__(self, gateway: LlmGateway, audit: AuditStore, version: int | None = None) -> None:
+        self.gateway = gateway
+        self.audit = audit
+        self.version = version  # None: the prompt's highest version
+
+    def explain(self, decision: RiskDecision) -> DecisionExplanation | None:
+        """Append the explanation of a stored decision; None if it has one or needs none."""
+        if not needs_explanation(decision):
+            return None
+        record_id = explanation_record_id(decision.decision_id)
+        if self.audit.get(record_id) is not None:
+            return None
+        stored = self.audit.get(decision.decision_id)
+        if stored is None:
+            raise LookupError(f"decision {decision.decision_id} is not in the audit store")
+        prompt = load_prompt(self.gateway.prompts_dir, DECISION_EXPLANATION_PROMPT, self.version)
+        try:
+            answer = self.gateway.call(prompt, explanation_inputs(decision))
+            status, output, error, call = "ok", answer.text.strip(), "", answer.call
+        except LlmProviderError as exc:
+            logger.warning("explanation of %s unavailable: %s", decision.decision_id, exc)
+            status, output, error, call = "unavailable", UNAVAILABLE, str(exc)[:300], None
+        rendered = render_prompt(prompt, explanation_inputs(decision))
+        explanation = DecisionExplanation(
+            decision_id=decision.decision_id,
+            decision_seq=stored.seq,
+            decision_row_hash=stored.row_hash,
+            action=decision.action,
+            status=status,  # type: ignore[arg-type]
+            prompt_name=prompt.name,
+            prompt_version=prompt_version_label(prompt),
+            provider=type(self.gateway.provider).__name__,
+            model=self.gateway.provider.model,
+            input_hash=rendered_input_hash(rendered),
+            output=output or UNAVAILABLE,
+            call_id="" if call is None else call.call_id,
+            error=error,
+        )
+        self.audit.append(
+            EXPLANATION_KIND, record_id, {"explanation": explanation.model_dump(mode="json")}
+        )
+        return explanation
+
+
+class ExplanationQueue:
+    """A background thread that explains decisions after they are answered.
+
+    ``submit`` never blocks and never raises: a full queue drops the explanation (logged and
+    counted in ``dropped``; the decision is untouched), so no provider can hold a payment.
+    """
+
+    def __init__(self, explainer: Explainer, limit: int = QUEUE_LIMIT) -> None:
+        self.explainer = explainer
+        self.dropped = 0
+        self.failed = 0
+        self._queue: queue.Queue[RiskDecision | None] = queue.Queue(maxsize=limit)
+        self._thread = threading.Thread(target=self._run, name="explanations", daemon=True)
+        self._thread.start()
+
+    def submit(self, decision: RiskDecision) -> None:
+        if not needs_explanation(decision):
+            return
+        try:
+            self._queue.put_nowait(decision)
+        except queue.Full:
+            self.dropped += 1
+            logger.warning("explanation queue full: %s not explained", decision.decision_id)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted decision is explained; False if ``timeout`` ran out."""
+        done = threading.Event()
+
+        def wait() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        return done.wait(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Explain what is queued (up to ``timeout``), then stop the thread."""
+        self.drain(timeout)
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            decision = self._queue.get()
+            try:
+                if decision is None:
+                    return
+                self.explainer.explain(decision)
+            except Exception:  # one failed explanation must not stop the ones after it
+                self.failed += 1
+                logger.exception("explanation failed")
+            finally:
+                self._queue.task_done()
+
+
+@dataclass(frozen=True)
+class ExplanationReplay:
+    """What replaying a decision's explanation found; ``problems`` empty means it matched."""
+
+    decision_id: str
+    explanation: DecisionExplanation | None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def identical(self) -> bool:
+        return not self.problems
+
+
+def stored_explanation(audit: AuditStore, decision_id: str) -> DecisionExplanation | None:
+    record = audit.get(explanation_record_id(decision_id))
+    if record is None or record.kind != EXPLANATION_KIND:
+        return None
+    return DecisionExplanation.model_validate(record.body["explanation"])
+
+
+def replay_explanation(
+    audit: AuditStore, decision: RiskDecision, prompts_dir: Path
+) -> ExplanationReplay:
+    """Check a decision's stored explanation; no provider is built or called.
+
+    The named prompt version must still exist, and rendering it from the stored decision must
+    give the stored input hash; the stored completion is the explanation's output. A review or
+    escalate decision without an explanation is reported, an approval with one too.
+    """
+    explanation = stored_explanation(audit, decision.decision_id)
+    if explanation is None:
+        missing = ("no explanation stored",) if needs_explanation(decision) else ()
+        return ExplanationReplay(decision.decision_id, None, missing)
+    problems = []
+    if not needs_explanation(decision):
+        problems.append(f"a {decision.action} decision has an explanation")
+    if explanation.decision_id != decision.decision_id:
+        problems.append(f"explanation names decision {explanation.decision_id}")
+    name, _, version = explanation.prompt_version.partition("@")
+    try:
+        prompt = load_prompt(prompts_dir, name, int(version))
+    except (PromptNotFoundError, ValueError) as exc:
+        return ExplanationReplay(decision.decision_id, explanation, (*problems, str(exc)))
+    rendered = render_prompt(prompt, explanation_inputs(decision))
+    if rendered_input_hash(rendered) != explanation.input_hash:
+        problems.append(
+            f"{explanation.prompt_version} rendered from the stored decision does not give the "
+            "stored input hash"
+        )
+    return ExplanationReplay(decision.decision_id, explanation, tuple(problems))
