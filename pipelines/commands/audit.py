@@ -12,7 +12,8 @@ from rich.console import Console
 if TYPE_CHECKING:
     from decisioning.audit import AuditStore
     from decisioning.audit.anchoring import Verification
-    from decisioning.settings import AuditAnchorSettings
+    from decisioning.conduct.explanation import ExplanationReplay
+    from decisioning.settings import AuditAnchorSettings, Settings
 
 from decisioning.events import utc_now
 from decisioning.settings import load_settings
@@ -232,24 +233,48 @@ def replay(decision_id: Annotated[str, typer.Argument(help="the decision to reco
     """Recompute a decision from what it stored; print every difference and exit 1 if any."""
     from decisioning.serving import build_engine
 
+    settings = load_settings()
     with console.status("loading the models the decision names"):
-        engine = build_engine(load_settings())
+        engine = build_engine(settings)
     try:
         report = engine.replay(decision_id)
     except LookupError as exc:
         print(f"riskctl: {exc.args[0]}", file=sys.stderr)
         raise typer.Exit(1) from exc
+    explained = replay_stored_explanation(engine.audit, settings, decision_id)
     if report.identical:
         console.print(
             f"decision {decision_id} replayed: identical "
             f"(action, score, category, reasons, policy version)",
             highlight=False,
         )
-        return
     for field, (stored, recomputed) in report.differences.items():
         console.print(f"{field}: stored {stored!r}, recomputed {recomputed!r}", highlight=False)
-    print(f"riskctl: decision {decision_id} differs on replay", file=sys.stderr)
-    raise typer.Exit(1)
+    if explained.explanation is not None:
+        console.print(
+            f"explanation ({explained.explanation.prompt_version}, stored completion reused, "
+            f"no LLM called): {explained.explanation.output}",
+            highlight=False,
+        )
+    for problem in explained.problems:
+        console.print(f"explanation: {problem}", highlight=False)
+    if not report.identical or not explained.identical:
+        print(f"riskctl: decision {decision_id} differs on replay", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def replay_stored_explanation(
+    store: AuditStore, settings: Settings, decision_id: str
+) -> ExplanationReplay:
+    """The decision's stored explanation checked against its prompt version; no provider."""
+    from decisioning.conduct.explanation import replay_explanation
+    from decisioning.decision import RiskDecision
+
+    record = store.get(decision_id)
+    if record is None:
+        raise LookupError(f"no decision {decision_id!r} in the audit store")
+    decision = RiskDecision.model_validate(record.body["decision"])
+    return replay_explanation(store, decision, settings.config_path("configs/prompts"))
 
 
 @app.command()

@@ -24,6 +24,7 @@ import typer
 
 from decisioning.errors import RiskPlatformError
 from decisioning.settings import Settings, load_settings
+from pipelines.commands.audit import replay_stored_explanation
 from pipelines.commands.data import simulate_and_write, summary_table
 from pipelines.commands.serve import (
     console,
@@ -89,8 +90,11 @@ def demo(
         bodies = sample_requests(data_dir, sample)
         decisions = [post_decision(url, key, body) for body in bodies]
         metrics = save_metrics(url, monitoring / "metrics.prom")
-    console.print(decision_table(decisions))
+    # Read once the service stopped: a graceful stop writes the explanations still queued.
+    explanations = explanations_of(settings, decisions)
+    console.print(decision_table(decisions, explanations))
     require_nothing_degraded(decisions, monitoring / "service.log")
+    require_explained(decisions, explanations)
 
     stage(7, "audit: verify the chain, replay every decision")
     audit_and_replay(settings, [d["decision_id"] for d in decisions])
@@ -118,6 +122,37 @@ def require_nothing_degraded(decisions: list[dict[str, Any]], log: Path) -> None
             f"{sum(1 for d in decisions if d['degraded'])} decisions fell back "
             f"({', '.join(causes)}) with both models promoted; see {log}"
         )
+
+
+def explanations_of(settings: Settings, decisions: list[dict[str, Any]]) -> dict[str, str]:
+    """The stored explanation of each decision that has one, by decision id."""
+    from decisioning.audit import AuditStore
+    from decisioning.conduct.explanation import stored_explanation
+
+    store = AuditStore.open(settings.audit.url)
+    try:
+        found = {d["decision_id"]: stored_explanation(store, d["decision_id"]) for d in decisions}
+    finally:
+        store.close()
+    return {key: explanation.output for key, explanation in found.items() if explanation}
+
+
+def require_explained(decisions: list[dict[str, Any]], explanations: dict[str, str]) -> None:
+    """Every review and escalation has its linked explanation; nothing else has one."""
+    from decisioning.conduct.explanation import EXPLAINED_ACTIONS
+
+    wanted = {d["decision_id"] for d in decisions if d["action"] in EXPLAINED_ACTIONS}
+    missing, extra = wanted - set(explanations), set(explanations) - wanted
+    if missing or extra:
+        raise DemoFailed(
+            f"explanations: {len(missing)} review/escalate decisions have none, "
+            f"{len(extra)} others have one ({', '.join(sorted(missing | extra)[:3])})"
+        )
+    console.print(
+        f"{len(wanted)} review/escalate decisions explained after they were answered "
+        "(audit records of kind explanation)",
+        highlight=False,
+    )
 
 
 def stage(number: int, title: str) -> None:
@@ -248,7 +283,14 @@ def audit_and_replay(settings: Settings, decision_ids: list[str]) -> None:
         replayed = engine.replay(decision_id)
         if not replayed.identical:
             raise DemoFailed(f"replay of {decision_id} differs: {replayed.differences}")
-    console.print(f"replayed all {len(decision_ids)} decisions: identical", highlight=False)
+        explained = replay_stored_explanation(store, settings, decision_id)
+        if not explained.identical:
+            raise DemoFailed(f"explanation of {decision_id}: {'; '.join(explained.problems)}")
+    console.print(
+        f"replayed all {len(decision_ids)} decisions and their explanations (stored "
+        "completions, no LLM called): identical",
+        highlight=False,
+    )
 
 
 def drift_first_vs_last(transactions: pd.DataFrame, folder: Path) -> Path:

@@ -158,12 +158,17 @@ def post_decision(url: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
         raise typer.BadParameter(f"the service answered {exc.code}: {detail}") from exc
 
 
-def decision_table(decisions: list[dict[str, Any]]) -> Table:
-    """One line per decision: action, score, category, top reasons, first piece of evidence."""
+def decision_table(
+    decisions: list[dict[str, Any]], explanations: dict[str, str] | None = None
+) -> Table:
+    """One line per decision: action, score, category, top reasons, first piece of evidence,
+    and, when ``explanations`` are given (by decision id), each one's stored explanation."""
     table = Table(title="decisions", show_lines=False)
     widths = {"subject": 11, "action": 9, "score": 5, "category": 30, "top reasons": 34}
     for column, width in {**widths, "evidence": 56}.items():
         table.add_column(column, overflow="ellipsis", no_wrap=True, max_width=width)
+    if explanations is not None:
+        table.add_column("explanation", overflow="fold", max_width=60)
     for d in decisions:
         reasons = ", ".join(r["code"] for r in d["reason_codes"][:2])
         quotes = [e.get("quote") or e["reference"] for e in d["evidence"] if e["kind"] != "feature"]
@@ -178,6 +183,7 @@ def decision_table(decisions: list[dict[str, Any]]) -> Table:
             d["risk_category"],
             reasons,
             evidence,
+            *([] if explanations is None else [explanations.get(d["decision_id"], "")]),
         )
     table.caption = "* degraded: an input was missing and the policy's fallback applied"
     return table
