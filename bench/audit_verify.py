@@ -4,10 +4,11 @@ Fills a throw-away database with ``--records`` decision-sized records (group-com
 threads, as the service appends), takes a signed checkpoint, then times ``verify_against_anchor``
 over the whole chain (every hash recomputed, every checkpoint held) and from the latest checkpoint
 after ``--records // 10`` more. First, side by side, the latency of one append (eight threads
-appending, as the service's workers do) with the background checkpointer on and off, in
-alternating blocks: the checkpoint must stay off the decision path. The database is dropped at
+appending, as the service's workers do) with background checkpoints taken in a child process (the
+served way), on a thread of the appending process (the way before it), and off, in rotating
+blocks: the checkpoint must stay off the decision path. The database is dropped at
 the end.
-Run: .venv/bin/python bench/audit_verify.py [--records 50000] [--repeat 3] [--latency-appends 4000]
+Run: .venv/bin/python bench/audit_verify.py [--records 50000] [--repeat 3] [--latency-appends 6000]
      [--every-records 1000]
 """
 
@@ -31,6 +32,7 @@ from decisioning.audit import AuditStore
 from decisioning.audit.anchor import FileAnchor
 from decisioning.audit.anchoring import verify_against_anchor, write_checkpoint
 from decisioning.audit.checkpoint import key_id
+from decisioning.audit.checkpoint_process import GenesisWitness
 from decisioning.audit.roles import AuditRoles
 from decisioning.settings import AuditAnchorSettings, AuditSettings
 
@@ -57,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--latency-appends", type=int, default=4000)
+    parser.add_argument("--latency-appends", type=int, default=6000)
     parser.add_argument("--every-records", type=int, default=1000, help="checkpoint cadence")
     args = parser.parse_args()
     name, suffix = f"risk_bench_audit_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
@@ -78,9 +80,14 @@ def main() -> None:
 
 
 def append_latency(
-    url: str, folder: Path, appends: int, every_records: int, blocks: int = 4
+    url: str, folder: Path, appends: int, every_records: int, blocks: int = 6
 ) -> None:
-    """p50 and p99 of one append, checkpointer on (every ``every_records`` or 60 s) and off."""
+    """p50 and p99 of one append with checkpoints in a child, on a thread, and off.
+
+    Each mode checkpoints every ``every_records`` of its own appends (or 60 s), and each walk
+    covers every record since its last checkpoint, the other modes' too: a heavier walk than a
+    service's, alike for both.
+    """
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -93,23 +100,33 @@ def append_latency(
         every_records=every_records,
         every_seconds=60.0,
     )
-    checkpointing = AuditStore.from_settings(AuditSettings(url=url, anchor=anchor))
+    # The served way: the walk and the signature in a child process (checkpoint_process.py).
+    in_child = AuditStore.from_settings(AuditSettings(url=url, anchor=anchor))
+    # The way before it: the same checkpoints on a thread of the appending process.
+    threaded_anchor = anchor.model_copy(
+        update={"location": str(folder / "threaded-checkpoints.jsonl")}
+    )
+    in_thread = AuditStore.open(url)
+    witness = GenesisWitness(in_thread, threaded_anchor, may_begin=in_thread.head() is None)
+    in_thread.checkpoint_in_background(witness.checkpoint, threaded_anchor)
     plain = AuditStore.open(url)
-    times: dict[str, list[float]] = {"checkpointer on": [], "checkpointer off": []}
-    stores = [("checkpointer on", checkpointing), ("checkpointer off", plain)]
-    for mode, store in stores:  # warm each store's connections before anything is timed
-        timed_appends(store, f"warm-{mode[-2:]}", 200)
+    stores = {"checkpoints in a child process": in_child, "on a thread": in_thread, "off": plain}
+    times: dict[str, list[float]] = {mode: [] for mode in stores}
+    for number, store in enumerate(stores.values()):  # warm connections, untimed
+        timed_appends(store, f"warm-{number}", 200)
+    order = list(stores.items())
     per_block = appends // blocks
-    for block in range(blocks):  # alternating, first one then the other, so load falls alike
-        for mode, store in stores if block % 2 == 0 else stores[::-1]:
-            times[mode] += timed_appends(store, f"l{block}{mode[-2:]}", per_block)
-    checkpointing.close()
-    plain.close()
-    checkpoints = len((folder / "latency-checkpoints.jsonl").read_text().splitlines())
+    for block in range(blocks):  # rotating which mode goes first, so load falls alike
+        for number, (mode, store) in enumerate(order[block % 3 :] + order[: block % 3]):
+            times[mode] += timed_appends(store, f"l{block}-{number}", per_block)
+    for store in stores.values():
+        store.close()
     for mode, values in times.items():
         p50, p99 = np.percentile(np.array(values) * 1000, [50, 99])
         print(f"append, {mode}: p50 {p50:.2f} ms, p99 {p99:.2f} ms ({len(values):,} appends)")
-    print(f"checkpoints written meanwhile: {checkpoints}")
+    for name in ("latency-checkpoints.jsonl", "threaded-checkpoints.jsonl"):
+        written = len((folder / name).read_text().splitlines())
+        print(f"checkpoints written meanwhile to {name}: {written}")
 
 
 def timed_appends(store: AuditStore, prefix: str, count: int) -> list[float]:

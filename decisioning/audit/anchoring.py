@@ -81,6 +81,7 @@ def write_checkpoint(
     trusted: Mapping[str, Ed25519PublicKey],
     now: datetime | None = None,
     genesis: bool = False,
+    verified: set[str] | None = None,
 ) -> Checkpoint | None:
     """Sign the chain's head and anchor it; None when nothing was added since the last one.
 
@@ -88,6 +89,8 @@ def write_checkpoint(
     signs, so checkpoints taken at once by several processes still follow one another. Refuses
     a key the verifiers do not trust (its checkpoints would fail every verification), and a
     first checkpoint over records already written unless ``genesis`` says it is meant.
+    ``verified`` carries the digests of checkpoints whose signatures a long-lived caller has
+    already checked, so each checkpoint checks only the signatures anchored since.
     """
     signing_id = key_id(signing_key.public_key())
     if signing_id not in trusted:
@@ -96,7 +99,7 @@ def write_checkpoint(
             "would fail verification; add its .pub to the trusted keys first (docs/runbook.md)"
         )
     with anchor.appending() as entries:
-        checkpoints, problems = trusted_checkpoints(entries, trusted)
+        checkpoints, problems = trusted_checkpoints(entries, trusted, verified)
         latest = checkpoints[-1] if checkpoints else None
         report = store.verify_anchored(checkpoints[-1:], start=latest)
         problems += report.problems
@@ -129,12 +132,16 @@ def write_checkpoint(
 
 
 def checkpoint_now(
-    store: AuditStore, settings: AuditAnchorSettings, genesis: bool = False
+    store: AuditStore,
+    settings: AuditAnchorSettings,
+    genesis: bool = False,
+    verified: set[str] | None = None,
 ) -> Checkpoint | None:
     """One checkpoint with the profile's key and anchor (``riskctl audit checkpoint``)."""
     signing_key = load_signing_key(settings)
     trusted = verifying_keys(settings)
-    return write_checkpoint(store, open_anchor(settings), signing_key, trusted, genesis=genesis)
+    anchor = open_anchor(settings)
+    return write_checkpoint(store, anchor, signing_key, trusted, genesis=genesis, verified=verified)
 
 
 def verifying_keys(

@@ -87,27 +87,34 @@ def row_hash(kind: str, record_id: str, recorded_at: str, body: str, prev_hash: 
 
 
 def trusted_checkpoints(
-    entries: Sequence[Checkpoint | str], trusted: Mapping[str, Ed25519PublicKey]
+    entries: Sequence[Checkpoint | str],
+    trusted: Mapping[str, Ed25519PublicKey],
+    verified: set[str] | None = None,
 ) -> tuple[list[Checkpoint], list[str]]:
     """The anchor's checkpoints whose signatures hold, and what is wrong with the anchor itself.
 
     Checkpoints name the digest of the one before them, so one removed, reordered or altered in
-    the middle of the anchor shows; the head they name may only move forward.
+    the middle of the anchor shows; the head they name may only move forward. A digest in
+    ``verified`` (the whole checkpoint, signature included) skips the signature check, and each
+    valid checkpoint's digest is added to it.
     """
     valid: list[Checkpoint] = []
     problems: list[str] = []
+    known = set() if verified is None else verified
     previous: Checkpoint | None = None
+    previous_digest = NO_CHECKPOINT
     for number, entry in enumerate(entries, 1):
         if isinstance(entry, str):
             problems.append(entry)
             continue
         where = f"checkpoint {number} (seq {entry.seq})"
-        signature = signature_problem(entry, trusted)
+        digest = entry.digest()
+        signature = None if digest in known else signature_problem(entry, trusted)
         if signature is not None:
             problems.append(f"{where} {signature}")
             continue
-        expected = NO_CHECKPOINT if previous is None else previous.digest()
-        if entry.previous != expected:
+        known.add(digest)
+        if entry.previous != previous_digest:
             problems.append(
                 f"{where} does not follow the checkpoint before it: "
                 "a checkpoint was removed, reordered or altered"
@@ -118,7 +125,7 @@ def trusted_checkpoints(
                 f"{entry.seq} after {previous.records} at seq {previous.seq}"
             )
         valid.append(entry)
-        previous = entry
+        previous, previous_digest = entry, digest
     return valid, problems
 
 

@@ -83,10 +83,11 @@ class BackgroundCheckpointer:
         try:
             self._take_checkpoint()
         except Exception as exc:  # the request path must never see an anchor failure
-            failure = f"{type(exc).__name__}: {exc}"
+            kind = getattr(exc, "kind", type(exc).__name__)  # a child process's names its own
+            failure = f"{kind}: {exc}"
             if failure != self._last_failure:  # once per kind of failure, not every interval
                 # The kind is an argument of its own: a log filter may mask the prose after it.
-                logger.error("audit checkpoint failed: %s: %s", type(exc).__name__, exc)
+                logger.error("audit checkpoint failed: %s: %s", kind, exc)
             self._last_failure = failure
             return False
         self._last_failure = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import pairwise
@@ -26,7 +26,6 @@ from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from decisioning.audit.anchor import open_anchor
-from decisioning.audit.anchoring import checkpoint_now
 from decisioning.audit.chain import (
     GENESIS,
     AnchoredReport,
@@ -36,6 +35,7 @@ from decisioning.audit.chain import (
     verify_rows,
 )
 from decisioning.audit.checkpoint import ChainHead, Checkpoint
+from decisioning.audit.checkpoint_process import CheckpointProcess
 from decisioning.audit.checkpointer import BackgroundCheckpointer
 from decisioning.audit.keys import load_signing_key
 from decisioning.audit.roles import AuditRoles
@@ -88,6 +88,7 @@ class AuditStore:
         self._engine = engine
         self._writer: GroupCommitWriter[AuditRecord] = GroupCommitWriter(self._commit_batch)
         self._checkpointer: BackgroundCheckpointer | None = None
+        self._on_close: Callable[[], None] | None = None
 
     @classmethod
     def from_settings(cls, settings: AuditSettings) -> AuditStore:
@@ -95,7 +96,8 @@ class AuditStore:
 
         Without a signing key the store still appends (decisions go on), says so once, and
         ``riskctl audit verify`` reports the records left unanchored. The background checkpoints
-        take an anchor's first checkpoint only over a chain this process saw empty (ADR 0009).
+        take an anchor's first checkpoint only over a chain this process saw empty (ADR 0009), and
+        run in a child process (``checkpoint_process.py``) so their walk never holds this one.
         """
         store = cls.open(settings.url)
         anchor_settings = settings.anchor
@@ -103,17 +105,26 @@ class AuditStore:
             return store
         try:
             load_signing_key(anchor_settings)
-            genesis = _GenesisWitness(store, anchor_settings)
+            may_begin = store.head() is None and not open_anchor(anchor_settings).read()
         except AuditError as exc:
             logger.warning("audit checkpoints are off in this process: %s", exc)
             return store
-        store._checkpointer = BackgroundCheckpointer(
-            genesis.checkpoint,
-            every_records=anchor_settings.every_records,
-            every_seconds=anchor_settings.every_seconds,
-        )
-        store._checkpointer.start()
+        process = CheckpointProcess(settings.url, anchor_settings, may_begin)
+        store.checkpoint_in_background(process.take, anchor_settings, on_close=process.close)
         return store
+
+    def checkpoint_in_background(
+        self,
+        take: Callable[[], object],
+        settings: AuditAnchorSettings,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        """Call ``take`` on a thread of its own at the profile's cadence, and once more on close."""
+        self._checkpointer = BackgroundCheckpointer(
+            take, every_records=settings.every_records, every_seconds=settings.every_seconds
+        )
+        self._on_close = on_close
+        self._checkpointer.start()
 
     @classmethod
     def open(cls, url: str, roles: AuditRoles | None = None) -> AuditStore:
@@ -171,6 +182,8 @@ class AuditStore:
         self._writer.close()
         if self._checkpointer is not None:
             self._checkpointer.close()
+        if self._on_close is not None:
+            self._on_close()
         self._engine.dispose()
 
     def append(self, kind: str, record_id: str, body: dict[str, Any]) -> AuditRecord:
@@ -286,28 +299,6 @@ class AuditStore:
             )
             return replace(report, problems=(*report.problems, outside))
         return report
-
-
-class _GenesisWitness:
-    """Background checkpoints that may begin an empty anchor only over a chain seen empty.
-
-    A process that opened the store on an empty chain and an empty anchor saw every record
-    written since: it may take the first checkpoint over them. Any other process (a restart on
-    a chain with records, an anchor deleted or emptied since) is refused, and says so in its
-    log, until someone who checked the chain runs ``riskctl audit checkpoint --genesis``. The
-    permission ends once the anchor has a checkpoint, so a later loss of it is never papered
-    over.
-    """
-
-    def __init__(self, store: AuditStore, settings: AuditAnchorSettings) -> None:
-        self._store, self._settings = store, settings
-        self._may_begin = store.head() is None and not open_anchor(settings).read()
-
-    def checkpoint(self) -> Checkpoint | None:
-        written = checkpoint_now(self._store, self._settings, genesis=self._may_begin)
-        if written is not None or self._store.head() is not None:
-            self._may_begin = False
-        return written
 
 
 def _insert_at_head(

@@ -1,0 +1,159 @@
+"""Checkpoints taken by a child process: signed over the walked chain, outside the service's
+interpreter, and a child that died or failed never stops the next checkpoint."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from decisioning.audit import AuditStore
+from decisioning.audit.anchor import FileAnchor
+from decisioning.audit.checkpoint import Checkpoint
+from decisioning.audit.checkpoint_process import CheckpointFailed, CheckpointProcess
+from decisioning.audit.keys import load_signing_key
+from decisioning.settings import AuditSettings, load_settings
+
+
+@pytest.fixture
+def audit(tmp_path: Path) -> AuditSettings:
+    settings = load_settings({"RISK_HOME": str(tmp_path)})
+    load_signing_key(settings.audit.anchor)  # the local profile makes its key on first use
+    return settings.audit
+
+
+@pytest.fixture
+def store(audit: AuditSettings) -> Iterator[AuditStore]:
+    store = AuditStore.open(audit.url)
+    yield store
+    store.close()
+
+
+def append(store: AuditStore, start: int, n: int) -> None:
+    for i in range(start, start + n):
+        store.append("decision", f"r{i}", {"i": i})
+
+
+def anchored(audit: AuditSettings) -> list[Checkpoint]:
+    entries = FileAnchor(Path(audit.anchor.location)).read()
+    assert all(isinstance(entry, Checkpoint) for entry in entries), entries
+    return [entry for entry in entries if isinstance(entry, Checkpoint)]
+
+
+def test_the_child_signs_the_head_and_only_the_first_checkpoint_may_begin_the_anchor(
+    audit: AuditSettings, store: AuditStore
+) -> None:
+    # given a chain the parent saw empty, with 3 records since
+    process = CheckpointProcess(audit.url, audit.anchor, may_begin=True)
+    append(store, 0, 3)
+
+    # when the child takes a checkpoint, then nothing new, then after 2 more records
+    first = process.take()
+    again = process.take()
+    append(store, 3, 2)
+    second = process.take()
+    pid = process._child.pid if process._child else None
+    process.close()
+
+    # then the anchor holds both, each at the head the chain had, taken by another process
+    assert (first, again, second) == (3, None, 5)
+    assert [(c.seq, c.records) for c in anchored(audit)] == [(3, 3), (5, 5)]
+    assert pid is not None and pid != os.getpid()
+
+
+def test_a_child_refuses_to_begin_an_anchor_over_records_its_parent_did_not_see(
+    audit: AuditSettings, store: AuditStore
+) -> None:
+    append(store, 0, 2)
+    process = CheckpointProcess(audit.url, audit.anchor, may_begin=False)
+
+    with pytest.raises(CheckpointFailed, match="2 records") as failure:
+        process.take()
+    process.close()
+
+    assert failure.value.kind == "GenesisRefused", "the parent logs the child's own kind"
+    assert anchored(audit) == []
+
+
+def test_a_child_that_died_is_replaced_at_the_next_checkpoint(
+    audit: AuditSettings, store: AuditStore
+) -> None:
+    process = CheckpointProcess(audit.url, audit.anchor, may_begin=True)
+    append(store, 0, 1)
+    assert process.take() == 1
+    assert process._child is not None
+    process._child.kill()
+    process._child.wait()
+
+    append(store, 1, 1)
+    assert process.take() == 2, "a new child takes the checkpoint the dead one cannot"
+    process.close()
+    assert [c.seq for c in anchored(audit)] == [1, 2]
+
+
+def test_a_child_stuck_past_its_timeout_is_stopped_and_the_failure_reported(
+    audit: AuditSettings, store: AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a child that never answers (its settings line is withheld, so it waits to read it)
+    process = CheckpointProcess(audit.url, audit.anchor, may_begin=True, timeout=0.5)
+    monkeypatch.setattr(process, "_start", lambda: _silent_child(process))
+
+    with pytest.raises(CheckpointFailed, match="no answer"):
+        process.take()
+
+    assert process._child is None, "a stuck child is stopped, not left to pile up"
+
+
+def _silent_child(process: CheckpointProcess) -> object:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.stdin.readline(); time.sleep(30)"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    process._child = child
+    return child
+
+
+def test_a_child_exits_when_its_parent_goes_away(audit: AuditSettings, store: AuditStore) -> None:
+    process = CheckpointProcess(audit.url, audit.anchor, may_begin=True)
+    append(store, 0, 1)
+    process.take()
+    child = process._child
+    assert child is not None and child.stdin is not None
+
+    child.stdin.close()  # what the operating system does to the pipe when the parent dies
+
+    assert child.wait(timeout=10) == 0
+
+
+def test_signatures_checked_once_are_not_checked_again_but_an_altered_checkpoint_is(
+    audit: AuditSettings, store: AuditStore
+) -> None:
+    from dataclasses import replace
+
+    from decisioning.audit.chain import trusted_checkpoints
+    from decisioning.audit.checkpoint import key_id
+
+    process = CheckpointProcess(audit.url, audit.anchor, may_begin=True)
+    append(store, 0, 1)
+    process.take()
+    process.close()
+    public = load_signing_key(audit.anchor).public_key()
+    trusted = {key_id(public): public}
+    verified: set[str] = set()
+    [checkpoint] = anchored(audit)
+
+    assert trusted_checkpoints([checkpoint], trusted, verified) == ([checkpoint], [])
+    assert verified == {checkpoint.digest()}
+    # a key no longer trusted does not matter for a digest already checked...
+    assert trusted_checkpoints([checkpoint], {}, verified) == ([checkpoint], [])
+    # ...but any change to the checkpoint is a new digest, and its signature is checked
+    forged = replace(checkpoint, records=checkpoint.records + 1)
+    valid, problems = trusted_checkpoints([forged], trusted, verified)
+    assert valid == [] and "did not make over its fields" in problems[0]
