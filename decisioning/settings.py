@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from decisioning.errors import SettingsError
+from decisioning.storage import is_remote
 
 PROFILES = ("local", "services", "aws")
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -75,6 +76,13 @@ class CacheSettings(_Strict):
     url: str
 
 
+class OperationsSettings(_Strict):
+    """The store of job runs and monitoring results every task reads (``decisioning.operations``):
+    SQLite in ``local``, the PostgreSQL ``operations`` schema otherwise."""
+
+    url: str
+
+
 class ObservabilitySettings(_Strict):
     trace_exporter: Literal["none", "console", "otlp"]
     otlp_endpoint: str = ""
@@ -87,12 +95,15 @@ class Settings(_Strict):
     home: Path
     config_dir: Path
     data_dir: str
+    features_dir: str = "features"
+    reports_dir: str = "monitoring"
     feast: FeastSettings
     mlflow: MlflowSettings
     audit: AuditSettings
     evidence: EvidenceSettings
     embeddings_cache: CacheSettings
     observability: ObservabilitySettings
+    operations: OperationsSettings
     api_keys: tuple[SecretStr, ...] = ()
 
     def config_path(self, relative: str) -> Path:
@@ -104,8 +115,31 @@ class Settings(_Strict):
 
     @property
     def data_path(self) -> Path:
+        """The data folder on this machine; a profile keeping its data in S3 has none."""
+        if is_remote(self.data_dir):
+            raise SettingsError(f"profile {self.name!r} keeps its data at {self.data_dir}")
         path = Path(self.data_dir)
         return path if path.is_absolute() else self.home / path
+
+    @property
+    def data_location(self) -> str:
+        """Where event data is: a local path or an ``s3://`` URI (``decisioning.storage``)."""
+        return self._location(self.data_dir)
+
+    @property
+    def features_location(self) -> str:
+        """Where ``features build`` writes the feature tables the Feast sources read."""
+        return self._location(self.features_dir)
+
+    @property
+    def reports_location(self) -> str:
+        """Where monitoring jobs write their reports (HTML and JSON, for people)."""
+        return self._location(self.reports_dir)
+
+    def _location(self, value: str) -> str:
+        if is_remote(value) or Path(value).is_absolute():
+            return value
+        return str(self.home / value)
 
 
 def expand_variables(value: object, env: Mapping[str, str], profile: str) -> object:

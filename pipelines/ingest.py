@@ -11,13 +11,15 @@ Nothing is written by these functions; a refused file leaves no trace.
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from decisioning import storage
 from decisioning.errors import SchemaError
 from decisioning.events import (
     TEXT_OPTIONAL,
@@ -26,6 +28,7 @@ from decisioning.events import (
     TRANSACTION_REQUIRED,
     ColumnKind,
 )
+from decisioning.storage import Location
 from pipelines.timestamps import parse_timestamps, time_zone
 
 CONTRACTS: dict[str, tuple[dict[str, ColumnKind], dict[str, ColumnKind]]] = {
@@ -56,20 +59,28 @@ def load_reading_config(path: Path) -> ReadingConfig:
     return config
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file as it is, refusing other formats and unreadable files."""
-    path = Path(path)
-    if not path.is_file():
-        raise SchemaError(f"{path}: no such file")
-    suffix = path.suffix.lower()
+def read_table(path: Location) -> pd.DataFrame:
+    """Read a CSV or Parquet file as it is, refusing other formats and unreadable files.
+
+    ``path`` is a local path or an ``s3://`` URI (``decisioning.storage``).
+    """
+    location = storage.as_location(path)
+    if not storage.is_file(location):
+        raise SchemaError(f"{location}: no such file")
+    suffix = PurePosixPath(storage.name_of(location)).suffix.lower()
     try:
         if suffix == ".parquet":
-            return pd.read_parquet(path)
+            return storage.read_parquet(location)
         if suffix in (".csv", ".gz"):
-            return pd.read_csv(path, dtype=str, keep_default_na=True)
+            return pd.read_csv(
+                io.BytesIO(storage.read_bytes(location)),
+                dtype=str,
+                keep_default_na=True,
+                compression="gzip" if suffix == ".gz" else None,
+            )
     except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise SchemaError(f"{path}: cannot be read ({exc})") from exc
-    raise SchemaError(f"{path}: expected a .csv or .parquet file, got {suffix or 'no suffix'}")
+        raise SchemaError(f"{location}: cannot be read ({exc})") from exc
+    raise SchemaError(f"{location}: expected a .csv or .parquet file, got {suffix or 'no suffix'}")
 
 
 def conform(frame: pd.DataFrame, kind: str, reading: ReadingConfig | None = None) -> pd.DataFrame:
@@ -96,7 +107,7 @@ def conform(frame: pd.DataFrame, kind: str, reading: ReadingConfig | None = None
     return out.reset_index(drop=True)
 
 
-def load_events(path: Path, kind: str, reading: ReadingConfig | None = None) -> pd.DataFrame:
+def load_events(path: Location, kind: str, reading: ReadingConfig | None = None) -> pd.DataFrame:
     """Read and conform an event file (structure and types only; run the gate for content)."""
     return conform(read_table(path), kind, reading)
 
@@ -144,7 +155,7 @@ def _refuse_unparsed(
     return parsed
 
 
-def load_checked(path: Path, kind: str, reading: ReadingConfig | None = None) -> pd.DataFrame:
+def load_checked(path: Location, kind: str, reading: ReadingConfig | None = None) -> pd.DataFrame:
     """What every pipeline step calls to read events: conform, then the quality gate.
 
     Raises ``SchemaError`` or ``QualityGateFailed``; the step stops before using the data.
