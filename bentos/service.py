@@ -33,7 +33,7 @@ from decisioning.decision import ModelVersion, RiskDecision
 from decisioning.engine import ConductResult, DecisionEngine, DecisionRequest, PillarUnavailable
 from decisioning.events import TextEvent, TransactionEvent, utc_now
 from decisioning.features.freshness import watch_feature_freshness
-from decisioning.metrics import publish_stored_results, record_decision, record_error
+from decisioning.metrics import record_decision, record_error
 from decisioning.observability import configure_logging, configure_tracing
 from decisioning.pillars import FraudScorerPillar
 from decisioning.policy import ConductInput, load_policy
@@ -44,6 +44,7 @@ from decisioning.serving import (
     freeze_startup_heap,
 )
 from decisioning.settings import Settings, load_settings
+from decisioning.stored_results import watch_stored_results
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +193,8 @@ class RiskService:
     def __init__(self) -> None:
         settings = observed("risk_service")
         self.limits = load_contract_limits(settings.config_path("configs/contract.yaml"))
-        publish_stored_results(settings.home)  # drift and flag-quality gauges of the last runs
+        # Drift, flag-quality and job-success gauges from the operations store, kept fresh.
+        self.stored_results = watch_stored_results(settings)
         self.feature_freshness = watch_feature_freshness(settings)  # batch views' materialization
         self.fraud, self.fraud_problem = pillar_or_problem(fraud_pillar, settings, "fraud pillar")
         audit = AuditStore.from_settings(settings.audit)  # checkpoints in the background

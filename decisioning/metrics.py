@@ -10,32 +10,23 @@ views): never ids or anything a customer typed.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from decisioning.decision import RiskDecision
 from decisioning.policy import DegradationCause
 
+if TYPE_CHECKING:
+    from decisioning.operations import OperationsStore
+
 logger = logging.getLogger(__name__)
 
 NO_MODEL = "none"
-# Where monitoring jobs leave their latest results, relative to RISK_HOME.
 DRIFT_KINDS = ("transactions", "texts")
-
-
-def drift_scores_file(kind: str) -> str:
-    """Where the latest drift run of one kind leaves its scores: one file per kind, so a run on
-    payments never hides the last scores of texts."""
-    return f"monitoring/drift_scores_{kind}.json"
-
-
-FLAG_QUALITY_FILE = "monitoring/flag_quality.json"
 LLM_OUTCOMES = ("ok", "error")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -94,6 +85,12 @@ FLAG_RECALL = Gauge(
     ["action", "category", "cohort"],
     multiprocess_mode="mostrecent",
 )
+JOB_LAST_SUCCESS = Gauge(
+    "risk_job_last_success_timestamp_seconds",
+    "Unix time of each scheduled job's latest success (0: never), from the operations store.",
+    ["job"],
+    multiprocess_mode="mostrecent",
+)
 
 ALL_METRICS = (
     REQUEST_SECONDS,
@@ -106,6 +103,7 @@ ALL_METRICS = (
     LLM_CALLS,
     FLAG_PRECISION,
     FLAG_RECALL,
+    JOB_LAST_SUCCESS,
 )
 
 
@@ -186,30 +184,29 @@ def publish_flag_quality(rows: Iterable[Mapping[str, object]]) -> None:
                 gauge.labels(*labels).set(float(value))
 
 
-def publish_stored_results(home: Path) -> None:
-    """Set the drift and flag-quality gauges from the latest monitoring runs under ``home``.
+def publish_job_successes(jobs: Iterable[str], last_successes: Mapping[str, datetime]) -> None:
+    """Set each job's last-success time; a job that never succeeded reads 0, the oldest time."""
+    for job in jobs:
+        until = last_successes.get(job)
+        JOB_LAST_SUCCESS.labels(job).set(0.0 if until is None else until.timestamp())
 
-    Monitoring runs are batch jobs with no server to scrape; they leave their latest results at
-    :func:`drift_scores_file` and :data:`FLAG_QUALITY_FILE`, and the service publishes them.
+
+def publish_stored_results(store: OperationsStore) -> None:
+    """Set the drift, flag-quality and job gauges from the operations store.
+
+    Monitoring runs and scheduled jobs are batch tasks with no server to scrape; they leave their
+    latest results in the store every service task reads (``decisioning.operations``).
     """
+    from decisioning.operations import FLAG_QUALITY_RESULT, JOB_NAMES, drift_result_name
+
     for kind in DRIFT_KINDS:
-        drift = _read_json(home / drift_scores_file(kind))
+        drift = store.latest_result(drift_result_name(kind))
         if drift is not None:
             publish_drift_scores(
                 (str(row["feature"]), str(row["method"]), float(row["score"]))
                 for row in drift.get("features", [])
             )
-    quality = _read_json(home / FLAG_QUALITY_FILE)
+    quality = store.latest_result(FLAG_QUALITY_RESULT)
     if quality is not None:
         publish_flag_quality(quality.get("rows", []))
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        logger.warning("cannot read monitoring results %s: %s", path, exc)
-        return None
-    return value if isinstance(value, dict) else None
+    publish_job_successes(JOB_NAMES, store.last_successes())

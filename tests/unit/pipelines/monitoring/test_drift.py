@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from decisioning.operations import drift_result_name, operations_store
+from decisioning.settings import load_settings
 from pipelines.cli import main
 from pipelines.monitoring.drift import (
     EMBEDDING_FEATURE,
@@ -111,8 +113,11 @@ def test_the_command_reports_stores_scores_and_exits_zero(
     assert "amount: PSI" in out and "→ drift" in out and "hour: PSI" in out, out
     for name in ("drift_report.html", "drift_report.json", "drift_scores.json"):
         assert (tmp_path / "report" / name).is_file(), f"{name} missing"
-    latest = json.loads((risk_home / "monitoring" / "drift_scores_transactions.json").read_text())
-    assert latest["drifted"] == ["amount"], "the service publishes the latest scores from here"
+    with operations_store(load_settings().operations.url) as store:
+        latest = store.latest_result(drift_result_name("transactions"))
+    assert latest is not None and latest["drifted"] == ["amount"], (
+        "the service publishes the latest scores from the operations store"
+    )
 
 
 def test_files_of_different_kinds_fail_with_a_reason(

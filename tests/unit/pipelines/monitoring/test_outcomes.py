@@ -9,6 +9,7 @@ import pytest
 
 from decisioning.audit import AuditStore
 from decisioning.decision import DecisionTimestamps, RiskDecision
+from decisioning.operations import FLAG_QUALITY_RESULT, operations_store
 from decisioning.settings import load_settings
 from pipelines.cli import main
 from pipelines.monitoring.errors import OutcomeInputError
@@ -123,5 +124,6 @@ def test_the_command_reads_the_audit_store_and_writes_the_report(
     assert report["labelled_decisions"] == 5
     assert {r["cohort"] for r in report["rows"]} == {"all", "vulnerable", "not_vulnerable"}
     assert "flag precision and recall" in capsys.readouterr().out
-    published = json.loads((risk_home / "monitoring" / "flag_quality.json").read_text())
-    assert published["rows"] == report["rows"]
+    with operations_store(load_settings().operations.url) as operations:
+        published = operations.latest_result(FLAG_QUALITY_RESULT)
+    assert published is not None and published["rows"] == report["rows"]
