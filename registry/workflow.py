@@ -1,8 +1,12 @@
 """Promotion, rollback and listing over MLflow aliases (never stages).
 
-``champion`` moves only after every gate passes, and every move is written down: gate results,
-approver, reason and time as version tags, the sequence of champions as a registered-model tag,
-which is what ``rollback`` walks back.
+``champion`` moves only after every gate passes, and every move is written down twice: in MLflow
+(gate results, approver, reason and time as version tags, the sequence of champions as a
+registered-model tag, which is what ``rollback`` walks back) and in the audit trail, which every
+caller must hand in, so no entry point can move ``champion`` unaudited. The audit record is
+written before the alias moves: a move the trail does not hold cannot happen, and a move that
+fails after its record is followed by a ``promotion_failed`` record saying so. A refusal by the
+gates is audited too.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
+from uuid import uuid4
 
 import mlflow
 import pandas as pd
@@ -31,6 +37,16 @@ from registry.gates import ModelGates, Scorer, evaluate_gates
 from registry.names import CHALLENGER, CHAMPION, CHAMPION_HISTORY_TAG, MODEL_NAMES
 
 logger = logging.getLogger(__name__)
+
+
+class AuditTrail(Protocol):
+    """Where promotions and rollbacks are recorded (``decisioning.audit.AuditStore``)."""
+
+    def append(self, kind: str, record_id: str, body: dict[str, Any]) -> object: ...
+
+
+def _record(audit: AuditTrail, kind: str, body: dict[str, Any]) -> None:
+    audit.append(kind, f"{kind}_{uuid4().hex}", body)
 
 
 @dataclass(frozen=True)
@@ -87,9 +103,17 @@ def _holdout(client: MlflowClient, name: str, version: str, artifact: str) -> pd
 
 
 def promote_if_gates_pass(
-    client: MlflowClient, name: str, approver: str, gates: ModelGates, reason: str
+    client: MlflowClient,
+    name: str,
+    approver: str,
+    gates: ModelGates,
+    reason: str,
+    audit: AuditTrail,
 ) -> Promotion:
-    """Move ``champion`` to the ``challenger`` if every gate passes; else raise GateFailed."""
+    """Move ``champion`` to the ``challenger`` if every gate passes; else raise GateFailed.
+
+    Either way the audit trail says who asked, why, and what the gates found.
+    """
     _check_known(client, name)
     candidate = _alias_version(client, name, CHALLENGER)
     if candidate is None:
@@ -103,9 +127,37 @@ def promote_if_gates_pass(
     now = utc_now().isoformat()
     for key, value in {**gate_tags, "gates.checked_at": now}.items():
         client.set_model_version_tag(name, candidate, key, value)
+    asked = {
+        "model": name,
+        "version": candidate,
+        "previous_champion": champion,
+        "approver": approver,
+        "reason": reason,
+        "gates": gate_tags,
+    }
     failed = [f"{r.name} ({r.detail})" for r in results if not r.passed]
     if failed:
+        _record(audit, "promotion_refused", {**asked, "refused_at": now, "failed": failed})
         raise GateFailed(name, candidate, failed)
+    _record(audit, "promotion", {**asked, "promoted_at": now})
+    try:
+        _move_champion(client, name, candidate, champion, approver, reason, now)
+    except Exception as exc:
+        _record(audit, "promotion_failed", {**asked, "error": f"{type(exc).__name__}: {exc}"})
+        raise
+    logger.info("promoted %s v%s to %s (approver %s)", name, candidate, CHAMPION, approver)
+    return Promotion(name, candidate, champion, gate_tags, now)
+
+
+def _move_champion(
+    client: MlflowClient,
+    name: str,
+    candidate: str,
+    champion: str | None,
+    approver: str,
+    reason: str,
+    now: str,
+) -> None:
     client.set_registered_model_alias(name, CHAMPION, candidate)
     client.delete_registered_model_alias(name, CHALLENGER)
     for key, value in {
@@ -117,11 +169,9 @@ def promote_if_gates_pass(
         client.set_model_version_tag(name, candidate, key, value)
     history = [*_history(client, name), candidate]
     client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, json.dumps(history))
-    logger.info("promoted %s v%s to %s (approver %s)", name, candidate, CHAMPION, approver)
-    return Promotion(name, candidate, champion, gate_tags, now)
 
 
-def rollback(client: MlflowClient, name: str, approver: str, reason: str) -> str:
+def rollback(client: MlflowClient, name: str, approver: str, reason: str, audit: AuditTrail) -> str:
     """Point ``champion`` back at the champion before the current one; returns its version."""
     _check_known(client, name)
     history = _history(client, name)
@@ -129,8 +179,20 @@ def rollback(client: MlflowClient, name: str, approver: str, reason: str) -> str
     if current is None or len(history) < 2 or history[-1] != current:
         raise NoPreviousChampionError(f"{name} has no earlier champion to roll back to")
     previous = history[-2]
-    client.set_registered_model_alias(name, CHAMPION, previous)
     now = utc_now().isoformat()
+    _record(
+        audit,
+        "rollback",
+        {
+            "model": name,
+            "version": previous,
+            "from_version": current,
+            "approver": approver,
+            "reason": reason,
+            "rolled_back_at": now,
+        },
+    )
+    client.set_registered_model_alias(name, CHAMPION, previous)
     client.set_model_version_tag(name, current, "rolled_back_at", now)
     client.set_model_version_tag(name, current, "rolled_back_by", approver)
     client.set_model_version_tag(name, current, "rollback_reason", reason)

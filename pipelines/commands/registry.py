@@ -1,21 +1,23 @@
 """``riskctl registry``: list versions, promote a challenger through its gates, roll back.
 
-Promotions and rollbacks are written to the audit store as well as to MLflow's version tags, so
-the audit trail alone shows who put which model in charge, why and when.
+Promotions, refusals and rollbacks are written to the audit store by ``registry.workflow`` as well
+as to MLflow's version tags, so the audit trail alone shows who put which model in charge, why and
+when; this module only opens the store and prints.
 """
 
 from __future__ import annotations
 
 import getpass
-import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from decisioning.events import utc_now
 from decisioning.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from decisioning.audit import AuditStore
     from registry.workflow import Promotion
 
 app = typer.Typer(help="MLflow registry: list, promote, roll back.", no_args_is_help=True)
@@ -63,52 +65,29 @@ def rollback_command(
 
     settings = load_settings()
     who = approver or getpass.getuser()
-    with mlflow_session(settings.mlflow) as client:
-        version = rollback(client, name, who, reason)
-    record_in_audit(
-        settings,
-        "rollback",
-        {
-            "model": name,
-            "version": version,
-            "approver": who,
-            "reason": reason,
-            "rolled_back_at": utc_now().isoformat(),
-        },
-    )
+    with audit_trail(settings) as audit, mlflow_session(settings.mlflow) as client:
+        version = rollback(client, name, who, reason, audit)
     typer.echo(f"{name} champion is v{version} again")
 
 
 def promote_and_record(settings: Settings, name: str, approver: str, reason: str) -> Promotion:
-    """Promote through the gates, then write who, why and when to the audit chain."""
+    """Promote through the gates; the workflow writes who, why and when to the audit chain."""
     from registry.gates import load_gates
     from registry.tracking import mlflow_session
     from registry.workflow import promote_if_gates_pass
 
     gates = load_gates(settings.config_path("configs/gates.yaml"), name)
-    with mlflow_session(settings.mlflow) as client:
-        promotion = promote_if_gates_pass(client, name, approver, gates, reason)
-    record_in_audit(
-        settings,
-        "promotion",
-        {
-            "model": name,
-            "version": promotion.version,
-            "previous_champion": promotion.previous_champion,
-            "approver": approver,
-            "reason": reason,
-            "promoted_at": promotion.promoted_at,
-            "gates": promotion.gate_tags,
-        },
-    )
-    return promotion
+    with audit_trail(settings) as audit, mlflow_session(settings.mlflow) as client:
+        return promote_if_gates_pass(client, name, approver, gates, reason, audit)
 
 
-def record_in_audit(settings: Settings, kind: str, body: dict[str, Any]) -> None:
+@contextmanager
+def audit_trail(settings: Settings) -> Iterator[AuditStore]:
+    """The profile's audit store, open while the move is made (the next checkpoint anchors it)."""
     from decisioning.audit import AuditStore
 
     store = AuditStore.open(settings.audit.url)
     try:
-        store.append(kind, f"{kind}_{uuid.uuid4().hex}", body)
+        yield store
     finally:
         store.close()

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from decisioning.audit import AuditStore
 from decisioning.features.online import FRAUD_FEATURE_SERVICE
 from decisioning.fraud.thresholds import read_thresholds
 from decisioning.settings import load_settings
@@ -48,10 +49,13 @@ def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
     version, trained = train_and_register(settings, world)
 
     # when it goes through its gates
+    audit = AuditStore.open(settings.audit.url)
     with mlflow_session(settings.mlflow) as client:
         gates = load_gates(isolated_configs / "gates.yaml", "fraud-detector")
         with pytest.raises(GateFailed, match="drift_training_vs_recent") as failed:
-            promote_if_gates_pass(client, "fraud-detector", "test", gates, "first fraud model")
+            promote_if_gates_pass(
+                client, "fraud-detector", "test", gates, "first fraud model", audit
+            )
         tags = client.get_model_version("fraud-detector", version).tags
         artifacts = [a.path for a in client.list_artifacts(trained_run(client, version), "drift")]
         champion = mlflow.pyfunc.load_model(f"models:/fraud-detector/{version}")
@@ -60,9 +64,12 @@ def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
         children = client.search_runs(
             [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
         )
+    refusals = [record.body for record in audit.records("promotion_refused")]
+    audit.close()
 
     # then the drift gate alone stops it: 30-day and lifetime counters are still filling up
     assert len(failed.value.failed) == 1, failed.value.failed
+    assert [body["version"] for body in refusals] == [version], "the refusal is audited"
     assert tags["drift.training_vs_recent"].startswith("failed: PSI over")
     assert "velocity_30d_count" in tags["drift.training_vs_recent"]
     assert "drift/drift_report.html" in artifacts, "the Evidently report is a run artifact"
