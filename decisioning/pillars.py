@@ -6,6 +6,7 @@ turns an infrastructure failure into ``PillarUnavailable`` with the policy's cau
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -16,6 +17,14 @@ import numpy as np
 from opentelemetry import trace
 
 from decisioning.conduct.assessment import ConductAssessment, ConductAssessor
+from decisioning.conduct.errors import LlmProviderError
+from decisioning.conduct.extraction import (
+    FactExtraction,
+    extract_facts,
+    fact_evidence,
+    needs_extraction,
+)
+from decisioning.conduct.llm import LlmGateway
 from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCode
 from decisioning.engine import ConductResult, FraudResult, PillarUnavailable
 from decisioning.events import TextEvent, TransactionEvent
@@ -103,19 +112,25 @@ class FraudScorerPillar:
 
 
 class ConductAssessorPillar:
-    """Rules, classifier and evidence retrieval on one message."""
+    """Rules, classifier and evidence retrieval on one message, and facts through the gateway.
+
+    With a ``gateway``, a flag the rules and classifier cannot carry alone (or whose category
+    needs facts) gets its amounts, dates, products and vulnerability cues extracted as span
+    evidence, and the result names the prompt version; the category and score stay the
+    assessor's. A failed extraction leaves the result as it would be without a gateway.
+    """
 
     def __init__(
         self,
         assessor: ConductAssessor,
         model: ModelVersion,
         load_assessor: Callable[[ModelVersion], ConductAssessor],
-        prompt_version: str | None = None,
+        gateway: LlmGateway | None = None,
     ) -> None:
         self._assessor = assessor
         self._model = model
         self._load_assessor = load_assessor
-        self._prompt_version = prompt_version
+        self._gateway = gateway
 
     @property
     def model(self) -> ModelVersion:
@@ -125,12 +140,26 @@ class ConductAssessorPillar:
         with tracer.start_as_current_span("model.conduct-classifier") as span:
             span.set_attribute("risk.model_version", self._model.version)
             assessment = self._assessor.assess(event.text)
+        result = conduct_input(assessment, event.message_id)
+        extraction = self._extract(assessment, event.text)
+        if extraction is not None:
+            evidence = result.evidence + fact_evidence(extraction, event.message_id)
+            result = dataclasses.replace(result, evidence=evidence)
         return ConductResult(
-            assessment=conduct_input(assessment, event.message_id),
+            assessment=result,
             model=self._model,
             rules_version=assessment.rules_version,
-            prompt_version=self._prompt_version,
+            prompt_version=None if extraction is None else extraction.prompt_version,
         )
+
+    def _extract(self, assessment: ConductAssessment, text: str) -> FactExtraction | None:
+        if self._gateway is None or not needs_extraction(assessment):
+            return None
+        try:
+            return extract_facts(self._gateway, text)
+        except LlmProviderError as exc:  # evidence only: the decision goes on without facts
+            logger.warning("fact extraction unavailable: %s", exc)
+            return None
 
     def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput:
         assessor = self._assessor if model == self._model else self._load_assessor(model)

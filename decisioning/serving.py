@@ -19,7 +19,7 @@ from decisioning.conduct.assessment import ConductAssessor, ConductModel
 from decisioning.conduct.embeddings import Embedder, build_embedding_cache
 from decisioning.conduct.evidence import build_evidence_index, load_policy_documents
 from decisioning.conduct.explanation import Explainer, ExplanationQueue
-from decisioning.conduct.llm import AuditLlmCallRecorder, LlmConfig, build_gateway
+from decisioning.conduct.llm import AuditLlmCallRecorder, LlmConfig, LlmGateway, build_gateway
 from decisioning.decision import ModelVersion
 from decisioning.engine import DecisionEngine
 from decisioning.fraud.model import FraudScorer
@@ -42,6 +42,7 @@ P = TypeVar("P")
 FRAUD_MODEL = "fraud-detector"
 CONDUCT_MODEL = "conduct-classifier"
 CONDUCT_ARTIFACT = "conduct_model"
+EXTRACTION_TIMEOUT_S = 1.0  # a message's whole budget is tens of milliseconds (ADR 0006)
 # A bento pins versions at build time; these variables carry them into the running service.
 PINNED_VERSION_VARIABLES = {
     FRAUD_MODEL: "RISK_FRAUD_MODEL_VERSION",
@@ -128,7 +129,27 @@ def conduct_pillar(settings: Settings) -> ConductAssessorPillar:
         return ConductAssessor(conduct_model, embedder, index)
 
     model = pinned_or_champion(settings, CONDUCT_MODEL)
-    return ConductAssessorPillar(load_assessor(model), model, load_assessor)
+    return ConductAssessorPillar(
+        load_assessor(model), model, load_assessor, extraction_gateway(settings)
+    )
+
+
+def extraction_gateway(settings: Settings) -> LlmGateway:
+    """The gateway for extraction on a message's path: one attempt, a short timeout.
+
+    Extraction only adds evidence, so a slow provider is not worth a retry there; its breaker
+    then stops calls altogether while the provider is down. Calls are logged in the audit store.
+    """
+    config = LlmConfig.from_env(os.environ)
+    on_path = config.model_copy(
+        update={
+            "max_retries": 0,
+            "timeout_seconds": min(config.timeout_seconds, EXTRACTION_TIMEOUT_S),
+            "call_budget_seconds": min(config.call_budget_seconds, EXTRACTION_TIMEOUT_S),
+        }
+    )
+    recorder = AuditLlmCallRecorder(AuditStore.open(settings.audit.url))
+    return build_gateway(on_path, settings.config_path("configs/prompts"), recorder)
 
 
 def explanation_queue(settings: Settings, audit: AuditStore) -> ExplanationQueue:

@@ -40,6 +40,7 @@ tracer = trace.get_tracer(__name__)
 EXTRACTION_PROMPT = "conduct_extraction"
 EXPLANATION_PROMPT = "conduct_explanation"
 DECISION_EXPLANATION_PROMPT = "decision_explanation"
+FACTS_PROMPT = "conduct_facts"
 _AMOUNT = re.compile(
     r"(?:[£$€]\s?\d[\d,]*(?:\.\d{1,2})?|\d[\d,]*(?:\.\d{1,2})?\s?(?:pounds|GBP|EUR|USD))"
 )
@@ -60,6 +61,15 @@ _PRODUCTS = (
 _PRODUCT = re.compile(
     r"\b(?:" + "|".join(re.escape(p) for p in _PRODUCTS) + r")s?\b", re.IGNORECASE
 )
+_VULNERABILITY = re.compile(
+    r"\b(?:can(?:no|')t cope|struggling|bereave\w*|passed away|lost my job|redundan\w+"
+    r"|disab\w+|illness|diagnos\w+|mental health|depress\w+|anxiety|carer|in hospital"
+    r"|on my own|vulnerable)\b",
+    re.IGNORECASE,
+)
+_FACT_PATTERNS = (
+    ("amount", _AMOUNT), ("date", _DATE), ("product", _PRODUCT), ("vulnerability", _VULNERABILITY),
+)  # fmt: skip
 
 
 class LlmConfig(BaseModel):
@@ -195,6 +205,8 @@ class OfflineProvider:
 
     def complete(self, prompt: RenderedPrompt) -> Completion:
         values = prompt.variables
+        if prompt.name == FACTS_PROMPT:
+            return Completion(json.dumps({"facts": _offline_facts(values["text"])}))
         if prompt.task == "extraction":
             text = values["text"]
             facts = {
@@ -223,6 +235,17 @@ def _offline_decision_explanation(values: Mapping[str, str]) -> str:
     if evidence and evidence != ["none"]:
         sentence += f". Evidence: {evidence[0]}"
     return sentence + "."
+
+
+def _offline_facts(text: str) -> list[dict[str, object]]:
+    """Every pattern match with its span, in text order."""
+    matches = sorted(
+        (m.start(), kind, m) for kind, pattern in _FACT_PATTERNS for m in pattern.finditer(text)
+    )
+    return [
+        {"kind": kind, "text": m.group(0), "start": m.start(), "end": m.end()}
+        for _, kind, m in matches
+    ]
 
 
 def _unique(items: object) -> list[str]:

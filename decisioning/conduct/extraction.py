@@ -1,0 +1,151 @@
+"""Structured extraction of facts from a message, each fact held to a span of its text.
+
+Rules and the classifier decide a message's category; when they are unsure (a model flag of low
+probability) or the category's evidence needs facts (amounts, dates, products, vulnerability
+cues), the gateway extracts them. A fact is kept only if its span really holds its quoted text:
+a span the text does not contain is dropped and counted, never repaired. Facts become evidence
+on the decision; they never set its category, score or action.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from opentelemetry import trace
+
+from decisioning.conduct.assessment import ConductAssessment
+from decisioning.conduct.errors import LlmProviderError
+from decisioning.conduct.llm import FACTS_PROMPT, LlmGateway, render_prompt
+from decisioning.conduct.prompts import load_prompt
+from decisioning.decision import Evidence
+
+logger = logging.getLogger(__name__)
+
+FactKind = Literal["amount", "date", "product", "vulnerability"]
+# Categories whose case handler needs the facts: what was lost, when, on which product, and
+# whether the customer may be vulnerable.
+FACT_CATEGORIES = frozenset(
+    {
+        "conduct.scam_report",
+        "conduct.financial_difficulty",
+        "conduct.vulnerable_customer",
+        "conduct.unsuitable_product",
+        "conduct.price_and_value",
+    }
+)
+# Below this category probability a model-only flag is not sure enough to stand on its own.
+LOW_CONFIDENCE = 0.6
+
+
+@dataclass(frozen=True)
+class ExtractedFact:
+    kind: FactKind
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class FactExtraction:
+    """The facts whose spans held, how many did not, and the prompt that asked."""
+
+    facts: tuple[ExtractedFact, ...]
+    dropped: int
+    prompt_version: str
+
+
+def needs_extraction(assessment: ConductAssessment) -> bool:
+    """A flag the rules and classifier cannot carry alone, or whose evidence needs facts."""
+    if not assessment.flagged:
+        return False
+    unsure = not assessment.source.startswith("rule") and (
+        assessment.category_probability < LOW_CONFIDENCE
+    )
+    return unsure or assessment.category in FACT_CATEGORIES
+
+
+def validated_facts(text: str, output: str) -> tuple[tuple[ExtractedFact, ...], int]:
+    """The facts of a provider's JSON whose span holds their text, and how many were dropped.
+
+    Output that is not the JSON asked for raises ``LlmProviderError`` (nothing is kept).
+    """
+    try:
+        raw = json.loads(output)["facts"]
+        if not isinstance(raw, list):
+            raise TypeError("facts is not a list")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LlmProviderError(f"{FACTS_PROMPT}: output is not the JSON asked for") from exc
+    kept, dropped = [], 0
+    for item in raw:
+        fact = _fact(item)
+        if fact is None or text[fact.start : fact.end] != fact.text or not fact.text.strip():
+            dropped += 1
+            continue
+        kept.append(fact)
+    return tuple(kept), dropped
+
+
+def _fact(item: Any) -> ExtractedFact | None:
+    if not isinstance(item, dict) or item.get("kind") not in get_args(FactKind):
+        return None
+    start, end, quoted = item.get("start"), item.get("end"), item.get("text")
+    if not (isinstance(start, int) and isinstance(end, int) and isinstance(quoted, str)):
+        return None
+    if isinstance(start, bool) or isinstance(end, bool) or not 0 <= start < end:
+        return None
+    return ExtractedFact(item["kind"], quoted, start, end)
+
+
+def extract_facts(gateway: LlmGateway, text: str, version: int | None = None) -> FactExtraction:
+    """Ask the gateway for the message's facts and keep those whose spans hold.
+
+    The provider sees the redacted message, so spans are checked against that text; a kept fact
+    is then moved onto the original message where its quote is found there (a fact quoting a
+    redaction tag, such as ``[CARD]``, has no place in the original and is dropped too).
+    """
+    prompt = load_prompt(gateway.prompts_dir, FACTS_PROMPT, version)
+    answer = gateway.call(prompt, {"text": text})
+    seen = render_prompt(prompt, {"text": text}).variables["text"]
+    facts, dropped = validated_facts(seen, answer.text)
+    placed = tuple(fact for fact in (_on_original(f, seen, text) for f in facts) if fact)
+    dropped += len(facts) - len(placed)
+    if dropped:
+        logger.warning("%s: dropped %d fact(s) whose span does not hold", FACTS_PROMPT, dropped)
+    trace.get_current_span().set_attribute("risk.llm.spans_dropped", dropped)
+    return FactExtraction(placed, dropped, f"{prompt.name}@{prompt.version}")
+
+
+def _on_original(fact: ExtractedFact, seen: str, original: str) -> ExtractedFact | None:
+    if seen == original:
+        return fact
+    # Redaction only shortens or lengthens what it replaced: the nearest occurrence is the one.
+    starts = _occurrences(original, fact.text)
+    if not starts:
+        return None
+    start = min(starts, key=lambda i: abs(i - fact.start))
+    return ExtractedFact(fact.kind, fact.text, start, start + len(fact.text))
+
+
+def _occurrences(text: str, needle: str) -> list[int]:
+    found, at = [], text.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = text.find(needle, at + 1)
+    return found
+
+
+def fact_evidence(extraction: FactExtraction, message_id: str) -> tuple[Evidence, ...]:
+    """Facts as span evidence on the decision, named by kind and the prompt that found them."""
+    return tuple(
+        Evidence(
+            kind="span",
+            reference=f"{message_id}:extracted.{fact.kind}",
+            quote=fact.text,
+            start=fact.start,
+            end=fact.end,
+        )
+        for fact in extraction.facts
+    )

@@ -1,0 +1,150 @@
+"""Fact extraction: spans that must hold, facts as evidence that never change the decision."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from decisioning.conduct.assessment import ConductAssessment
+from decisioning.conduct.errors import LlmProviderError
+from decisioning.conduct.extraction import extract_facts, needs_extraction, validated_facts
+from decisioning.conduct.llm import (
+    Completion,
+    InMemoryLlmCallRecorder,
+    LlmGateway,
+    OfflineProvider,
+    RenderedPrompt,
+)
+from decisioning.decision import ModelVersion
+from decisioning.engine import ConductResult
+from decisioning.events import TextEvent
+from decisioning.pillars import ConductAssessorPillar
+
+from .conftest import CONFIGS
+
+PROMPTS = CONFIGS / "prompts"
+MODEL = ModelVersion(name="conduct-classifier", version="2")
+TEXT = "I lost my job and a caller took £250 from my credit card last Tuesday. I can't cope."
+
+
+class ScriptedProvider:
+    name = "offline"
+    model = "scripted"
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+
+    def complete(self, prompt: RenderedPrompt) -> Completion:
+        return Completion(self.output)
+
+
+class DownProvider:
+    name = "offline"
+    model = "down"
+
+    def complete(self, prompt: RenderedPrompt) -> Completion:
+        raise LlmProviderError("HTTP 503")
+
+
+class FixedAssessor:
+    def __init__(self, category: str, source: str = "rule:scam", probability: float = 0.9) -> None:
+        self.assessment = ConductAssessment(
+            category=category,
+            severity="critical",
+            risk_score=0.9,
+            source=source,
+            category_probability=probability,
+            spans=(),
+            rules_version="rules-v1",
+        )
+
+    def assess(self, text: str) -> ConductAssessment:
+        return self.assessment
+
+
+def gateway(provider: object) -> LlmGateway:
+    return LlmGateway(provider, PROMPTS, InMemoryLlmCallRecorder())  # type: ignore[arg-type]
+
+
+def test_a_span_the_text_does_not_contain_is_dropped_and_counted() -> None:
+    output = json.dumps(
+        {
+            "facts": [
+                {"kind": "amount", "text": "£250", "start": 32, "end": 36},
+                {"kind": "amount", "text": "£9,999", "start": 32, "end": 38},  # not in the text
+                {"kind": "date", "text": "last Tuesday", "start": 0, "end": 12},  # wrong place
+                {"kind": "feeling", "text": "I", "start": 0, "end": 1},  # not a kind we take
+            ]
+        }
+    )
+    assert TEXT[32:36] == "£250"
+
+    facts, dropped = validated_facts(TEXT, output)
+
+    assert [(f.kind, f.text) for f in facts] == [("amount", "£250")]
+    assert dropped == 3
+
+
+def test_output_that_is_not_the_json_asked_for_is_an_error() -> None:
+    with pytest.raises(LlmProviderError, match="not the JSON"):
+        validated_facts(TEXT, "Sure! Here are the facts: £250")
+
+
+def test_offline_extraction_finds_each_kind_with_spans_on_the_original_message() -> None:
+    text = "Call me on 07700 900123. " + TEXT
+
+    extraction = extract_facts(gateway(OfflineProvider()), text)
+
+    kinds = {(fact.kind, fact.text) for fact in extraction.facts}
+    assert {("amount", "£250"), ("date", "last Tuesday"), ("product", "credit card")} <= kinds
+    assert {("vulnerability", "lost my job"), ("vulnerability", "can't cope")} <= kinds
+    for fact in extraction.facts:
+        assert text[fact.start : fact.end] == fact.text, "spans are on the message as received"
+    assert extraction.dropped == 0 and extraction.prompt_version == "conduct_facts@1"
+
+
+def test_a_fact_quoting_a_redaction_tag_is_dropped_too() -> None:
+    text = "My card 4539 1488 0343 6467 was charged £250"
+    output = {"facts": [{"kind": "product", "text": "[CARD]", "start": 8, "end": 14}]}
+
+    extraction = extract_facts(gateway(ScriptedProvider(json.dumps(output))), text)
+
+    assert extraction.facts == () and extraction.dropped == 1
+
+
+EVENT = TextEvent(message_id="m1", received_at="2026-06-01T10:00:00Z", text=TEXT)  # type: ignore[arg-type]
+
+
+def assessed(provider: object | None) -> ConductResult:
+    """A scam report assessed by the pillar, with a gateway on ``provider`` or none."""
+    assessor = FixedAssessor("conduct.scam_report")
+    extractor = None if provider is None else gateway(provider)
+    pillar = ConductAssessorPillar(assessor, MODEL, lambda _: assessor, extractor)  # type: ignore[arg-type]
+    return pillar.assess(EVENT)
+
+
+def test_extraction_adds_evidence_and_names_the_prompt_but_never_moves_the_category() -> None:
+    plain, extracted = assessed(None), assessed(OfflineProvider())
+
+    assert plain.prompt_version is None
+    assert extracted.prompt_version == "conduct_facts@1"
+    quotes = {e.quote for e in extracted.assessment.evidence if "extracted." in e.reference}
+    assert {"£250", "credit card", "last Tuesday"} <= quotes
+    for field in ("category", "severity", "score", "source", "reason_codes"):
+        assert getattr(extracted.assessment, field) == getattr(plain.assessment, field), field
+
+
+def test_a_provider_outage_leaves_the_conduct_result_as_without_a_gateway() -> None:
+    assert assessed(DownProvider()) == assessed(None)
+
+
+def test_only_unsure_flags_or_categories_that_need_facts_are_extracted() -> None:
+    assert needs_extraction(FixedAssessor("conduct.scam_report").assessment)
+    sure_rule = FixedAssessor("conduct.unclear_communication", "rule:x", 0.3).assessment
+    unsure_model = FixedAssessor("conduct.unclear_communication", "model", 0.55).assessment
+    sure_model = FixedAssessor("conduct.unclear_communication", "model", 0.9).assessment
+    assert not needs_extraction(sure_rule) and not needs_extraction(sure_model)
+    assert needs_extraction(unsure_model)
+    none = ConductAssessment("none", "none", 0.0, "model", 0.9, ())
+    assert not needs_extraction(none), "nothing flagged: nothing to extract"
