@@ -19,6 +19,7 @@ from pipelines.commands import (
     demo,
     features,
     fraud,
+    jobs,
     monitor,
     registry,
     serve,
@@ -42,6 +43,7 @@ app.add_typer(features.app, name="features")
 app.add_typer(fraud.app, name="fraud")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(bento.app, name="bento")
+app.add_typer(jobs.app, name="jobs")
 app.command(name="demo")(demo.demo)
 app.command(name="serve")(serve.serve)
 app.command(name="decide")(serve.decide)

@@ -21,6 +21,7 @@ from decisioning.errors import SettingsError
 from decisioning.features.errors import FeatureStoreConfigError, FeatureStoreUnavailable
 from decisioning.features.history import PaymentHistory, history_backend
 from decisioning.settings import Settings, expand_variables
+from decisioning.storage import is_remote, register_s3_with_fsspec
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,10 @@ def open_feature_store(settings: Settings, env: dict[str, str] | None = None) ->
     registry = config.repo.get("registry", {})
     if registry.get("registry_type") == "sql":
         ensure_database(registry["path"])
-    else:
+    elif not is_remote(registry.get("path", "")):
         Path(settings.home, "feast").mkdir(parents=True, exist_ok=True)
+    if is_remote(settings.features_location):
+        register_s3_with_fsspec()  # Feast's offline store reads the tables through dask
     try:
         repo_config = RepoConfig(repo_path=settings.home, **config.repo)
     except ValueError as exc:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from decisioning import storage
 from decisioning.features.activity import VELOCITY_WINDOWS
+from decisioning.storage import Location
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +48,15 @@ class FeatureTables:
     customer_attributes: pd.DataFrame
     terminal_risk: pd.DataFrame
 
-    def write(self, directory: Path) -> dict[str, Path]:
-        """Write each table as ``<directory>/<name>.parquet``; return the paths by name."""
-        directory.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for name in ("customer_activity", "customer_attributes", "terminal_risk"):
-            paths[name] = directory / f"{name}.parquet"
-            _with_plain_strings(getattr(self, name)).to_parquet(paths[name], index=False)
-        return paths
+    def write(self, directory: Location) -> dict[str, str]:
+        """Write each table as ``<directory>/<name>.parquet`` (a folder or an ``s3://`` prefix);
+        return the locations by name."""
+        return {
+            name: storage.write_parquet(
+                _with_plain_strings(getattr(self, name)), storage.join(directory, f"{name}.parquet")
+            )
+            for name in ("customer_activity", "customer_attributes", "terminal_risk")
+        }
 
 
 def build_feature_tables(

@@ -7,19 +7,23 @@ through Feast's Python API with the profile's store config from ``configs/feast/
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from feast import FeatureStore
+from feast import FeatureStore, FeatureView, FileSource, PushSource
 
+from decisioning import storage
 from decisioning.features.activity import LONGEST_WINDOW_NS, CustomerHistory, RecentPayment
 from decisioning.features.history import PaymentHistory
 from decisioning.features.materialized import marker_row
+from decisioning.storage import Location
 from feature_repo.definitions import DEFINITIONS
 from pipelines.features.errors import FeatureTablesMissing
 
@@ -29,14 +33,25 @@ FEATURE_TABLES = ("customer_activity", "customer_attributes", "terminal_risk")
 ALL_TIME_START = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def feature_definitions() -> list[Any]:
-    """Every registered object of ``feature_repo``, in the order Feast wants them."""
-    return list(DEFINITIONS)
+def feature_definitions(features: Location | None = None) -> list[Any]:
+    """Every registered object of ``feature_repo``, in the order Feast wants them.
+
+    With ``features`` (a folder or ``s3://`` prefix), the file sources read their tables there
+    instead of under the Feast repo path (``RISK_HOME/features``), and the views follow them.
+    """
+    if features is None:
+        return list(DEFINITIONS)
+    moved = {
+        source.name: _file_source_at(source, features)
+        for source in DEFINITIONS
+        if isinstance(source, FileSource)
+    }
+    return [_onto(definition, moved) for definition in DEFINITIONS]
 
 
-def apply_definitions(store: FeatureStore) -> list[str]:
+def apply_definitions(store: FeatureStore, features: Location | None = None) -> list[str]:
     """Register the definitions in the store's registry; return the feature services' names."""
-    store.apply(feature_definitions())
+    store.apply(feature_definitions(features))
     return [service.name for service in store.list_feature_services()]
 
 
@@ -45,12 +60,21 @@ def feature_table_path(home: Path, table: str) -> Path:
     return Path(home) / "features" / f"{table}.parquet"
 
 
+def feature_table_location(features: Location, table: str) -> str:
+    """A table's file under a features folder or ``s3://`` prefix."""
+    return storage.join(features, f"{table}.parquet")
+
+
 def require_feature_tables(home: Path) -> None:
     """Refuse before Feast does when a table is missing; a folder of parts (Spark) counts."""
-    missing = [t for t in FEATURE_TABLES if not feature_table_path(home, t).exists()]
+    require_tables_at(Path(home) / "features")
+
+
+def require_tables_at(features: Location) -> None:
+    missing = [t for t in FEATURE_TABLES if not storage.exists(feature_table_location(features, t))]
     if missing:
         raise FeatureTablesMissing(
-            f"no feature tables ({', '.join(missing)}) under {home / 'features'}; "
+            f"no feature tables ({', '.join(missing)}) under {storage.as_location(features)}; "
             "run `riskctl features build --transactions PATH` first"
         )
 
@@ -61,14 +85,82 @@ def materialize(store: FeatureStore, history: PaymentHistory, home: Path, end: d
     Seeding matters: the first payment pushed after materialize must count the ones before it.
     Returns the number of customers whose history was seeded.
     """
-    require_feature_tables(home)
+    return materialize_from(store, history, Path(home) / "features", end)
+
+
+def materialize_from(
+    store: FeatureStore, history: PaymentHistory, features: Location, end: datetime
+) -> int:
+    """:func:`materialize` from the tables under ``features`` (a folder or ``s3://`` prefix)."""
+    require_tables_at(features)
     store.materialize(start_date=ALL_TIME_START, end_date=end)
-    activity = pd.read_parquet(feature_table_path(home, "customer_activity"))
-    seeded = history.replace_all(histories_as_of(activity, end))
+    seeded = _seed_history(history, features, end)
     # Last: until the markers are back, a store that lost its memory degrades payments, rather
     # than scoring them against rows or histories not loaded yet as a new customer's.
     mark_materialized(store, end)
     return seeded
+
+
+@dataclass(frozen=True)
+class MaterializedInterval:
+    """What one incremental run loaded: per batch view, the interval it covered."""
+
+    intervals: dict[str, tuple[datetime, datetime]]
+    seeded_customers: int
+
+
+def materialize_incremental(
+    store: FeatureStore, history: PaymentHistory, features: Location, end: datetime
+) -> MaterializedInterval:
+    """Load only what is new: each view from the end of its last materialization up to ``end``.
+
+    The registry keeps each view's intervals, so an hourly task on an empty disk knows where the
+    last one stopped. The first run loads everything, as :func:`materialize` does, and seeds the
+    streaming history; later runs leave the history alone: the service keeps it up to date
+    payment by payment, and a reseed from the tables would drop those payments.
+    """
+    views = [view for view in store.list_feature_views(allow_cache=False) if view.online]
+    if all(view.most_recent_end_time is None for view in views):
+        seeded = materialize_from(store, history, features, end)
+        return MaterializedInterval({view.name: (ALL_TIME_START, end) for view in views}, seeded)
+    require_tables_at(features)
+    starts = {view.name: view.most_recent_end_time or ALL_TIME_START for view in views}
+    store.materialize_incremental(end_date=end)
+    mark_materialized(store, end)
+    return MaterializedInterval({name: (start, end) for name, start in starts.items()}, 0)
+
+
+def _seed_history(history: PaymentHistory, features: Location, end: datetime) -> int:
+    activity = storage.read_parquet(feature_table_location(features, "customer_activity"))
+    return history.replace_all(histories_as_of(activity, end))
+
+
+def _file_source_at(source: FileSource, features: Location) -> FileSource:
+    return FileSource(
+        name=source.name,
+        path=feature_table_location(features, storage.name_of(source.path)),
+        timestamp_field=source.timestamp_field,
+        description=source.description,
+    )
+
+
+def _onto(definition: Any, sources: dict[str, FileSource]) -> Any:
+    """The definition reading from ``sources`` (by name) where it read a file source."""
+    if isinstance(definition, FileSource):
+        return sources[definition.name]
+    if isinstance(definition, PushSource):
+        return PushSource(
+            name=definition.name,
+            batch_source=sources[definition.batch_source.name],
+            description=definition.description,
+        )
+    if isinstance(definition, FeatureView):
+        moved = copy.copy(definition)
+        moved.batch_source = sources[definition.batch_source.name]
+        if isinstance(definition.stream_source, PushSource):
+            moved.stream_source = _onto(definition.stream_source, sources)
+        return moved
+    return definition
 
 
 def mark_materialized(store: FeatureStore, end: datetime) -> list[str]:

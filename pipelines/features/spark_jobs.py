@@ -38,7 +38,9 @@ def build_features_with(
 ) -> BuiltFeatures:
     """Build the point-in-time tables under the profile's home with the engine named."""
     if engine == "pandas":
-        return build_features(settings.home, transactions, customers, progress, reading)
+        return build_features(
+            settings.home, transactions, customers, progress, reading, settings.features_location
+        )
     if engine == "spark":
         return build_features_on_spark(settings, transactions, customers, progress, reading)
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
