@@ -37,6 +37,8 @@ class EnvironmentConfig:
     api_rate_limit_per_second: int
     worker_cpu: int
     worker_memory_mib: int
+    # MLflow tracking server tasks (stateless: runs in PostgreSQL, artifacts in S3).
+    tracking_tasks: int
     # How long each audit checkpoint stays locked (S3 Object Lock, compliance mode: nobody,
     # the account root included, can delete or overwrite it before then).
     audit_anchor_retention_days: int
@@ -88,6 +90,7 @@ DEV = EnvironmentConfig(
     api_rate_limit_per_second=50,
     worker_cpu=2048,
     worker_memory_mib=8192,
+    tracking_tasks=1,
     audit_anchor_retention_days=1,
 )
 
@@ -117,6 +120,7 @@ STAGING = EnvironmentConfig(
     api_rate_limit_per_second=200,
     worker_cpu=4096,
     worker_memory_mib=16384,
+    tracking_tasks=1,
     audit_anchor_retention_days=90,
 )
 
@@ -146,6 +150,7 @@ PROD = EnvironmentConfig(
     api_rate_limit_per_second=1000,
     worker_cpu=4096,
     worker_memory_mib=16384,
+    tracking_tasks=2,
     audit_anchor_retention_days=2557,
 )
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 API_PORT = 3000
 READINESS_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+# The Prometheus job that scrapes the API (collector sidecar, local Prometheus, `up` alerts).
+METRICS_JOB = "risk-service"
 # Arguments to the image's entry point (`riskctl`), as in the Dockerfile's CMD.
 API_COMMAND = ("serve", "--port", str(API_PORT))
 # Where the telemetry collector sidecar listens for OTLP over HTTP; the `aws` profile's default.
@@ -27,48 +29,68 @@ class ServiceImage:
     tag: str
 
 
+# The MLflow tracking server (`mlflow server`, from the same image) and its listener on the ALB.
+MLFLOW_PORT = 5000
+MLFLOW_HEALTH_PATH = "/health"
+# Scheduled jobs are `riskctl jobs run NAME`; each records its last success for Prometheus.
+JOB_COMMAND = ("jobs", "run")
+HOUR = 3600
+DAY = 24 * HOUR
+
+
 @dataclass(frozen=True)
 class ScheduledJob:
-    """One offline job the worker runs on an EventBridge schedule."""
+    """One offline job, run as its own Fargate task on an EventBridge schedule."""
 
     name: str
     schedule: str
-    arguments: tuple[str, ...]
+    # How often it is meant to succeed: an alert fires once twice that has passed without one.
+    period_seconds: int
     description: str
 
+    @property
+    def command(self) -> tuple[str, ...]:
+        """Arguments to the image's entry point (`riskctl`)."""
+        return (*JOB_COMMAND, self.name)
 
-def scheduled_jobs(data_uri: str, evaluations_uri: str) -> tuple[ScheduledJob, ...]:
-    """The worker's jobs: keep the online store fresh, watch drift, score labelled outcomes.
+    @property
+    def title(self) -> str:
+        """The name in CamelCase, for construct ids and alert names (``features-build``:
+        ``FeaturesBuild``)."""
+        return "".join(part.capitalize() for part in self.name.split("-"))
 
-    The URIs are the data and evaluations bucket locations; paths under them are conventions the
-    jobs and the runbook share.
-    """
-    return (
-        ScheduledJob(
-            name="Materialize",
-            schedule="rate(1 hour)",
-            arguments=("features", "materialize"),
-            description="Materialize Feast features into the online store (ElastiCache Redis)",
-        ),
-        ScheduledJob(
-            name="Drift",
-            schedule="cron(0 2 * * ? *)",
-            arguments=(
-                "monitor",
-                "drift",
-                "--reference",
-                f"{data_uri}/monitoring/reference/transactions.parquet",
-                "--current",
-                f"{data_uri}/monitoring/current/transactions.parquet",
-                "--out",
-                f"{evaluations_uri}/drift",
-            ),
-            description="Daily PSI and embedding drift report against the training reference",
-        ),
-        ScheduledJob(
-            name="Outcomes",
-            schedule="cron(0 4 * * ? *)",
-            arguments=("monitor", "outcomes", "--out", f"{evaluations_uri}/outcomes"),
-            description="Join late labels (chargebacks, confirmations) to past decisions",
-        ),
-    )
+
+# Times are UTC. The daily build runs first, drift and outcomes after it, the weekly retrain last
+# on Sunday, so each reads the tables built that night.
+SCHEDULED_JOBS = (
+    ScheduledJob(
+        name="features-build",
+        schedule="cron(0 1 * * ? *)",
+        period_seconds=DAY,
+        description="Build the feature tables from the last built day onwards",
+    ),
+    ScheduledJob(
+        name="materialize-incremental",
+        schedule="rate(1 hour)",
+        period_seconds=HOUR,
+        description="Materialize new feature rows into the online store (ElastiCache Redis)",
+    ),
+    ScheduledJob(
+        name="drift",
+        schedule="cron(0 2 * * ? *)",
+        period_seconds=DAY,
+        description="Daily PSI and embedding drift against the training reference",
+    ),
+    ScheduledJob(
+        name="outcomes",
+        schedule="cron(0 4 * * ? *)",
+        period_seconds=DAY,
+        description="Join late labels (chargebacks, confirmations) to past decisions",
+    ),
+    ScheduledJob(
+        name="retrain",
+        schedule="cron(0 5 ? * SUN *)",
+        period_seconds=7 * DAY,
+        description="Weekly retrain to @challenger with its gates; promotion stays a human step",
+    ),
+)

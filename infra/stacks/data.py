@@ -14,6 +14,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_opensearchservice as opensearch
 from aws_cdk import aws_rds as rds
@@ -23,6 +24,7 @@ from constructs import Construct
 
 from infra.environments import EnvironmentConfig
 from infra.stacks.network import DATA_SUBNET_GROUP, DATA_SUBNETS, NetworkStack
+from infra.storage import Access, Location
 
 POSTGRES_VERSION = rds.PostgresEngineVersion.VER_16_11
 REDIS_VERSION = "7.1"
@@ -34,7 +36,10 @@ DATABASE_USER = "risk"
 # The audit store's roles (decisioning/audit/roles.py): the service may only INSERT and SELECT.
 AUDIT_OWNER_ROLE = "risk_audit_owner"
 AUDIT_SERVICE_ROLE = "risk_audit_service"
-AUDIT_ANCHOR_PREFIX = "checkpoints"
+AUDIT_ANCHOR_PREFIX = Location.AUDIT_ANCHOR.value
+# Objects are read and added, never deleted: buckets are versioned, an overwrite keeps history.
+OBJECT_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+OBJECT_WRITE_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
 # Characters a generated password must not hold to sit in a URL unescaped.
 URL_UNSAFE = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"
 # The database names of the `services` profile, so URLs differ only in host and credentials.
@@ -66,7 +71,6 @@ class DataStack(cdk.Stack):
         )
         self.data_bucket = self._bucket("Data")
         self.artifacts_bucket = self._bucket("Artifacts")
-        self.evaluations_bucket = self._bucket("Evaluations")
         self.audit_anchor_bucket = self._audit_anchor_bucket()
         self.audit_signing_key = self._audit_signing_key()
         self.database = self._database()
@@ -75,6 +79,43 @@ class DataStack(cdk.Stack):
         self.audit_owner_credentials = self._role_credentials("AuditOwner", AUDIT_OWNER_ROLE)
         self.audit_service_credentials = self._role_credentials("AuditService", AUDIT_SERVICE_ROLE)
         self.connection_urls = self._connection_urls(cache_token)
+
+    def s3_url(self, location: Location) -> str:
+        """The ``s3://bucket/key`` a profile variable points at for ``location``."""
+        return self._bucket_of(location).s3_url_for_object(location.value)
+
+    def grant(self, role: iam.IRole, location: Location, access: Access) -> None:
+        """Get and list, or also add, objects under ``location`` only; never delete.
+
+        Not ``Bucket.grant_read``: that lists every key of the bucket, whatever the prefix.
+        """
+        bucket = self._bucket_of(location)
+        writes = access is Access.READ_WRITE
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[*OBJECT_READ_ACTIONS, *(OBJECT_WRITE_ACTIONS if writes else ())],
+                resources=[bucket.arn_for_objects(location.object_pattern)],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": list(location.list_prefixes)}},
+            )
+        )
+        if writes:
+            self.key.grant_encrypt_decrypt(role)
+        else:
+            self.key.grant_decrypt(role)
+
+    def _bucket_of(self, location: Location) -> s3.Bucket:
+        buckets = {
+            "Data": self.data_bucket,
+            "Artifacts": self.artifacts_bucket,
+            "AuditAnchor": self.audit_anchor_bucket,
+        }
+        return buckets[location.bucket]
 
     def _security_group(self, name: str, port: int) -> ec2.SecurityGroup:
         """A group that admits the tasks on one port and opens no outbound connection."""

@@ -16,7 +16,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.environments import EnvironmentConfig
-from infra.image import API_PORT
+from infra.image import API_PORT, MLFLOW_PORT
 
 LISTENER_PORT = 80
 APP_SUBNET_GROUP = "app"
@@ -48,10 +48,13 @@ class NetworkStack(cdk.Stack):
         self.vpc_link_security_group = self._security_group("VpcLink", "API Gateway VPC link")
         self.load_balancer_security_group = self._security_group("LoadBalancer", "internal ALB")
         self.task_security_group = self._security_group(
-            "Tasks", "API and worker tasks", allow_all_outbound=True
+            "Tasks", "API, worker, job and tracking server tasks", allow_all_outbound=True
         )
         self._allow(self.vpc_link_security_group, self.load_balancer_security_group, LISTENER_PORT)
         self._allow(self.load_balancer_security_group, self.task_security_group, API_PORT)
+        # The tracking server: tasks call it through the internal ALB, which forwards to its task.
+        self._allow(self.task_security_group, self.load_balancer_security_group, MLFLOW_PORT)
+        self._allow(self.load_balancer_security_group, self.task_security_group, MLFLOW_PORT)
 
     def _security_group(
         self, name: str, purpose: str, *, allow_all_outbound: bool = False

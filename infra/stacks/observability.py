@@ -13,6 +13,7 @@ from aws_cdk import aws_aps as aps
 from aws_cdk import aws_grafana as grafana
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.environments import EnvironmentConfig
@@ -35,7 +36,7 @@ UNSCOPED_READ_ACTIONS = (
 
 
 class ObservabilityStack(cdk.Stack):
-    """Prometheus and Grafana workspaces, and the log groups the tasks and gateway write to."""
+    """Prometheus and Grafana workspaces, log groups, and the topic alarms notify."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any
@@ -56,7 +57,14 @@ class ObservabilityStack(cdk.Stack):
         )
         self.api_logs = self._log_group("ApiLogs")
         self.worker_logs = self._log_group("WorkerLogs")
+        self.tracking_logs = self._log_group("TrackingLogs")
         self.gateway_logs = self._log_group("GatewayAccessLogs")
+        # CloudWatch alarms (a scheduled job that could not start) notify this topic; subscribe
+        # the on-call address or pager to it. Unencrypted: CloudWatch cannot publish to a topic
+        # under the AWS-managed SNS key, and an alarm names a job, never data.
+        self.alarm_topic = sns.Topic(
+            self, "Alarms", display_name=f"{config.stack_prefix} alarms", enforce_ssl=True
+        )
 
     @property
     def remote_write_url(self) -> str:

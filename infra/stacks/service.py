@@ -1,9 +1,11 @@
 """The platform on ECS Fargate: the risk API behind an internal ALB and API Gateway, and the worker.
 
 Request path: HTTP API (public, TLS, throttled, access-logged) → VPC link → internal ALB →
-Fargate tasks in the ``app`` subnets. The worker runs the offline jobs on EventBridge schedules
-from the same image. Both read the `aws` profile: endpoints as plain environment variables,
-anything carrying a credential as an ECS secret from Secrets Manager.
+Fargate tasks in the ``app`` subnets. The same ALB carries the MLflow tracking server on its own
+listener (``infra/stacks/tracking.py``); the scheduled jobs run the same image on EventBridge
+schedules (``infra/stacks/jobs.py``); the worker task definition is for one-off commands. All read
+the `aws` profile: endpoints as plain environment variables, anything carrying a credential as an
+ECS secret from Secrets Manager.
 """
 
 from __future__ import annotations
@@ -19,33 +21,26 @@ from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.environments import EnvironmentConfig
-from infra.image import (
-    API_COMMAND,
-    API_PORT,
-    OTLP_HTTP_PORT,
-    READINESS_PATH,
-    ServiceImage,
-    scheduled_jobs,
-)
-from infra.stacks.data import AUDIT_ANCHOR_PREFIX, DataStack
+from infra.image import API_COMMAND, API_PORT, OTLP_HTTP_PORT, READINESS_PATH, ServiceImage
+from infra.stacks.data import DataStack
+from infra.stacks.jobs import ScheduledJobs
 from infra.stacks.network import APP_SUBNETS, LISTENER_PORT, NetworkStack
 from infra.stacks.observability import ObservabilityStack
+from infra.stacks.placement import TaskPlacement
 from infra.stacks.telemetry import add_collector
+from infra.stacks.tracking import PROXIED_ARTIFACT_ROOT, TrackingServer
+from infra.storage import S3_ACCESS, Location
 
 # Searching the evidence index; only the worker writes to it.
 SEARCH_READ_ACTIONS = ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost")
 SEARCH_WRITE_ACTIONS = (*SEARCH_READ_ACTIONS, "es:ESHttpPut", "es:ESHttpDelete")
 CPU_TARGET_PERCENT = 60
-# The Feast registry file in the data bucket (configs/feast/aws.yaml reads its URI).
-FEAST_REGISTRY_KEY = "feast/registry.db"
 # HTTP API context variables, one JSON object per request.
 ACCESS_LOG_FIELDS = {
     "requestId": "$context.requestId",
@@ -75,7 +70,7 @@ class JsonAccessLogs:
 
 
 class ServiceStack(cdk.Stack):
-    """ECS cluster, API service with autoscaling, HTTP API, worker and its schedules."""
+    """ECS cluster, API service with autoscaling, HTTP API, tracking server, worker and jobs."""
 
     def __init__(
         self,
@@ -109,43 +104,70 @@ class ServiceStack(cdk.Stack):
             vpc=network.vpc,
             container_insights_v2=ecs.ContainerInsights.ENHANCED,
         )
-        self.api_service, target_group, listener = self._api_service()
+        placement = TaskPlacement(
+            config, self.cluster, self._image, network.task_security_group, data
+        )
+        self.load_balancer = self._load_balancer()
+        self.tracking = TrackingServer(
+            self,
+            "Tracking",
+            placement=placement,
+            load_balancer=self.load_balancer,
+            log_group=observability.tracking_logs,
+        )
+        self.api_service, target_group, listener = self._api_service(placement)
         self._autoscale(self.api_service, target_group)
         self.http_api = self._http_api(listener)
         self.worker_task = self._worker_task()
-        self._schedule_jobs(self.worker_task)
+        self.jobs = ScheduledJobs(
+            self,
+            "Jobs",
+            placement=placement,
+            environment=self._environment(),
+            secrets=self._connection_secrets(),
+            log_group=observability.worker_logs,
+            alarm_topic=observability.alarm_topic,
+        )
         cdk.CfnOutput(self, "ApiUrl", value=self.http_api.api_endpoint)
+        cdk.CfnOutput(self, "MlflowUrl", value=self.tracking.url)
 
     def _environment(self) -> dict[str, str]:
-        """Endpoints the `aws` profile reads; nothing here is a credential."""
+        """Endpoints the `aws` profile reads, the same for every task; none is a credential."""
         data = self._data
         return {
             "RISK_ENV": "aws",
-            "RISK_DATA_URI": data.data_bucket.s3_url_for_object("data"),
-            "RISK_ARTIFACT_URI": data.artifacts_bucket.s3_url_for_object("mlflow"),
-            "RISK_FEAST_REGISTRY_URI": data.data_bucket.s3_url_for_object(FEAST_REGISTRY_KEY),
+            "RISK_DATA_URI": data.s3_url(Location.DATA),
+            "RISK_MLFLOW_URL": self.tracking.url,
+            "RISK_ARTIFACT_URI": PROXIED_ARTIFACT_ROOT,
+            "RISK_FEAST_REGISTRY_URI": data.s3_url(Location.FEAST_REGISTRY),
             "OPENSEARCH_URL": f"https://{data.search.domain_endpoint}",
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{OTLP_HTTP_PORT}",
-            "RISK_AUDIT_ANCHOR_URI": data.audit_anchor_bucket.s3_url_for_object(
-                AUDIT_ANCHOR_PREFIX
-            ),
+            "RISK_AUDIT_ANCHOR_URI": data.s3_url(Location.AUDIT_ANCHOR),
         }
 
     def _connection_secrets(self) -> dict[str, ecs.Secret]:
-        """URLs with credentials in them, injected by ECS from Secrets Manager at task start."""
+        """URLs with credentials in them, injected by ECS from Secrets Manager at task start.
+
+        Every task of the platform image gets these; the signing key, the audit owner's URL and
+        the API keys go only to the tasks that use them.
+        """
         urls = self._data.connection_urls
         return {
             "RISK_AUDIT_URL": ecs.Secret.from_secrets_manager(urls, "audit_url"),
-            "RISK_MLFLOW_URL": ecs.Secret.from_secrets_manager(urls, "mlflow_url"),
             "RISK_REDIS_URL": ecs.Secret.from_secrets_manager(urls, "redis_url"),
             "RISK_FEAST_REDIS": ecs.Secret.from_secrets_manager(urls, "feast_redis"),
-            # Signs checkpoints in the background; the service role's URL cannot touch them.
-            "RISK_AUDIT_SIGNING_KEY": ecs.Secret.from_secrets_manager(self._data.audit_signing_key),
+        }
+
+    def _signing_key(self) -> dict[str, ecs.Secret]:
+        """Signs audit checkpoints; the service role's URL cannot touch them."""
+        return {
+            "RISK_AUDIT_SIGNING_KEY": ecs.Secret.from_secrets_manager(self._data.audit_signing_key)
         }
 
     def _api_task(self) -> ecs.FargateTaskDefinition:
-        """The API reads models and the Feast registry, queries evidence, writes nothing to S3."""
-        config, data = self._config, self._data
+        """The API reads the Feast registry, appends checkpoints, queries evidence; models come
+        through the tracking server."""
+        config = self._config
         task = ecs.FargateTaskDefinition(
             self, "ApiTask", cpu=config.api_cpu, memory_limit_mib=config.api_memory_mib
         )
@@ -157,6 +179,7 @@ class ServiceStack(cdk.Stack):
             environment=self._environment(),
             secrets={
                 **self._connection_secrets(),
+                **self._signing_key(),
                 "RISK_API_KEYS": ecs.Secret.from_secrets_manager(self.api_keys),
             },
             logging=ecs.LogDrivers.aws_logs(
@@ -170,47 +193,32 @@ class ServiceStack(cdk.Stack):
             remote_write_url=self._observability.remote_write_url,
             workspace_arn=self._observability.prometheus.attr_arn,
         )
-        data.artifacts_bucket.grant_read(task.task_role)
-        data.data_bucket.grant_read(task.task_role, f"{FEAST_REGISTRY_KEY}*")
-        self._grant_anchor(task.task_role)
+        self._grant_s3("api", task)
         self._grant_search(task.task_role, SEARCH_READ_ACTIONS)
         return task
 
-    def _api_service(
-        self,
-    ) -> tuple[ecs.FargateService, elbv2.ApplicationTargetGroup, elbv2.ApplicationListener]:
-        """Fargate service behind an internal ALB; a failed deployment rolls itself back."""
-        config, network = self._config, self._network
-        service = ecs.FargateService(
-            self,
-            "Api",
-            cluster=self.cluster,
-            task_definition=self._api_task(),
-            desired_count=config.api_min_tasks,
-            vpc_subnets=APP_SUBNETS,
-            security_groups=[network.task_security_group],
-            assign_public_ip=False,
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            min_healthy_percent=100,
-            max_healthy_percent=200,
-            health_check_grace_period=cdk.Duration.seconds(120),
-        )
-        # CDK both references the target group and adds a DependsOn on it; cfn-lint flags the
-        # redundancy (W3005), which is harmless, so it is silenced on this resource only.
-        cfn_service = service.node.default_child
-        assert isinstance(cfn_service, ecs.CfnService)
-        cfn_service.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
-        load_balancer = elbv2.ApplicationLoadBalancer(
+    def _load_balancer(self) -> elbv2.ApplicationLoadBalancer:
+        """Internal only: the API listener for the VPC link, the MLflow one for the tasks."""
+        network = self._network
+        return elbv2.ApplicationLoadBalancer(
             self,
             "LoadBalancer",
             vpc=network.vpc,
             internet_facing=False,
             vpc_subnets=APP_SUBNETS,
             security_group=network.load_balancer_security_group,
-            deletion_protection=config.deletion_protection,
+            deletion_protection=self._config.deletion_protection,
             drop_invalid_header_fields=True,
         )
-        listener = load_balancer.add_listener(
+
+    def _api_service(
+        self, placement: TaskPlacement
+    ) -> tuple[ecs.FargateService, elbv2.ApplicationTargetGroup, elbv2.ApplicationListener]:
+        """Fargate service behind the internal ALB's API listener."""
+        service = placement.load_balanced_service(
+            self, "Api", self._api_task(), self._config.api_min_tasks
+        )
+        listener = self.load_balancer.add_listener(
             "Http", port=LISTENER_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False
         )
         target_group = listener.add_targets(
@@ -268,7 +276,8 @@ class ServiceStack(cdk.Stack):
         return api
 
     def _worker_task(self) -> ecs.FargateTaskDefinition:
-        """The worker reads and writes data, models and evaluations, and maintains evidence."""
+        """One-off commands (migrations, uploads, `features apply`, audit checks, the bento build):
+        run with ``aws ecs run-task`` and a command override (docs/deploy.md)."""
         config, data = self._config, self._data
         task = ecs.FargateTaskDefinition(
             self, "WorkerTask", cpu=config.worker_cpu, memory_limit_mib=config.worker_memory_mib
@@ -279,6 +288,7 @@ class ServiceStack(cdk.Stack):
             environment=self._environment(),
             secrets={
                 **self._connection_secrets(),
+                **self._signing_key(),
                 # Migrations run from the worker, as the role that owns the audit tables.
                 "RISK_AUDIT_OWNER_URL": ecs.Secret.from_secrets_manager(
                     data.connection_urls, "audit_owner_url"
@@ -289,48 +299,13 @@ class ServiceStack(cdk.Stack):
             ),
         )
         add_collector(task, log_group=self._observability.worker_logs)
-        # Read and add, never delete: buckets are versioned and overwrites keep their history.
-        for bucket in (data.data_bucket, data.artifacts_bucket, data.evaluations_bucket):
-            bucket.grant_read(task.task_role)
-            bucket.grant_put(task.task_role)
-        self._grant_anchor(task.task_role)
+        self._grant_s3("worker", task)
         self._grant_search(task.task_role, SEARCH_WRITE_ACTIONS)
         return task
 
-    def _grant_anchor(self, role: iam.IRole) -> None:
-        """Read and add checkpoints; Object Lock refuses deletion whatever a role is granted."""
-        anchor = self._data.audit_anchor_bucket
-        anchor.grant_read(role, f"{AUDIT_ANCHOR_PREFIX}/*")
-        anchor.grant_put(role, f"{AUDIT_ANCHOR_PREFIX}/*")
-
-    def _schedule_jobs(self, task: ecs.FargateTaskDefinition) -> None:
-        """One EventBridge rule per job, each running the worker task with its own arguments."""
-        data = self._data
-        jobs = scheduled_jobs(
-            data_uri=data.data_bucket.s3_url_for_object("data"),
-            evaluations_uri=data.evaluations_bucket.s3_url_for_object(self._config.name),
-        )
-        for job in jobs:
-            events.Rule(
-                self,
-                f"{job.name}Schedule",
-                description=job.description,
-                schedule=events.Schedule.expression(job.schedule),
-                targets=[
-                    targets.EcsTask(
-                        cluster=self.cluster,
-                        task_definition=task,
-                        launch_type=ecs.LaunchType.FARGATE,
-                        subnet_selection=APP_SUBNETS,
-                        security_groups=[self._network.task_security_group],
-                        container_overrides=[
-                            targets.ContainerOverride(
-                                container_name="worker", command=list(job.arguments)
-                            )
-                        ],
-                    )
-                ],
-            )
+    def _grant_s3(self, workload: str, task: ecs.FargateTaskDefinition) -> None:
+        for location, access in S3_ACCESS[workload].items():
+            self._data.grant(task.task_role, location, access)
 
     def _grant_search(self, role: iam.IRole, actions: tuple[str, ...]) -> None:
         domain_arn = self._data.search.domain_arn

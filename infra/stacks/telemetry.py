@@ -14,7 +14,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 
-from infra.image import COLLECTOR_IMAGE, METRICS_PATH, OTLP_HTTP_PORT
+from infra.image import COLLECTOR_IMAGE, METRICS_JOB, METRICS_PATH, OTLP_HTTP_PORT
 
 # X-Ray accepts no resource ARN for writes, so these are the one unscoped grant a task holds.
 TRACE_WRITE_ACTIONS = (
@@ -43,7 +43,11 @@ def collector_config(metrics_port: int | None) -> str:
             "config": {
                 "scrape_configs": [
                     {
-                        "job_name": "risk-platform",
+                        "job_name": METRICS_JOB,
+                        # Keep the `job` label the service sets on its job gauges
+                        # (risk_job_last_success_timestamp_seconds{job="drift"}); without this
+                        # Prometheus renames it to `exported_job` and the job alerts never match.
+                        "honor_labels": True,
                         "scrape_interval": "30s",
                         "metrics_path": METRICS_PATH,
                         "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}],

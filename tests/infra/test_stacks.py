@@ -1,22 +1,28 @@
 """The synthesized templates: every service present, data locked down, secrets kept secret, roles
 scoped, prod stricter than dev, and the containers given what the `aws` profile reads.
 
-Synthesis takes most of a minute (loading the CDK's JavaScript runtime is most of it), so the CDK
-is imported inside the fixture, where deselected runs never pay for it, and every environment is
-synthesized once for the module.
+Every environment is synthesized once per session (the ``templates`` fixture, ``conftest.py``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
-from infra.image import API_COMMAND, API_PORT, READINESS_PATH, scheduled_jobs
+from infra.image import API_COMMAND, API_PORT, READINESS_PATH, SCHEDULED_JOBS
 from tests.infra.settings_contract import REPO, required_variables
+from tests.infra.templates import (
+    Templates,
+    as_list,
+    containers,
+    only,
+    policy_statements,
+    resources,
+)
 
 if TYPE_CHECKING:
     from aws_cdk.assertions import Template
@@ -31,30 +37,35 @@ EXPECTED_RESOURCES: dict[str, dict[str, int]] = {
         "AWS::RDS::DBInstance": 1,
         "AWS::ElastiCache::ReplicationGroup": 1,
         "AWS::OpenSearchService::Domain": 1,
-        "AWS::S3::Bucket": 4,
+        "AWS::S3::Bucket": 3,
         "AWS::SecretsManager::Secret": 6,
     },
     "observability": {
         "AWS::APS::Workspace": 1,
         "AWS::Grafana::Workspace": 1,
-        "AWS::Logs::LogGroup": 3,
+        "AWS::Logs::LogGroup": 4,
+        "AWS::SNS::Topic": 1,
     },
     "service": {
         "AWS::ECS::Cluster": 1,
-        "AWS::ECS::Service": 1,
-        "AWS::ECS::TaskDefinition": 2,
+        # the API and the tracking server
+        "AWS::ECS::Service": 2,
+        # API, worker, tracking server and one per scheduled job
+        "AWS::ECS::TaskDefinition": 3 + len(SCHEDULED_JOBS),
+        "AWS::ElasticLoadBalancingV2::Listener": 2,
         "AWS::ElasticLoadBalancingV2::LoadBalancer": 1,
         "AWS::ApiGatewayV2::Api": 1,
         "AWS::ApiGatewayV2::VpcLink": 1,
         "AWS::ApplicationAutoScaling::ScalingPolicy": 2,
-        "AWS::Events::Rule": len(scheduled_jobs(data_uri="s3://d", evaluations_uri="s3://e")),
+        "AWS::Events::Rule": len(SCHEDULED_JOBS),
+        "AWS::CloudWatch::Alarm": len(SCHEDULED_JOBS),
         "AWS::SecretsManager::Secret": 1,
     },
 }
 # Environment variables whose values carry a password, token or key.
 CREDENTIAL_VARIABLES = {
     "RISK_AUDIT_URL",
-    "RISK_MLFLOW_URL",
+    "MLFLOW_BACKEND_STORE_URI",
     "RISK_REDIS_URL",
     "RISK_FEAST_REDIS",
     "RISK_API_KEYS",
@@ -73,63 +84,9 @@ SENSITIVE_SERVICES = {
     "iam",
     "ecs",
 }
+# Jobs neither migrate, sign checkpoints nor serve the API.
+JOBS_WITHOUT = {"RISK_AUDIT_OWNER_URL", "RISK_AUDIT_SIGNING_KEY", "RISK_API_KEYS"}
 DELETION_POLICY_RANK = {"Delete": 0, "Snapshot": 1, "Retain": 2}
-
-Templates = dict[str, dict[str, "Template"]]
-
-
-@pytest.fixture(scope="module")
-def templates() -> Templates:
-    """Every environment's templates, synthesized once with the context ``make infra`` uses."""
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Template
-
-    from infra.app import default_context, selected_environments, service_image
-    from infra.stacks.environment import add_stack_set
-
-    app = cdk.App(context=default_context())
-    stack_sets = {
-        config.name: add_stack_set(app, config, service_image(app))
-        for config in selected_environments(None)
-    }
-    assembly = app.synth()
-    return {
-        env: {
-            part: Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
-            for part, stack in stack_set.by_part().items()
-        }
-        for env, stack_set in stack_sets.items()
-    }
-
-
-def resources(template: Template, resource_type: str) -> list[dict[str, Any]]:
-    return list(template.find_resources(resource_type).values())
-
-
-def only(template: Template, resource_type: str) -> dict[str, Any]:
-    (resource,) = resources(template, resource_type)
-    return resource
-
-
-def containers(template: Template) -> dict[str, dict[str, Any]]:
-    """Container definitions of every task definition in a template, by container name."""
-    return {
-        container["Name"]: container
-        for task in resources(template, "AWS::ECS::TaskDefinition")
-        for container in task["Properties"]["ContainerDefinitions"]
-    }
-
-
-def policy_statements(template: Template) -> Iterator[dict[str, Any]]:
-    for policy in resources(template, "AWS::IAM::Policy"):
-        yield from policy["Properties"]["PolicyDocument"]["Statement"]
-    for role in resources(template, "AWS::IAM::Role"):
-        for policy in role["Properties"].get("Policies", []):
-            yield from policy["PolicyDocument"]["Statement"]
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def exported_subnet_tiers(network: Template) -> dict[str, str]:
@@ -305,10 +262,13 @@ def test_credentials_reach_containers_only_as_secrets(templates: Templates, env:
         plain = {variable["Name"] for variable in container.get("Environment", [])}
         assert not plain & CREDENTIAL_VARIABLES, f"{name} gets credentials in plain: {plain}"
         assert "{{resolve:" not in json.dumps(container.get("Environment", []))
-    api_secrets = {s["Name"] for s in task_containers["api"]["Secrets"]}
-    worker_secrets = {s["Name"] for s in task_containers["worker"]["Secrets"]}
-    assert api_secrets == CREDENTIAL_VARIABLES - {"RISK_AUDIT_OWNER_URL"}, "the API never migrates"
-    assert worker_secrets == CREDENTIAL_VARIABLES - {"RISK_API_KEYS"}, "the worker serves no API"
+    secrets = {n: {s["Name"] for s in c.get("Secrets", [])} for n, c in task_containers.items()}
+    platform = CREDENTIAL_VARIABLES - {"MLFLOW_BACKEND_STORE_URI"}
+    assert secrets["api"] == platform - {"RISK_AUDIT_OWNER_URL"}, "the API never migrates"
+    assert secrets["worker"] == platform - {"RISK_API_KEYS"}, "the worker serves no API"
+    for job in SCHEDULED_JOBS:
+        assert secrets[job.name] == platform - JOBS_WITHOUT, f"{job.name}: {secrets[job.name]}"
+    assert secrets["mlflow"] == {"MLFLOW_BACKEND_STORE_URI"}, "only the server holds the DB URL"
     for part in ("data", "service"):
         for secret in resources(templates[env][part], "AWS::SecretsManager::Secret"):
             properties = secret["Properties"]
@@ -322,12 +282,18 @@ def test_credentials_reach_containers_only_as_secrets(templates: Templates, env:
 def test_containers_get_what_the_aws_profile_reads(templates: Templates, env: str) -> None:
     task_containers = containers(templates[env]["service"])
     required = required_variables("aws")
-    for name in ("api", "worker"):
+    shared: dict[str, str] = {}
+    for name in ("api", "worker", *(job.name for job in SCHEDULED_JOBS)):
         container = task_containers[name]
         plain = {v["Name"]: v["Value"] for v in container["Environment"]}
-        given = set(plain) | {s["Name"] for s in container["Secrets"]}
+        from_secrets = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+        given = set(plain) | set(from_secrets)
         assert plain["RISK_ENV"] == "aws"
         assert required <= given, f"{name} lacks {required - given}"
+        # consistently: a variable has the same value (or secret field) in every task
+        for variable, value in {**plain, **from_secrets}.items():
+            text = json.dumps(value, sort_keys=True)
+            assert shared.setdefault(variable, text) == text, f"{name} sets {variable} otherwise"
     assert task_containers["api"]["Command"] == list(API_COMMAND)
     assert task_containers["api"]["PortMappings"][0]["ContainerPort"] == API_PORT
 
@@ -360,29 +326,6 @@ def test_the_api_scales_on_cpu_and_request_count(templates: Templates, env: str)
     assert metrics == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
     target = only(service, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
     assert target["MinCapacity"] < target["MaxCapacity"]
-
-
-def rendered(value: str | dict[str, Any], token: str) -> str:
-    """A string property with each CloudFormation reference in it replaced by ``token``."""
-    if isinstance(value, str):
-        return value
-    _, parts = value["Fn::Join"]
-    return "".join(part if isinstance(part, str) else token for part in parts)
-
-
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_the_worker_runs_each_job_on_its_schedule(templates: Templates, env: str) -> None:
-    rules = resources(templates[env]["service"], "AWS::Events::Rule")
-    # bucket names are references, rendered as BUCKET
-    jobs = scheduled_jobs(data_uri="s3://BUCKET/data", evaluations_uri=f"s3://BUCKET/{env}")
-    assert len(rules) == len(jobs)
-    for job in jobs:
-        (rule,) = [r for r in rules if r["Properties"]["Description"] == job.description]
-        assert rule["Properties"]["ScheduleExpression"] == job.schedule
-        (target,) = rule["Properties"]["Targets"]
-        assert target["EcsParameters"]["LaunchType"] == "FARGATE"
-        (override,) = json.loads(rendered(target["Input"], "BUCKET"))["containerOverrides"]
-        assert override == {"name": "worker", "command": list(job.arguments)}
 
 
 def _database(t: dict[str, Template]) -> dict[str, Any]:
