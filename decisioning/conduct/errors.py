@@ -49,7 +49,3 @@ class LlmProviderError(RiskPlatformError):
 
 class LlmCircuitOpen(LlmProviderError):
     """The gateway's circuit breaker is open after repeated provider failures: no call was made."""
-
-
-class ExtractionSpanError(RiskPlatformError):
-    """An extraction output cannot be read as the spans its prompt asks for."""
