@@ -13,8 +13,12 @@ from enum import Enum
 class Location(Enum):
     """A place in S3 and the bucket it lives in; the value is the key prefix (or the key)."""
 
-    # RISK_DATA_URI: uploaded exports, feature tables, Feast offline files, monitoring reports.
+    # RISK_DATA_URI: uploaded exports (transactions.parquet, ...); holds the next two as well.
     DATA = "data"
+    # RISK_FEATURES_URI: feature tables, which are Feast's offline files too.
+    FEATURES = "data/features"
+    # RISK_REPORTS_URI: drift and outcomes reports (their results go to the operations store).
+    REPORTS = "data/monitoring"
     # RISK_FEAST_REGISTRY_URI: one object, rewritten by `features apply` and by materialization.
     FEAST_REGISTRY = "feast/registry.db"
     # The tracking server's --artifacts-destination; clients reach it only through the server.
@@ -40,6 +44,8 @@ class Location(Enum):
 
 _BUCKETS = {
     Location.DATA: "Data",
+    Location.FEATURES: "Data",
+    Location.REPORTS: "Data",
     Location.FEAST_REGISTRY: "Data",
     Location.MLFLOW_ARTIFACTS: "Artifacts",
     Location.AUDIT_ANCHOR: "AuditAnchor",
@@ -63,10 +69,11 @@ S3_ACCESS: dict[str, dict[Location, Access]] = {
         Location.AUDIT_ANCHOR: READ_WRITE,
     },
     "mlflow": {Location.MLFLOW_ARTIFACTS: READ_WRITE},
-    "features-build": {Location.DATA: READ_WRITE},
+    # Every job reads the payments (and what lies beside them); each writes only its own output.
+    "features-build": {Location.DATA: READ, Location.FEATURES: READ_WRITE},
     # Feast records each materialized interval in its registry.
     "materialize-incremental": {Location.DATA: READ, Location.FEAST_REGISTRY: READ_WRITE},
     "retrain": {Location.DATA: READ, Location.FEAST_REGISTRY: READ},
-    "drift": {Location.DATA: READ_WRITE},
-    "outcomes": {Location.DATA: READ_WRITE},
+    "drift": {Location.DATA: READ, Location.REPORTS: READ_WRITE},
+    "outcomes": {Location.DATA: READ, Location.REPORTS: READ_WRITE},
 }

@@ -45,6 +45,8 @@ URL_UNSAFE = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"
 # The database names of the `services` profile, so URLs differ only in host and credentials.
 AUDIT_DATABASE = "risk_audit"
 MLFLOW_DATABASE = "risk_mlflow"
+# Job runs and monitoring results (decisioning/operations.py creates it on first use).
+OPERATIONS_DATABASE = "risk_operations"
 
 
 class DataStack(cdk.Stack):
@@ -322,13 +324,18 @@ class DataStack(cdk.Stack):
         return secretsmanager.Secret(
             self,
             "ConnectionUrls",
-            description=f"{self._config.stack_prefix} audit, MLflow, Redis and Feast URLs",
+            description=(
+                f"{self._config.stack_prefix} audit, MLflow, operations, Redis and Feast URLs"
+            ),
             secret_object_value={
                 "audit_url": cdk.SecretValue.unsafe_plain_text(f"{audit_service}/{AUDIT_DATABASE}"),
                 "audit_owner_url": cdk.SecretValue.unsafe_plain_text(
                     f"{audit_owner}/{AUDIT_DATABASE}"
                 ),
                 "mlflow_url": cdk.SecretValue.unsafe_plain_text(f"{postgres}/{MLFLOW_DATABASE}"),
+                "operations_url": cdk.SecretValue.unsafe_plain_text(
+                    f"{postgres}/{OPERATIONS_DATABASE}"
+                ),
                 "redis_url": cdk.SecretValue.unsafe_plain_text(
                     f"rediss://:{token}@{redis_host}:{redis_port}/0"
                 ),

@@ -137,6 +137,8 @@ class ServiceStack(cdk.Stack):
         return {
             "RISK_ENV": "aws",
             "RISK_DATA_URI": data.s3_url(Location.DATA),
+            "RISK_FEATURES_URI": data.s3_url(Location.FEATURES),
+            "RISK_REPORTS_URI": data.s3_url(Location.REPORTS),
             "RISK_MLFLOW_URL": self.tracking.url,
             "RISK_ARTIFACT_URI": PROXIED_ARTIFACT_ROOT,
             "RISK_FEAST_REGISTRY_URI": data.s3_url(Location.FEAST_REGISTRY),
@@ -154,6 +156,8 @@ class ServiceStack(cdk.Stack):
         urls = self._data.connection_urls
         return {
             "RISK_AUDIT_URL": ecs.Secret.from_secrets_manager(urls, "audit_url"),
+            # Jobs record their successes there; the API publishes them and the monitoring results.
+            "RISK_OPERATIONS_URL": ecs.Secret.from_secrets_manager(urls, "operations_url"),
             "RISK_REDIS_URL": ecs.Secret.from_secrets_manager(urls, "redis_url"),
             "RISK_FEAST_REDIS": ecs.Secret.from_secrets_manager(urls, "feast_redis"),
         }

@@ -226,6 +226,12 @@ def test_s3_access_follows_what_each_workload_does(templates: Templates, env: st
     grants = {w: s3_grants(task_role_statements(service, w)) for w in WORKLOADS}
     artifacts = {w for w, g in grants.items() if any("<Artifacts>" in r for _, r in g)}
     data_writers = {w for w, g in grants.items() if ("s3:PutObject", "<Data>/data/*") in g}
+    feature_writers = {
+        w for w, g in grants.items() if ("s3:PutObject", "<Data>/data/features/*") in g
+    }
+    report_writers = {
+        w for w, g in grants.items() if ("s3:PutObject", "<Data>/data/monitoring/*") in g
+    }
     registry_writers = {
         w for w, g in grants.items() if ("s3:PutObject", "<Data>/feast/registry.db") in g
     }
@@ -234,7 +240,9 @@ def test_s3_access_follows_what_each_workload_does(templates: Templates, env: st
     }
 
     assert artifacts == {"mlflow"}, "only the tracking server touches MLflow's artifacts"
-    assert data_writers == {"worker", "features-build", "drift", "outcomes"}
+    assert data_writers == {"worker"}, "uploads come from the one-off task only"
+    assert feature_writers == {"features-build"}
+    assert report_writers == {"drift", "outcomes"}
     assert registry_writers == {"worker", "materialize-incremental"}
     assert anchor_writers == {"api", "worker"}, "jobs never write checkpoints"
     assert not [a for g in grants.values() for a, _ in g if a.startswith("s3:Delete")]
@@ -261,3 +269,25 @@ def test_the_collector_keeps_the_job_label_of_the_job_gauges(
     (scrape,) = scrapes
     assert scrape["job_name"] == "risk-service", "the `up` alerts select this job"
     assert scrape["honor_labels"] is True, 'else job="drift" becomes exported_job="drift"'
+
+
+LOCATION_VARIABLES = {
+    "RISK_DATA_URI": Location.DATA,
+    "RISK_FEATURES_URI": Location.FEATURES,
+    "RISK_REPORTS_URI": Location.REPORTS,
+    "RISK_FEAST_REGISTRY_URI": Location.FEAST_REGISTRY,
+    "RISK_AUDIT_ANCHOR_URI": Location.AUDIT_ANCHOR,
+}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_tasks_are_pointed_at_the_locations_they_are_granted(
+    templates: Templates, env: str
+) -> None:
+    task_containers = containers(templates[env]["service"])
+
+    for name in ("api", "worker", *JOB_NAMES):
+        environment = environment_of(task_containers[name])
+        for variable, location in LOCATION_VARIABLES.items():
+            expected = f"s3://<{location.bucket}>/{location.value}"
+            assert rendered(environment[variable]) == expected, f"{name}: {variable}"
