@@ -86,11 +86,10 @@ class OnlineFeatureService:
         self._provider = store._get_provider()
         on_demand = {view.name: view for view in store.list_on_demand_feature_views()}
         served = [projection.name for projection in feature_service.feature_view_projections]
-        self._transforms: list[OnDemandFeatureView] = [
-            on_demand[name] for name in served if name in on_demand
-        ]
+        transforms = [on_demand[name] for name in served if name in on_demand]
+        self._transforms = [OnDemandTransform.of(view) for view in transforms]
         needed = set(served) - on_demand.keys()
-        for transform in self._transforms:
+        for transform in transforms:
             needed |= set(transform.source_feature_view_projections)
         views = {view.name: view for view in store.list_feature_views()}
         # A push writes every view on its source, as ``FeatureStore.push`` does.
@@ -135,8 +134,7 @@ class OnlineFeatureService:
             values.update({feature.name: None for feature in view.features})
         inputs = {**inputs, **values}
         for transform in self._transforms:
-            output = transform.transform_dict({name: [value] for name, value in inputs.items()})
-            values.update(_as_stored(transform, {n: output[n][0] for n in _names(transform)}))
+            values.update(transform.stored_outputs(inputs))
         values = {name: values.get(name) for name in self.names}
         missing = self._served_of(
             v for v in self._stored if written_at.get(v.name) is None and v.name not in marked
@@ -295,14 +293,58 @@ def _python(proto: Value) -> Any:
     return feast_value_type_to_python_type(proto)
 
 
-def _names(transform: OnDemandFeatureView) -> list[str]:
-    return [feature.name for feature in transform.features]
+@dataclass(frozen=True)
+class OnDemandTransform:
+    """An on-demand view's function called as ``OnDemandFeatureView.transform_dict`` calls it.
 
+    Feast declares the view class ``@typechecked``, so each ``transform_dict`` runs typeguard's
+    runtime checks on its arguments and those of its helper (about 0.1 ms of a payment's CPU);
+    the names and types they derive are worked out once here instead. A test compares the two.
+    """
 
-def _as_stored(transform: OnDemandFeatureView, values: dict[str, Any]) -> dict[str, Any]:
-    """The on-demand outputs as Feast serves them: through their declared types."""
-    types = {feature.name: feature.dtype.to_value_type() for feature in transform.features}
-    return {name: _python(_proto(value, types[name])) for name, value in values.items()}
+    transformation: Any  # the view's PythonTransformation: its udf, as the view calls it
+    singleton: bool
+    # (name present, name added): each source feature under its full and its short name.
+    aliases: tuple[tuple[str, str], ...]
+    outputs: tuple[tuple[str, ValueType], ...]
+
+    @classmethod
+    def of(cls, view: OnDemandFeatureView) -> OnDemandTransform:
+        aliases = []
+        for projection in view.source_feature_view_projections.values():
+            for feature in projection.features:
+                aliases.append((f"{projection.name}__{feature.name}", feature.name))
+        return cls(
+            transformation=view.feature_transformation,
+            singleton=bool(view.singleton and view.mode == "python"),
+            aliases=tuple(aliases),
+            outputs=tuple((f.name, f.dtype.to_value_type()) for f in view.features),
+        )
+
+    def outputs_of(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The view's outputs for one row of inputs, as ``transform_dict`` returns them."""
+        columns = {name: [value] for name, value in inputs.items()}
+        added = dict(columns)
+        cleanup = []
+        for full, short in self.aliases:
+            if full in columns:
+                added[short] = columns[full]
+                cleanup.append(short)
+            elif short in columns:
+                added[full] = columns[short]
+                cleanup.append(full)
+        if self.singleton:
+            output = self.transformation.transform_singleton(added)
+        else:
+            output = self.transformation.transform(added)
+        for name in cleanup:
+            output.pop(name, None)
+        return {name: output[name][0] for name, _ in self.outputs}
+
+    def stored_outputs(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The outputs as Feast serves them: through their declared types."""
+        values = self.outputs_of(inputs)
+        return {name: _python(_proto(values[name], kind)) for name, kind in self.outputs}
 
 
 REQUEST_ENTITIES = frozenset({"customer_id", "terminal_id"})
