@@ -13,6 +13,7 @@ reads parquet through dask and fsspec, which :func:`register_s3_with_fsspec` poi
 
 from __future__ import annotations
 
+import os
 import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -161,6 +162,9 @@ def register_s3_with_fsspec() -> None:
             # dask passes s3fs's options (client_kwargs.endpoint_url); pyarrow has one of them.
             client = options.pop("client_kwargs", None) or {}
             endpoint = client.get("endpoint_url") if isinstance(client, dict) else None
+            # Unlike FileSystem.from_uri, the constructor does not read the endpoint variables.
+            endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3")
+            endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL")
             arguments = {"endpoint_override": endpoint} if endpoint else {}
             super().__init__(arrow_fs.S3FileSystem(**arguments))
 

@@ -138,7 +138,7 @@ def _seed_history(history: PaymentHistory, features: Location, end: datetime) ->
 def _file_source_at(source: FileSource, features: Location) -> FileSource:
     return FileSource(
         name=source.name,
-        path=feature_table_location(features, storage.name_of(source.path)),
+        path=storage.join(features, storage.name_of(source.path)),
         timestamp_field=source.timestamp_field,
         description=source.description,
     )
