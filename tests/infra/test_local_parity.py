@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from decisioning.settings import PROFILES, load_settings
-from infra.image import API_COMMAND, API_PORT, METRICS_PATH
+from infra.image import API_COMMAND, API_PORT, METRICS_JOB, METRICS_PATH
 from tests.infra.settings_contract import CONFIGS, REPO, names_the_settings_read
 
 DOCKER = REPO / "infra" / "docker"
@@ -141,4 +141,6 @@ def test_local_prometheus_scrapes_the_service_like_the_sidecar_does() -> None:
     config = yaml.safe_load((DOCKER / "prometheus.yml").read_text())
     (job,) = config["scrape_configs"]
     assert job["metrics_path"] == METRICS_PATH
+    assert job["job_name"] == METRICS_JOB, "the `up` alerts select this job"
+    assert job["honor_labels"] is True, "keeps the job label of the job gauges"
     assert job["static_configs"][0]["targets"] == [f"{SERVICE}:{API_PORT}"]

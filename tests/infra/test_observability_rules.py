@@ -16,11 +16,16 @@ import pytest
 import yaml
 
 from decisioning.metrics import exposed_names
+from infra.alerts import DEFAULT_RUNBOOK_BASE_URL, JOB_GAUGE, render
+from infra.image import METRICS_JOB, SCHEDULED_JOBS
 
 REPO = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((REPO / "infra" / "prometheus").glob("*.y*ml"))
 DASHBOARDS = sorted((REPO / "infra" / "grafana").glob("*.json"))
 RUNBOOK = REPO / "docs" / "runbook.md"
+PROMTOOL_TESTS = sorted((Path(__file__).parent / "promtool").glob("*_test.yml"))
+# Series Prometheus makes itself for every scrape target.
+PROMETHEUS_SERIES = {"up"}
 PROMTOOL_MISSING = (
     "promtool not installed: add `apt-get install -y --no-install-recommends prometheus` to .ci/run"
 )
@@ -81,7 +86,7 @@ def test_every_expression_reads_only_metrics_the_code_defines(where: str, expr: 
     names = metric_names(expr)
 
     assert names, f"{where}: no metric in {expr!r}"
-    unknown = names - exposed_names()
+    unknown = names - exposed_names() - PROMETHEUS_SERIES
     assert not unknown, f"{where}: {sorted(unknown)} not defined in decisioning/metrics.py"
 
 
@@ -110,7 +115,8 @@ def test_every_alert_has_a_runbook_section() -> None:
     for rule in rules():
         alert = str(rule["alert"])
         assert alert.lower() in headings, f"docs/runbook.md has no '## {alert}' section"
-        assert str(rule["annotations"]["runbook_url"]).endswith(f"#{alert.lower()}")  # type: ignore[index]
+        url = str(rule["annotations"]["runbook_url"])  # type: ignore[index]
+        assert url == f"{DEFAULT_RUNBOOK_BASE_URL}#{alert.lower()}", f"{alert}: {url}"
         assert rule["labels"]["severity"] in {"page", "ticket"}  # type: ignore[index]
 
 
@@ -118,6 +124,64 @@ def test_every_alert_has_a_runbook_section() -> None:
 def test_promtool_accepts_the_rules() -> None:
     result = subprocess.run(
         ["promtool", "check", "rules", *map(str, RULE_FILES)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_committed_rules_are_what_the_generator_writes_for_the_default_base_url() -> None:
+    committed = (REPO / "infra" / "prometheus" / "alerts.yml").read_text()
+
+    assert committed == render(DEFAULT_RUNBOOK_BASE_URL), (
+        "infra/prometheus/alerts.yml is stale: edit alerts.yml.in, then `python -m infra.alerts`"
+    )
+
+
+def test_runbook_links_follow_the_configured_base_url() -> None:
+    rendered = yaml.safe_load(render("https://wiki.example.org/ops/risk/"))
+    urls = [
+        rule["annotations"]["runbook_url"]
+        for group in rendered["groups"]
+        for rule in group["rules"]
+    ]
+
+    assert urls and all(url.startswith("https://wiki.example.org/ops/risk#") for url in urls)
+    with pytest.raises(ValueError, match="absolute"):
+        render("docs/runbook.md")
+
+
+def test_each_scheduled_job_has_a_late_and_an_absent_rule_at_twice_its_period() -> None:
+    by_job: dict[str, dict[str, str]] = {}
+    for rule in rules():
+        job = rule["labels"].get("job")  # type: ignore[union-attr]
+        if JOB_GAUGE in str(rule["expr"]):
+            by_job.setdefault(str(job), {})[str(rule["alert"])] = str(rule["expr"])
+
+    assert set(by_job) == {job.name for job in SCHEDULED_JOBS}
+    for job in SCHEDULED_JOBS:
+        selector = f'{JOB_GAUGE}{{job="{job.name}"}}'
+        late = by_job[job.name]["RiskJobLate"]
+        assert selector in late and late.endswith(f"> {2 * job.period_seconds}"), late
+        assert by_job[job.name]["RiskJobGaugeAbsent"] == f"absent({selector})"
+
+
+def test_the_service_has_up_and_absent_rules() -> None:
+    exprs = {str(rule["alert"]): str(rule["expr"]) for rule in rules()}
+
+    assert exprs["RiskServiceDown"] == f'up{{job="{METRICS_JOB}"}} == 0'
+    assert exprs["RiskServiceAbsent"] == f'absent(up{{job="{METRICS_JOB}"}})'
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason=PROMTOOL_MISSING)
+@pytest.mark.parametrize("unit_tests", PROMTOOL_TESTS, ids=lambda path: path.name)
+def test_promtool_unit_tests_of_the_rules_pass(unit_tests: Path) -> None:
+    # given series and evaluation times in the file; then each alert fires exactly as expected
+    result = subprocess.run(
+        ["promtool", "test", "rules", unit_tests.name],
+        cwd=unit_tests.parent,
         capture_output=True,
         text=True,
         check=False,
