@@ -1,7 +1,9 @@
 """The ``aws`` profile for real, against local S3 (moto), PostgreSQL and Redis.
 
-simulate → upload → features-build → apply → materialize-incremental → drift, through the same
-``riskctl`` commands the scheduled tasks run; then a service task publishes what the jobs stored.
+simulate → upload → features-build → apply → materialize-incremental → drift → outcomes, through
+the ``riskctl`` commands the scheduled tasks run; then a service task publishes what they stored.
+MLflow's artifacts go to their bucket. Training, promotion, serving and deciding are not here yet:
+training a model the gates accept takes minutes on this machine (see the report of issue 20).
 Nothing but caches may land on the task's disk (``RISK_HOME``): in AWS it is gone with the task.
 """
 
@@ -19,8 +21,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from decisioning import storage
+from decisioning.audit import AuditStore
+from decisioning.decision import DecisionTimestamps, RiskDecision
 from decisioning.metrics import publish_stored_results
-from decisioning.operations import OperationsStore, drift_result_name
+from decisioning.operations import FLAG_QUALITY_RESULT, OperationsStore, drift_result_name
 from pipelines.cli import main
 from pipelines.jobs.scheduled import run_job
 from tests.aws.conftest import AwsWorld, files_under
@@ -39,6 +43,9 @@ def test_a_world_in_s3_is_built_materialized_and_monitored_leaving_no_local_file
     assert main(["features", "apply"]) == 0
     assert main(["jobs", "run", "materialize-incremental"]) == 0
     assert main(["jobs", "run", "drift"]) == 0
+    # and, once the service has audited decisions (written here as it writes them), outcomes
+    decided = _audit_decisions(settings.audit.url, small_world_dir / "transactions.parquet")
+    assert main(["jobs", "run", "outcomes"]) == 0
 
     # then the tables, the registry and the reports are objects in S3
     keys = _keys(aws_world.data_bucket)
@@ -54,10 +61,17 @@ def test_a_world_in_s3_is_built_materialized_and_monitored_leaving_no_local_file
     store = OperationsStore.open(settings.operations.url)
     try:
         assert store.latest_result(drift_result_name("transactions")) is not None
+        quality = store.latest_result(FLAG_QUALITY_RESULT)
         publish_stored_results(store)
     finally:
         store.close()
-    for job in ("features-build", "materialize-incremental", "drift"):
+    assert quality is not None and quality["labelled_decisions"] == decided
+    declined = REGISTRY.get_sample_value(
+        "risk_flag_precision", {"action": "decline", "category": "all", "cohort": "all"}
+    )
+    assert declined == 1.0, "every decline in this audit was a labelled fraud"
+    assert any(key.endswith("outcomes.json") for key in _keys(aws_world.data_bucket))
+    for job in ("features-build", "materialize-incremental", "drift", "outcomes"):
         published = REGISTRY.get_sample_value(
             "risk_job_last_success_timestamp_seconds", {"job": job}
         )
@@ -98,6 +112,64 @@ def test_materializing_twice_loads_only_the_new_interval_the_second_time(
     )
     assert written["terminal_risk"] < payments["terminal_id"].nunique(), "not a full reload"
     assert files_under(aws_world.home) == set()
+
+
+def test_mlflow_artifacts_go_to_the_artifact_bucket(aws_world: AwsWorld) -> None:
+    import mlflow
+
+    from registry.tracking import ensure_experiment, mlflow_session
+
+    settings = aws_world.settings()
+    with mlflow_session(settings.mlflow) as client:
+        experiment = ensure_experiment(client, "aws-artifacts", settings.mlflow.artifact_root)
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_text("thresholds and plots land here", "notes/readme.txt")
+    bucket = settings.mlflow.artifact_root.removeprefix("s3://").split("/")[0]
+    keys = _keys(bucket)
+    assert any(key.endswith(f"{run.info.run_id}/artifacts/notes/readme.txt") for key in keys), keys
+    assert files_under(aws_world.home) == set()
+
+
+def _audit_decisions(audit_url: str, transactions: Path) -> int:
+    """Decline each labelled fraud and approve each labelled genuine payment of a sample, in the
+    audit store, as the decision service records them; return how many."""
+    payments = pd.read_parquet(transactions)
+    labelled = payments[payments["label"].notna()]
+    sample = pd.concat(
+        [labelled[labelled["label"] == 1].head(5), labelled[labelled["label"] == 0].head(15)]
+    )
+    audit = AuditStore.open(audit_url)
+    try:
+        for payment in sample.itertuples():
+            fraud = payment.label == 1
+            decision = RiskDecision(
+                decision_id=f"dec_{payment.transaction_id}",
+                subject="transaction",
+                risk_score=0.9 if fraud else 0.1,
+                risk_category="fraud.card_testing" if fraud else "fraud.none",
+                action="decline" if fraud else "approve",
+                policy_version="p1",
+                timestamps=DecisionTimestamps(
+                    event=payment.occurred_at, decided=payment.occurred_at
+                ),
+                trace_id="0" * 32,
+                input_hash="h",
+            )
+            transaction = {
+                "transaction_id": str(payment.transaction_id),
+                "customer_id": str(payment.customer_id),
+            }
+            audit.append(
+                "decision",
+                decision.decision_id,
+                {
+                    "decision": decision.model_dump(mode="json"),
+                    "request": {"transaction": transaction},
+                },
+            )
+    finally:
+        audit.close()
+    return len(sample)
 
 
 def _keys(bucket: str) -> set[str]:
