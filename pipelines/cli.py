@@ -21,6 +21,7 @@ from pipelines.commands import (
     fraud,
     jobs,
     monitor,
+    prompts,
     registry,
     serve,
     train,
@@ -39,6 +40,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(train.app, name="train")
 app.add_typer(conduct.app, name="conduct")
 app.add_typer(registry.app, name="registry")
+app.add_typer(prompts.app, name="prompts")
 app.add_typer(features.app, name="features")
 app.add_typer(fraud.app, name="fraud")
 app.add_typer(monitor.app, name="monitor")

@@ -25,3 +25,11 @@ class GateFailed(RiskPlatformError):
     def __init__(self, name: str, version: str, failed: list[str]) -> None:
         super().__init__(f"{name} v{version} not promoted: gate(s) failed: {'; '.join(failed)}")
         self.failed = failed
+
+
+class GoldenSetError(RiskPlatformError):
+    """A prompt's golden set (``configs/prompts/<name>/golden.jsonl``) is missing or malformed."""
+
+
+class PromptNotRegisteredError(RiskPlatformError):
+    """A prompt version to promote is not in MLflow's prompt registry."""

@@ -78,6 +78,7 @@ class ModelGates(_Strict):
 
 class GatesFile(_Strict):
     models: dict[str, ModelGates]
+    prompts: dict[str, object] = Field(default_factory=dict)  # registry.prompt_evaluation's
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ class Explainer:
         stored = self.audit.get(decision.decision_id)
         if stored is None:
             raise LookupError(f"decision {decision.decision_id} is not in the audit store")
-        prompt = load_prompt(self.gateway.prompts_dir, DECISION_EXPLANATION_PROMPT, self.version)
+        prompt = self.gateway.prompt(DECISION_EXPLANATION_PROMPT, self.version)
         try:
             answer = self.gateway.call(prompt, explanation_inputs(decision))
             status, output, error, call = "ok", answer.text.strip(), "", answer.call

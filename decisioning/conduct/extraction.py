@@ -19,7 +19,6 @@ from opentelemetry import trace
 from decisioning.conduct.assessment import ConductAssessment
 from decisioning.conduct.errors import LlmProviderError
 from decisioning.conduct.llm import FACTS_PROMPT, LlmGateway, render_prompt
-from decisioning.conduct.prompts import load_prompt
 from decisioning.decision import Evidence
 
 logger = logging.getLogger(__name__)
@@ -106,7 +105,7 @@ def extract_facts(gateway: LlmGateway, text: str, version: int | None = None) ->
     is then moved onto the original message where its quote is found there (a fact quoting a
     redaction tag, such as ``[CARD]``, has no place in the original and is dropped too).
     """
-    prompt = load_prompt(gateway.prompts_dir, FACTS_PROMPT, version)
+    prompt = gateway.prompt(FACTS_PROMPT, version)
     answer = gateway.call(prompt, {"text": text})
     seen = render_prompt(prompt, {"text": text}).variables["text"]
     facts, dropped = validated_facts(seen, answer.text)

@@ -416,6 +416,8 @@ class LlmGateway:
 
     With a ``breaker``, repeated provider failures open it and later calls fail at once with
     :class:`LlmCircuitOpen` (recorded, counted, never sent) until it lets a trial through.
+    ``versions`` pins prompts to the versions resolved at start-up (their ``@champion``); any
+    other prompt is used at its highest file version.
     """
 
     def __init__(
@@ -424,15 +426,21 @@ class LlmGateway:
         prompts_dir: Path,
         recorder: LlmCallRecorder,
         breaker: CircuitBreaker | None = None,
+        versions: Mapping[str, int] | None = None,
     ) -> None:
         self.provider = provider
         self.prompts_dir = prompts_dir
         self.recorder = recorder
         self.breaker = breaker
+        self.versions = dict(versions or {})
+
+    def prompt(self, name: str, version: int | None = None) -> PromptTemplate:
+        """``version`` of the prompt if given, else its pinned version, else its highest."""
+        return load_prompt(self.prompts_dir, name, version or self.versions.get(name))
 
     def extract(self, text: str) -> Extraction:
         """Amounts, dates and products mentioned in a message (structured extraction)."""
-        prompt = load_prompt(self.prompts_dir, EXTRACTION_PROMPT)
+        prompt = self.prompt(EXTRACTION_PROMPT)
         output = self.call(prompt, {"text": text}).text
         try:
             facts = json.loads(output)
@@ -451,7 +459,7 @@ class LlmGateway:
         self, category: str, category_name: str, severity: str, policy_ref: str, evidence: str
     ) -> str:
         """One plain sentence about a flag that has already been decided."""
-        prompt = load_prompt(self.prompts_dir, EXPLANATION_PROMPT)
+        prompt = self.prompt(EXPLANATION_PROMPT)
         values = {
             "category": category, "category_name": category_name, "severity": severity,
             "policy_ref": policy_ref, "evidence": evidence,
@@ -541,7 +549,13 @@ def rendered_input_hash(rendered: RenderedPrompt) -> str:
     return "sha256:" + hashlib.sha256(rendered.text.encode()).hexdigest()
 
 
-def build_gateway(config: LlmConfig, prompts_dir: Path, recorder: LlmCallRecorder) -> LlmGateway:
-    """The configured provider behind a breaker sized by the same config."""
+def build_gateway(
+    config: LlmConfig,
+    prompts_dir: Path,
+    recorder: LlmCallRecorder,
+    versions: Mapping[str, int] | None = None,
+) -> LlmGateway:
+    """The configured provider behind a breaker sized by the same config; ``versions`` as
+    :func:`decisioning.conduct.prompts.champion_prompt_versions` resolved them at start-up."""
     breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_seconds)
-    return LlmGateway(build_provider(config), prompts_dir, recorder, breaker)
+    return LlmGateway(build_provider(config), prompts_dir, recorder, breaker, versions)

@@ -8,7 +8,9 @@ same pair is also the registry's ``prompts:/<name>/<N>``.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from decisioning.conduct.config_files import load_yaml_model
 from decisioning.conduct.errors import ConductConfigError, PromptNotFoundError
 
+logger = logging.getLogger(__name__)
+
+CHAMPION_ALIAS = "champion"
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 _VERSION_FILE = re.compile(r"^v(\d+)\.yaml$")
 
@@ -66,7 +71,10 @@ def prompt_versions(directory: Path, name: str) -> dict[int, Path]:
 
 
 def load_prompt(directory: Path, name: str, version: int | None = None) -> PromptTemplate:
-    """The pinned ``version`` of a prompt, or its highest version."""
+    """The pinned ``version`` of a prompt, or its highest version.
+
+    The gateway pins each prompt's ``@champion`` (:func:`champion_prompt_versions`) when it has one.
+    """
     versions = prompt_versions(directory, name)
     if not versions:
         raise PromptNotFoundError(f"no prompt {name!r} under {directory}")
@@ -77,3 +85,55 @@ def load_prompt(directory: Path, name: str, version: int | None = None) -> Promp
     if (prompt.name, prompt.version) != (name, chosen):
         raise ConductConfigError(f"{versions[chosen]} declares {prompt.name} v{prompt.version}")
     return prompt
+
+
+def champion_prompt_versions(
+    tracking_uri: str, directory: Path, timeout_seconds: float = 30.0
+) -> dict[str, int]:
+    """Each prompt's ``@champion`` version in MLflow's prompt registry, where its file is here.
+
+    Resolved once, when a service starts, so no decision ever waits on MLflow. A prompt with no
+    champion, a champion without its ``v<N>.yaml``, or a registry that does not answer within
+    ``timeout_seconds`` leaves the prompt on its highest file version (and says so in the log).
+    """
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[10:]).is_file():
+        return {}  # no store yet, so nothing promoted; opening it would create one
+    names = sorted(p.name for p in directory.iterdir() if prompt_versions(directory, p.name))
+    found: dict[str, int] = {}
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            found.update(_registry_champions(tracking_uri, names))
+        except Exception as exc:  # any failure of the registry leaves the file versions
+            logger.warning("prompt champions not resolved, using file versions: %s", exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name="prompt-champions", daemon=True).start()
+    if not done.wait(timeout_seconds):
+        logger.warning("prompt registry silent for %.1fs: using file versions", timeout_seconds)
+        return {}
+    pinned = {}
+    for name, version in found.items():
+        if version in prompt_versions(directory, name):
+            pinned[name] = version
+        else:
+            logger.error("%s@champion is v%d, which has no file here", name, version)
+    return pinned
+
+
+def _registry_champions(tracking_uri: str, names: list[str]) -> dict[str, int]:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    champions = {}
+    for name in names:
+        try:
+            version = client.get_prompt_version_by_alias(name, CHAMPION_ALIAS)
+        except MlflowException:
+            continue  # not registered, or no champion yet
+        if version is not None:
+            champions[name] = int(version.version)
+    return champions
