@@ -4,6 +4,10 @@ Serving pins exact versions (a bento records them at build time; a running servi
 ``@champion`` once at start-up), so every decision names the version that made it. Every file of a
 version is checked against the SHA-256 manifest recorded when it was registered before anything
 is read from it, since the artifacts are unpickled (docs/adr/0013-artifact-integrity.md).
+
+A built bento carries its pinned versions in BentoML's model store, each with the manifest and
+version tags recorded for it, and serves them from there without the tracking server
+(:class:`ServedModels`, the one place that chooses between the two).
 """
 
 from __future__ import annotations
@@ -11,17 +15,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Mapping
+from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
+from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
 from decisioning.decision import ModelVersion
 from decisioning.errors import RiskPlatformError
+
+if TYPE_CHECKING:
+    from bentoml._internal.models import Model as BentoModel
+    from bentoml._internal.models import ModelStore
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +103,10 @@ def recorded_manifest(tracking_uri: str, model: ModelVersion) -> dict[str, str]:
         manifest = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ArtifactIntegrityError(f"{label}: the artifact manifest is not JSON") from exc
+    return _manifest_of(manifest, label)
+
+
+def _manifest_of(manifest: object, label: str) -> dict[str, str]:
     if not isinstance(manifest, dict) or not all(
         isinstance(key, str) and isinstance(value, str) for key, value in manifest.items()
     ):
@@ -116,9 +132,13 @@ def version_tag(tracking_uri: str, model: ModelVersion, tag: str) -> str:
 
 
 def _version_tags(tracking_uri: str, model: ModelVersion) -> dict[str, str]:
+    return dict(_registered(tracking_uri, model).tags)
+
+
+def _registered(tracking_uri: str, model: ModelVersion) -> MlflowModelVersion:
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        return dict(client.get_model_version(model.name, model.version).tags)
+        return client.get_model_version(model.name, model.version)
     except MlflowException as exc:
         raise ModelNotAvailable(f"{model.name} v{model.version}: {exc.error_code}") from exc
 
@@ -148,7 +168,10 @@ def verified_model_dir(tracking_uri: str, model: ModelVersion) -> Path:
 
 def pyfunc_artifact(tracking_uri: str, model: ModelVersion, artifact: str) -> Path:
     """Local path of one artifact logged with a pyfunc model version, verified (see above)."""
-    local = verified_model_dir(tracking_uri, model)
+    return _pyfunc_artifact(verified_model_dir(tracking_uri, model), model, artifact)
+
+
+def _pyfunc_artifact(local: Path, model: ModelVersion, artifact: str) -> Path:
     try:
         artifacts = Model.load(local).flavors["python_function"]["artifacts"]
     except (MlflowException, OSError, KeyError) as exc:
@@ -156,3 +179,118 @@ def pyfunc_artifact(tracking_uri: str, model: ModelVersion, artifact: str) -> Pa
     if artifact not in artifacts:
         raise ModelNotAvailable(f"{model.name} v{model.version} has no artifact {artifact!r}")
     return local / artifacts[artifact]["path"]
+
+
+def bento_model_tag(model: ModelVersion) -> str:
+    """A version's tag in BentoML's model store, where a bento carries the versions it pins."""
+    return f"{model.name}:{model.version}"
+
+
+def import_to_bento_store(tracking_uri: str, model: ModelVersion, bento_store: ModelStore) -> str:
+    """Copy a verified version into BentoML's model store with its registry record; its tag.
+
+    The record (metadata) holds the MLflow version and run, the artifact manifest and the other
+    version tags, so serving needs nothing from the registry. A copy already there is kept only
+    if it still matches the registry's manifest; any other is replaced.
+    """
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    tag = bento_model_tag(model)
+    local = verified_model_dir(tracking_uri, model)
+    manifest = recorded_manifest(tracking_uri, model)
+    with suppress(NotFound):
+        existing = bento_store.get(tag)
+        with suppress(ArtifactIntegrityError):
+            if existing.info.metadata.get(ARTIFACT_MANIFEST_TAG) == manifest:
+                verify_artifacts(Path(existing.path), manifest, tag)
+                return tag
+        bento_store.delete(tag)
+    registered = _registered(tracking_uri, model)
+    record = {
+        "mlflow_version": model.version,
+        "run_id": registered.run_id or "",
+        ARTIFACT_MANIFEST_TAG: manifest,
+        "version_tags": {k: v for k, v in registered.tags.items() if k != ARTIFACT_MANIFEST_TAG},
+    }
+    created = bentoml.models.create(
+        tag, labels={"source": "mlflow"}, metadata=record, _model_store=bento_store
+    )
+    with created as new:
+        for relative in manifest:  # exactly the registered files, nothing the download added
+            target = Path(new.path) / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local / relative, target)
+    return tag
+
+
+class ServedModels:
+    """Where serving reads a version: BentoML's model store when it holds it, else MLflow.
+
+    ``riskctl bento build`` puts each pinned version in the model store, so a built bento starts
+    with the tracking server unreachable; every file is still checked against the manifest
+    stored with it before anything is unpickled. Without a BentoML store (the CLI: replay, the
+    demo), or without the version in it (``riskctl serve`` from the source tree), MLflow serves.
+    """
+
+    def __init__(self, tracking_uri: str, bento_store: ModelStore | None) -> None:
+        self.tracking_uri = tracking_uri
+        self.bento_store = bento_store
+
+    def model_dir(self, model: ModelVersion) -> Path:
+        """The version's model directory, every file checked against its manifest."""
+        stored = self._stored(model)
+        if stored is None:
+            return verified_model_dir(self.tracking_uri, model)
+        label = f"{bento_model_tag(model)} in BentoML's model store"
+        manifest = stored.info.metadata.get(ARTIFACT_MANIFEST_TAG)
+        if manifest is None:
+            raise ArtifactIntegrityError(f"{label} has no {ARTIFACT_MANIFEST_TAG!r} manifest")
+        path = Path(stored.path)
+        verify_artifacts(path, _manifest_of(manifest, label), label)
+        return path
+
+    def tag(self, model: ModelVersion, tag: str) -> str:
+        """One tag of the version, from the record stored with it or from the registry."""
+        stored = self._stored(model)
+        if stored is None:
+            return version_tag(self.tracking_uri, model, tag)
+        tags = stored.info.metadata.get("version_tags")
+        value = tags.get(tag) if isinstance(tags, dict) else None
+        if value is None:
+            raise ModelNotAvailable(f"{bento_model_tag(model)} has no {tag!r} tag")
+        return str(value)
+
+    def pyfunc_artifact(self, model: ModelVersion, artifact: str) -> Path:
+        """Local path of one artifact logged with a pyfunc version, verified (see above)."""
+        return _pyfunc_artifact(self.model_dir(model), model, artifact)
+
+    def _stored(self, model: ModelVersion) -> BentoModel | None:
+        if self.bento_store is None:
+            return None
+        from bentoml.exceptions import NotFound
+
+        try:
+            return self.bento_store.get(bento_model_tag(model))
+        except NotFound:
+            return None
+
+
+def served_models(tracking_uri: str) -> ServedModels:
+    """The model source of this process: a BentoML server's model store first, else MLflow.
+
+    A served bento's store is its own (in an image BentoML points its model store at the models
+    the bento carries); the CLI (replay, the demo) runs no BentoML server and reads MLflow only.
+    """
+    import bentoml
+
+    if bentoml.server_context.worker_index is None:
+        return ServedModels(tracking_uri, None)
+    return ServedModels(tracking_uri, bento_model_store())
+
+
+def bento_model_store() -> ModelStore:
+    """BentoML's model store as BentoML resolves it: the served bento's own, else BENTOML_HOME's."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return BentoMLContainer.model_store.get()

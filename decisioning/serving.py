@@ -20,6 +20,7 @@ from decisioning.conduct.embeddings import Embedder, build_embedding_cache
 from decisioning.conduct.evidence import build_evidence_index, load_policy_documents
 from decisioning.conduct.explanation import Explainer, ExplanationQueue
 from decisioning.conduct.llm import AuditLlmCallRecorder, LlmConfig, LlmGateway, build_gateway
+from decisioning.conduct.prompts import champion_prompt_versions
 from decisioning.decision import ModelVersion
 from decisioning.engine import DecisionEngine
 from decisioning.fraud.model import FraudScorer
@@ -28,9 +29,8 @@ from decisioning.fraud.pyfunc import load_fraud_scorer
 from decisioning.model_store import (
     FEATURE_SERVICE_TAG,
     ModelNotAvailable,
-    pyfunc_artifact,
     resolve,
-    version_tag,
+    served_models,
 )
 from decisioning.pillars import ConductAssessorPillar, FraudScorerPillar
 from decisioning.policy import load_policy
@@ -81,8 +81,8 @@ def _available(build: Callable[[Settings], P], settings: Settings, pillar: str) 
 
 
 def load_scorer(settings: Settings, model: ModelVersion) -> FraudScorer:
-    path = pyfunc_artifact(settings.mlflow.tracking_uri, model, FRAUD_ARTIFACT)
-    return load_fraud_scorer(path)
+    models = served_models(settings.mlflow.tracking_uri)
+    return load_fraud_scorer(models.pyfunc_artifact(model, FRAUD_ARTIFACT))
 
 
 def fraud_pillar(settings: Settings) -> FraudScorerPillar:
@@ -91,7 +91,7 @@ def fraud_pillar(settings: Settings) -> FraudScorerPillar:
 
     model = pinned_or_champion(settings, FRAUD_MODEL)
     scorer = load_scorer(settings, model)
-    service = version_tag(settings.mlflow.tracking_uri, model, FEATURE_SERVICE_TAG)
+    service = served_models(settings.mlflow.tracking_uri).tag(model, FEATURE_SERVICE_TAG)
     features = OnlineFeatureService(
         open_feature_store(settings), open_payment_history(settings), service
     )
@@ -123,7 +123,7 @@ def conduct_pillar(settings: Settings) -> ConductAssessorPillar:
     index.add(load_policy_documents(settings.config_path("configs/policies")))
 
     def load_assessor(model: ModelVersion) -> ConductAssessor:
-        path = pyfunc_artifact(settings.mlflow.tracking_uri, model, CONDUCT_ARTIFACT)
+        path = served_models(settings.mlflow.tracking_uri).pyfunc_artifact(model, CONDUCT_ARTIFACT)
         with open(path, "rb") as handle:
             conduct_model: ConductModel = pickle.load(handle)  # our own registered artifact
         return ConductAssessor(conduct_model, embedder, index)
@@ -149,7 +149,9 @@ def extraction_gateway(settings: Settings) -> LlmGateway:
         }
     )
     recorder = AuditLlmCallRecorder(AuditStore.open(settings.audit.url))
-    return build_gateway(on_path, settings.config_path("configs/prompts"), recorder)
+    prompts = settings.config_path("configs/prompts")
+    champions = champion_prompt_versions(settings.mlflow.tracking_uri, prompts)
+    return build_gateway(on_path, prompts, recorder, champions)
 
 
 def explanation_queue(settings: Settings, audit: AuditStore) -> ExplanationQueue:
@@ -158,10 +160,12 @@ def explanation_queue(settings: Settings, audit: AuditStore) -> ExplanationQueue
     The gateway's provider comes from ``RISK_LLM_*`` (offline by default); its calls and the
     explanations go to the decisions' own audit store.
     """
+    prompts = settings.config_path("configs/prompts")
     gateway = build_gateway(
         LlmConfig.from_env(os.environ),
-        settings.config_path("configs/prompts"),
+        prompts,
         AuditLlmCallRecorder(audit),
+        champion_prompt_versions(settings.mlflow.tracking_uri, prompts),
     )
     return ExplanationQueue(Explainer(gateway, audit))
 

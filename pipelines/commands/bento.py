@@ -1,10 +1,12 @@
-"""``riskctl bento build``: the RiskService bento, with each ``@champion`` pinned to its version.
+"""``riskctl bento build``: the RiskService bento, with each ``@champion`` pinned and carried.
 
 ``bentos/bentofile.yaml`` is the one description of the bento. This command adds only what is known
 at build time: the exact version behind each model's ``champion`` alias, as a label (for people and
 deployment tooling) and as the variable the service pins its model with
 (``decisioning.serving.PINNED_VERSION_VARIABLES``), so a deployed bento keeps serving the versions
-it was built with after ``champion`` moves on.
+it was built with after ``champion`` moves on; and each of those versions itself, checked against
+its manifest and imported into BentoML's model store as ``<name>:<version>``, listed in the
+bento's ``models``, so the bento serves them without the tracking server (ADR 0013).
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ def pin_versions(
     return {**bentofile, "labels": labels, "envs": envs}
 
 
+def with_models(bentofile: Mapping[str, Any], tags: Iterable[str]) -> dict[str, Any]:
+    """The bentofile's options with ``tags`` (BentoML model-store tags) among its ``models``."""
+    models = [*(bentofile.get("models") or [])]
+    models += [tag for tag in tags if tag not in models]
+    return {**bentofile, "models": models}
+
+
 def build_bento(options: Mapping[str, Any], build_ctx: Path) -> tuple[str, Path]:
     """Build and store the bento with BentoML's Python API; returns its tag and where it is."""
     import bentoml
@@ -91,8 +100,9 @@ def build_bento(options: Mapping[str, Any], build_ctx: Path) -> tuple[str, Path]
 
 @app.command("build")
 def build() -> None:
-    """Build the bento from bentos/bentofile.yaml with both champions pinned to exact versions."""
-    from decisioning.model_store import resolve
+    """Build the bento from bentos/bentofile.yaml with both champions pinned and carried."""
+    from decisioning.decision import ModelVersion
+    from decisioning.model_store import bento_model_store, import_to_bento_store, resolve
     from decisioning.serving import PINNED_VERSION_VARIABLES
 
     settings = load_settings()
@@ -102,10 +112,17 @@ def build() -> None:
     )
     # BentoML's own variable wins; otherwise the bento store is local state like the rest.
     os.environ.setdefault("BENTOML_HOME", str(settings.home / "bentoml"))
+    store = bento_model_store()
+    models = [
+        import_to_bento_store(
+            settings.mlflow.tracking_uri, ModelVersion(name=name, version=version), store
+        )
+        for name, version in versions.items()
+    ]
     bentofile = yaml.safe_load(BENTOFILE.read_text())
-    tag, path = build_bento(
-        pin_versions(bentofile, versions, PINNED_VERSION_VARIABLES), PROJECT_ROOT
-    )
+    options = with_models(pin_versions(bentofile, versions, PINNED_VERSION_VARIABLES), models)
+    tag, path = build_bento(options, PROJECT_ROOT)
     typer.echo(f"built bento {tag} (in {path})")
-    for name, version in versions.items():
-        typer.echo(f"  {name} v{version} ({PINNED_VERSION_VARIABLES[name]}={version})")
+    for (name, version), model in zip(versions.items(), models, strict=True):
+        variable = PINNED_VERSION_VARIABLES[name]
+        typer.echo(f"  {name} v{version} ({variable}={version}, model {model})")
