@@ -43,6 +43,7 @@ READY_TIMEOUT_S = 240
 SCRAPES_WANTED = 5
 EVENT_TIME = {"transactions": "occurred_at", "texts": "received_at"}
 
+_ABSENT = re.compile(r"absent\((?P<inner>.*)\)", re.DOTALL)
 # A trailing comparison with a number, e.g. ``... > 0.2`` or ``... <= bool 1e3``.
 _TRAILING_THRESHOLD = re.compile(
     r"(?P<op>>=|<=|==|!=|>|<)\s*(?:bool\s+)?"
@@ -67,6 +68,13 @@ def threshold_lhs(expr: str) -> str:
     if re.search(r"\b(?:and|or|unless)\b", outside):
         return expr.strip()  # ``a and b > 1``: the comparison belongs to ``b`` only
     return lhs.strip()
+
+
+def healthy_query(expr: str) -> str:
+    """What must have data in a healthy world for the alert to mean anything: the left-hand side
+    of a threshold, or the series an ``absent(...)`` rule watches for."""
+    absent = _ABSENT.fullmatch(expr.strip())
+    return absent.group("inner").strip() if absent else threshold_lhs(expr)
 
 
 def _outside_brackets(text: str) -> str | None:
@@ -116,7 +124,7 @@ def alert_rules() -> list[dict[str, Any]]:
 def queries() -> list[Any]:
     """Every query to evaluate, one pytest parameter each."""
     named = [(f"dashboard:{expr}", expr) for expr in dict.fromkeys(dashboard_exprs())]
-    named += [(f"alert:{rule['alert']}", threshold_lhs(rule["expr"])) for rule in alert_rules()]
+    named += [(f"alert:{rule['alert']}", healthy_query(rule["expr"])) for rule in alert_rules()]
     return [pytest.param(expr, id=name) for name, expr in named]
 
 
@@ -154,11 +162,17 @@ def test_threshold_lhs_strips_only_a_top_level_comparison_with_a_number(
     assert threshold_lhs(expr) == lhs
 
 
-def test_every_alert_rule_of_the_repository_has_a_threshold_to_strip() -> None:
+def test_every_alert_rule_of_the_repository_has_a_threshold_or_an_absent_to_strip() -> None:
     for rule in alert_rules():
-        assert threshold_lhs(rule["expr"]) != rule["expr"].strip(), (
-            f"{rule['alert']}: expected '<query> <op> <number>', got {rule['expr']!r}"
+        assert healthy_query(rule["expr"]) != rule["expr"].strip(), (
+            f"{rule['alert']}: expected '<query> <op> <number>' or 'absent(<query>)', "
+            f"got {rule['expr']!r}"
         )
+
+
+def test_an_absent_rule_is_checked_through_the_series_it_watches() -> None:
+    assert healthy_query('absent(up{job="risk-service"})') == 'up{job="risk-service"}'
+    assert healthy_query("absent(x) > 1") == "absent(x)", "a threshold on absent() is a threshold"
 
 
 # -- fixtures: monitoring results, the bento, Prometheus -----------------------------------------
@@ -266,7 +280,23 @@ def run_offline_jobs(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "--out", str(home / "reports" / "outcomes"),
             "--as-of", "2100-01-01T00:00:00",
         )  # fmt: skip
+    record_scheduled_job_successes()
     return world
+
+
+def record_scheduled_job_successes() -> None:
+    """Each scheduled job's success, as ``riskctl jobs run`` records it in the operations store.
+
+    The jobs themselves run in the aws tier (tests/aws); here retrain alone would cost minutes.
+    What this module checks is that a served process publishes what the store holds.
+    """
+    from decisioning.operations import operations_store
+    from decisioning.settings import load_settings
+    from pipelines.jobs.scheduled import JOBS
+
+    with operations_store(load_settings().operations.url) as store:
+        for job in JOBS:
+            store.record_success(job, {"recorded_by": "test_prometheus_scrape"})
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
@@ -316,7 +346,14 @@ def prometheus(bento: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory
     config = {
         "global": {"scrape_interval": "2s", "evaluation_interval": "2s", "scrape_timeout": "2s"},
         "rule_files": [str(ALERT_RULES)],
-        "scrape_configs": [{"job_name": "risk-service", "static_configs": [{"targets": [target]}]}],
+        # As infra/docker/prometheus.yml: honor_labels keeps the job gauges' own `job` label.
+        "scrape_configs": [
+            {
+                "job_name": "risk-service",
+                "honor_labels": True,
+                "static_configs": [{"targets": [target]}],
+            }
+        ],
     }
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
