@@ -124,10 +124,12 @@ def materialize_incremental(
         seeded = materialize_from(store, history, features, end)
         return MaterializedInterval({view.name: (ALL_TIME_START, end) for view in views}, seeded)
     require_tables_at(features)
-    starts = {view.name: view.most_recent_end_time or ALL_TIME_START for view in views}
-    store.materialize_incremental(end_date=end)
-    mark_materialized(store, end)
-    return MaterializedInterval({name: (start, end) for name, start in starts.items()}, 0)
+    due = [view for view in views if (view.most_recent_end_time or ALL_TIME_START) < end]
+    if due:  # a run up to a time already loaded has nothing to do
+        store.materialize_incremental(end_date=end, feature_views=[view.name for view in due])
+        mark_materialized(store, end)
+    intervals = {view.name: (view.most_recent_end_time or ALL_TIME_START, end) for view in due}
+    return MaterializedInterval(intervals, 0)
 
 
 def _seed_history(history: PaymentHistory, features: Location, end: datetime) -> int:

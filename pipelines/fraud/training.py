@@ -3,7 +3,8 @@
 The training cut-off is the time of the file's last payment (the moment the job stands at): only
 labels known by then are used. The scorer is logged as one pyfunc through the registry package,
 with its metrics, thresholds, feature service and training-data hash as version tags, and the
-thresholds are written to ``configs/thresholds/<env>.yaml``.
+thresholds are written to ``configs/thresholds/<env>.yaml`` (beside the reports when those are in
+S3: a task's ``configs/`` are its image's).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from decisioning import storage
 from decisioning.fraud.config import FraudConfig, load_fraud_config
 from decisioning.fraud.model import ANOMALY_FEATURE, FraudScorer, fit_fraud_scorer
 from decisioning.fraud.pyfunc import (
@@ -271,9 +273,21 @@ def train_and_register(
                 trained.confusion,
             )
     thresholds_path = settings.config_path(f"configs/thresholds/{settings.name}.yaml")
-    write_thresholds(thresholds_path, trained.scorer.thresholds, registered.version)
+    if storage.is_remote(settings.reports_location):  # a task's configs/ are its image's
+        thresholds_path = _reports_copy(settings, trained.scorer.thresholds, registered.version)
+    else:
+        write_thresholds(thresholds_path, trained.scorer.thresholds, registered.version)
     logger.info("thresholds written to %s", thresholds_path)
     return registered.version, trained
+
+
+def _reports_copy(settings: Settings, thresholds: Thresholds, version: str) -> str:
+    """The thresholds file beside the reports (S3), where a person reads what training found."""
+    with tempfile.TemporaryDirectory() as scratch:
+        written = Path(scratch) / f"{settings.name}.yaml"
+        write_thresholds(written, thresholds, version)
+        target = storage.join(settings.reports_location, "thresholds", written.name)
+        return storage.upload(written, target)
 
 
 def thresholds_summary(thresholds: Thresholds) -> str:

@@ -94,14 +94,10 @@ def test_a_world_in_s3_goes_from_features_to_measured_decisions_leaving_no_local
             "risk_job_last_success_timestamp_seconds", {"job": job}
         )
         assert published and published > 0, f"{job}'s success is not published"
-    # and nothing but caches was written locally, save the thresholds training writes
+    assert "data/monitoring/thresholds/aws.yaml" in keys, "training's thresholds, for people"
+    # and nothing but caches was written locally: not in RISK_HOME, not in configs/
     assert files_under(aws_world.home) == set(), "RISK_HOME must stay empty in the aws profile"
-    changed = {
-        name
-        for name, content in _contents(aws_world.config_dir).items()
-        if configs_before.get(name) != content
-    }
-    assert changed == {"thresholds/aws.yaml"}, changed
+    assert _contents(aws_world.config_dir) == configs_before, "configs/ are the image's"
 
 
 def test_materializing_twice_loads_only_the_new_interval_the_second_time(
@@ -134,6 +130,10 @@ def test_materializing_twice_loads_only_the_new_interval_the_second_time(
         f"{written['terminal_risk']} rows written for {expected} terminals paid at in the interval"
     )
     assert written["terminal_risk"] < payments["terminal_id"].nunique(), "not a full reload"
+    # and a third run up to the same time has nothing left to load
+    written.clear()
+    third = run_job(settings, "materialize-incremental", now=second_end)
+    assert third.summary["intervals"] == {} and not written, written
     assert files_under(aws_world.home) == set()
 
 
