@@ -160,6 +160,9 @@ class ConductAssessorPillar:
         except LlmProviderError as exc:  # evidence only: the decision goes on without facts
             logger.warning("fact extraction unavailable: %s", exc)
             return None
+        except Exception as exc:  # whatever else fails: still evidence only, never the decision
+            logger.exception("fact extraction failed: %s", type(exc).__name__)
+            return None
 
     def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput:
         assessor = self._assessor if model == self._model else self._load_assessor(model)

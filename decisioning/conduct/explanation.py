@@ -116,6 +116,10 @@ class Explainer:
         except LlmProviderError as exc:
             logger.warning("explanation of %s unavailable: %s", decision.decision_id, exc)
             status, output, error, call = "unavailable", UNAVAILABLE, str(exc)[:300], None
+        except Exception as exc:  # the explanation is still stored, saying it is unavailable
+            logger.exception("explanation of %s failed", decision.decision_id)
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            status, output, call = "unavailable", UNAVAILABLE, None
         rendered = render_prompt(prompt, explanation_inputs(decision))
         explanation = DecisionExplanation(
             decision_id=decision.decision_id,

@@ -75,7 +75,7 @@ def validated_facts(text: str, output: str) -> tuple[tuple[ExtractedFact, ...], 
         raw = json.loads(output)["facts"]
         if not isinstance(raw, list):
             raise TypeError("facts is not a list")
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # deep nesting: Recursion
         raise LlmProviderError(f"{FACTS_PROMPT}: output is not the JSON asked for") from exc
     kept, dropped = [], 0
     for item in raw:

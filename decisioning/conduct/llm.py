@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import re
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Literal, Protocol
@@ -328,6 +330,8 @@ class OpenAICompatibleProvider:
             raise _RetryableCall(f"timed out after {timeout}s") from exc
         except httpx.TransportError as exc:
             raise _RetryableCall(f"transport error: {exc}") from exc
+        except httpx.HTTPError as exc:  # a body that cannot be decoded, a broken stream, ...
+            raise _RetryableCall(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code in _RETRYABLE_STATUS:
             raise _RetryableCall(
                 f"HTTP {response.status_code}", _retry_after(response.headers.get("Retry-After"))
@@ -363,19 +367,37 @@ def _asked_to_wait(state: tenacity.RetryCallState) -> float | None:
     return error.retry_after if isinstance(error, _RetryableCall) else None
 
 
+# A ``Retry-After`` of "inf" or a date centuries ahead: longer than any call's budget.
+_RETRY_AFTER_CEILING = 365 * 24 * 3600.0
+
+
 def _retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: a number of seconds or an HTTP date (RFC 9110)."""
+    """``Retry-After`` as seconds: a number of seconds or an HTTP date (RFC 9110).
+
+    Total: whatever a provider sends gives a finite wait or None, never an exception.
+    """
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds: float | None = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        seconds = _seconds_until(value)
+    if seconds is None or math.isnan(seconds):
         return None
-    return max(0.0, (when - utc_now()).total_seconds())
+    return min(max(0.0, seconds), _RETRY_AFTER_CEILING)
+
+
+def _seconds_until(http_date: str) -> float | None:
+    try:
+        when = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000" says UTC without naming a zone (RFC 5322 3.3)
+        when = when.replace(tzinfo=UTC)
+    try:
+        return (when - utc_now()).total_seconds()
+    except OverflowError:
+        return None
 
 
 def _message_content(response: httpx.Response) -> str:
@@ -484,15 +506,23 @@ class LlmGateway:
     def _complete_and_record(
         self, prompt: PromptTemplate, rendered: RenderedPrompt
     ) -> GatewayAnswer:
-        """Call the provider and record the call in the audit log whatever its outcome."""
+        """Call the provider and record the call in the audit log whatever its outcome.
+
+        Any failure of the provider, of whatever type, is recorded as an error and raised as
+        :class:`LlmProviderError`: callers guard one type, and no fault reaches a decision.
+        """
         started = time.perf_counter()
-        completion, error = Completion(""), ""
+        completion, error = Completion(""), "did not complete"
         try:
             completion = self._complete(rendered)
+            error = ""
         except LlmProviderError as exc:
-            error = str(exc)
+            error = str(exc) or repr(exc)
             completion = Completion("", retries=exc.retries)
             raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise LlmProviderError(f"LLM provider failed: {error}"[:500]) from exc
         finally:
             record_llm_call(type(self.provider).__name__, "error" if error else "ok")
             call = LlmCallRecord(
@@ -516,17 +546,23 @@ class LlmGateway:
         return GatewayAnswer(completion.text, call)
 
     def _complete(self, rendered: RenderedPrompt) -> Completion:
-        """The provider's completion, behind the breaker when there is one."""
+        """The provider's completion, behind the breaker when there is one.
+
+        Every way out but a completion counts as a failure, so no exception type can leave a
+        half-open trial running for good.
+        """
         if self.breaker is None:
             return self.provider.complete(rendered)
         if not self.breaker.allow():
             raise LlmCircuitOpen("circuit open after repeated provider failures: not called")
+        completion = None
         try:
             completion = self.provider.complete(rendered)
-        except LlmProviderError:
-            self.breaker.failed()
-            raise
-        self.breaker.succeeded()
+        finally:
+            if completion is None:
+                self.breaker.failed()
+            else:
+                self.breaker.succeeded()
         return completion
 
 
