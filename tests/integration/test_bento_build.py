@@ -1,6 +1,8 @@
-"""A real ``riskctl bento build`` on the embedded default: champions pinned in the stored bento.
+"""A real ``riskctl bento build`` on the embedded default: champions pinned and carried.
 
-Tiny lookup models stand in for the real ones: the build resolves versions and never loads them.
+Tiny lookup models stand in for the real ones: the build resolves versions and imports their files
+into BentoML's model store, never loading them (tests/integration/test_bento_carries_its_models.py
+serves a built bento).
 The build runs in a subprocess because BentoML fixes its home (``BENTOML_HOME``) once per process.
 """
 
@@ -17,6 +19,7 @@ from pathlib import Path
 import bentoml
 import pytest
 from bentoml._internal.bento import BentoStore
+from bentoml._internal.models import ModelStore
 from mlflow import MlflowClient
 
 from decisioning.settings import Settings, load_settings
@@ -80,6 +83,10 @@ def test_build_pins_each_champion_in_the_stored_bento(
     assert "fraud-detector v2" in built.stdout and "conduct-classifier v1" in built.stdout
     store = BentoStore(os.path.join(os.environ["BENTOML_HOME"], "bentos"))
     bento = bentoml.bentos.get(tag.group(1), _bento_store=store)
+    carried = {"fraud-detector:2", "conduct-classifier:1"}
+    assert {str(model.tag) for model in bento.info.models} == carried, bento.info.models
+    models = ModelStore(os.path.join(os.environ["BENTOML_HOME"], "models"))
+    assert {str(model.tag) for model in models.list()} == carried, "as `bentoml models list`"
     labels = bento.info.labels
     assert (labels["fraud-detector"], labels["conduct-classifier"]) == ("2", "1"), labels
     assert (labels["owner"], labels["project"]) == ("risk-platform", "risk-intelligence-platform")
