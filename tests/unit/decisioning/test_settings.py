@@ -69,6 +69,30 @@ def test_every_profile_parses_with_its_variables_set(tmp_path: Path) -> None:
         "RISK_AUDIT_ANCHOR_URI": "s3://anchor/checkpoints",
         "OPENSEARCH_URL": "https://os",
         "RISK_REDIS_URL": "rediss://r",
+        "RISK_OPERATIONS_URL": "postgresql://o",
     }
     for profile in ("local", "services", "aws"):
         assert load_settings({**env, "RISK_ENV": profile}).name == profile
+
+
+def test_the_aws_profile_keeps_features_and_reports_beside_its_data(tmp_path: Path) -> None:
+    env = {
+        "RISK_HOME": str(tmp_path),
+        "RISK_ENV": "aws",
+        "RISK_DATA_URI": "s3://bucket/data",
+        "RISK_MLFLOW_URL": "http://mlflow",
+        "RISK_ARTIFACT_URI": "s3://a",
+        "RISK_AUDIT_URL": "postgresql://a",
+        "RISK_AUDIT_ANCHOR_URI": "s3://anchor/checkpoints",
+        "OPENSEARCH_URL": "https://os",
+        "RISK_REDIS_URL": "rediss://r",
+        "RISK_OPERATIONS_URL": "postgresql://o",
+    }
+    settings = load_settings(env)
+    assert settings.data_location == "s3://bucket/data"
+    assert settings.features_location == "s3://bucket/data/features"
+    assert settings.reports_location == "s3://bucket/data/monitoring"
+    with pytest.raises(SettingsError, match="keeps its data at s3://bucket/data"):
+        _ = settings.data_path  # no local folder to give
+    local = load_settings({"RISK_HOME": str(tmp_path)})
+    assert local.features_location == str(tmp_path / "features"), "local paths are unchanged"
