@@ -83,13 +83,19 @@ class ConductScorer:
         freeze_startup_heap()
 
     # async: the SQLite embedding cache stays on the event loop's one thread (a sync API would run
-    # in a thread pool, and a SQLite connection refuses a second thread).
+    # in a thread pool, and a SQLite connection refuses a second thread). Fact extraction, which
+    # waits on the LLM provider, runs on a worker thread: a slow provider must not hold every
+    # other text queued behind the loop.
     @bentoml.api(route="/v1/conduct/assess")
     async def assess(self, text: TextEvent) -> ConductAssessment:
+        import anyio.to_thread
+
         if self.pillar is None:
             record_error("/v1/conduct/assess")
             raise ScorerUnavailable(f"conduct_model_unavailable: {self.problem}")
-        return ConductAssessment.of(self.pillar.assess(text))
+        assessment = self.pillar.classify(text)
+        result = await anyio.to_thread.run_sync(self.pillar.with_facts, text, assessment)
+        return ConductAssessment.of(result)
 
 
 class _RemoteConduct:

@@ -137,9 +137,17 @@ class ConductAssessorPillar:
         return self._model
 
     def assess(self, event: TextEvent) -> ConductResult:
+        return self.with_facts(event, self.classify(event))
+
+    def classify(self, event: TextEvent) -> ConductAssessment:
+        """Rules, classifier and evidence retrieval: CPU and the embeddings cache, no network."""
         with tracer.start_as_current_span("model.conduct-classifier") as span:
             span.set_attribute("risk.model_version", self._model.version)
-            assessment = self._assessor.assess(event.text)
+            return self._assessor.assess(event.text)
+
+    def with_facts(self, event: TextEvent, assessment: ConductAssessment) -> ConductResult:
+        """The assessment as the policy's input, with extracted facts where a flag needs them:
+        the one step that may wait on the LLM provider (at most the gateway's deadline)."""
         result = conduct_input(assessment, event.message_id)
         extraction = self._extract(assessment, event.text)
         if extraction is not None:

@@ -135,7 +135,7 @@ def conduct_pillar(settings: Settings) -> ConductAssessorPillar:
 
 
 def extraction_gateway(settings: Settings) -> LlmGateway:
-    """The gateway for extraction on a message's path: one attempt, a short timeout.
+    """The gateway for extraction on a message's path: one attempt, a 1 s wall-clock deadline.
 
     Extraction only adds evidence, so a slow provider is not worth a retry there; its breaker
     then stops calls altogether while the provider is down. Calls are logged in the audit store.
@@ -151,7 +151,7 @@ def extraction_gateway(settings: Settings) -> LlmGateway:
     recorder = AuditLlmCallRecorder(AuditStore.open(settings.audit.url))
     prompts = settings.config_path("configs/prompts")
     champions = champion_prompt_versions(settings.mlflow.tracking_uri, prompts)
-    return build_gateway(on_path, prompts, recorder, champions)
+    return build_gateway(on_path, prompts, recorder, champions, EXTRACTION_TIMEOUT_S)
 
 
 def explanation_queue(settings: Settings, audit: AuditStore) -> ExplanationQueue:

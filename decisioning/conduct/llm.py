@@ -14,6 +14,7 @@ import logging
 import math
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -439,7 +440,8 @@ class LlmGateway:
     With a ``breaker``, repeated provider failures open it and later calls fail at once with
     :class:`LlmCircuitOpen` (recorded, counted, never sent) until it lets a trial through.
     ``versions`` pins prompts to the versions resolved at start-up (their ``@champion``); any
-    other prompt is used at its highest file version.
+    other prompt is used at its highest file version. ``deadline_seconds`` bounds a call by the
+    wall clock, whatever the provider does (httpx's timeouts bound each read, not the call).
     """
 
     def __init__(
@@ -449,12 +451,14 @@ class LlmGateway:
         recorder: LlmCallRecorder,
         breaker: CircuitBreaker | None = None,
         versions: Mapping[str, int] | None = None,
+        deadline_seconds: float | None = None,
     ) -> None:
         self.provider = provider
         self.prompts_dir = prompts_dir
         self.recorder = recorder
         self.breaker = breaker
         self.versions = dict(versions or {})
+        self.deadline_seconds = deadline_seconds
 
     def prompt(self, name: str, version: int | None = None) -> PromptTemplate:
         """``version`` of the prompt if given, else its pinned version, else its highest."""
@@ -552,18 +556,45 @@ class LlmGateway:
         half-open trial running for good.
         """
         if self.breaker is None:
-            return self.provider.complete(rendered)
+            return self._within_deadline(rendered)
         if not self.breaker.allow():
             raise LlmCircuitOpen("circuit open after repeated provider failures: not called")
         completion = None
         try:
-            completion = self.provider.complete(rendered)
+            completion = self._within_deadline(rendered)
         finally:
             if completion is None:
                 self.breaker.failed()
             else:
                 self.breaker.succeeded()
         return completion
+
+    def _within_deadline(self, rendered: RenderedPrompt) -> Completion:
+        """The provider's completion, or a provider error once ``deadline_seconds`` have passed.
+
+        The call runs on a daemon thread the caller stops waiting for: a provider that trickles
+        its answer a byte at a time holds that thread, never the caller. The breaker counts the
+        overrun, so while the provider stays slow few such threads are ever started.
+        """
+        if self.deadline_seconds is None:
+            return self.provider.complete(rendered)
+        finished = threading.Event()
+        outcome: list[Completion | BaseException] = []
+
+        def run() -> None:
+            try:
+                outcome.append(self.provider.complete(rendered))
+            except BaseException as exc:  # handed to the caller, who raises it
+                outcome.append(exc)
+            finally:
+                finished.set()
+
+        threading.Thread(target=run, name="llm-call", daemon=True).start()
+        if not finished.wait(self.deadline_seconds):
+            raise LlmProviderError(f"no answer within the {self.deadline_seconds:g}s deadline")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        return outcome[0]
 
 
 def render_prompt(prompt: PromptTemplate, values: dict[str, str]) -> RenderedPrompt:
@@ -590,8 +621,11 @@ def build_gateway(
     prompts_dir: Path,
     recorder: LlmCallRecorder,
     versions: Mapping[str, int] | None = None,
+    deadline_seconds: float | None = None,
 ) -> LlmGateway:
     """The configured provider behind a breaker sized by the same config; ``versions`` as
     :func:`decisioning.conduct.prompts.champion_prompt_versions` resolved them at start-up."""
     breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_seconds)
-    return LlmGateway(build_provider(config), prompts_dir, recorder, breaker, versions)
+    return LlmGateway(
+        build_provider(config), prompts_dir, recorder, breaker, versions, deadline_seconds
+    )

@@ -8,9 +8,7 @@ end as a recorded error, a counted breaker failure and, on the decision path, no
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -34,7 +32,7 @@ from decisioning.conduct.prompts import PromptTemplate, load_prompt
 from decisioning.pillars import ConductAssessorPillar
 from tests.events import PAYMENT
 
-from .conftest import CONFIGS
+from .conftest import CONFIGS, QuietHandler, local_server
 from .test_explanation import decide
 from .test_extraction import EVENT, MODEL, FixedAssessor, ScriptedProvider, assessed
 
@@ -46,10 +44,10 @@ class HostileServer:
     """Answers every call with ``mode``: a 429 whose date has no zone, or a body not gzip."""
 
     def __init__(self) -> None:
-        self.mode, self.requests = "bad_gzip", 0
+        self.mode, self.requests, self.url = "bad_gzip", 0, ""
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests += 1
@@ -66,20 +64,14 @@ class HostileServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.handler = Handler
 
 
 @pytest.fixture
 def hostile() -> Iterator[HostileServer]:
     server = HostileServer()
-    threading.Thread(target=server.httpd.serve_forever, daemon=True).start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+    with local_server(server.handler) as server.url:
+        yield server
 
 
 def http_gateway(server: HostileServer, recorder: InMemoryLlmCallRecorder) -> LlmGateway:
