@@ -11,9 +11,11 @@ waits for, and is never changed by, its explanation. Approvals and declines get 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,6 +38,7 @@ logger = logging.getLogger(__name__)
 EXPLANATION_KIND = "explanation"
 EXPLAINED_ACTIONS = frozenset({"review", "escalate"})
 UNAVAILABLE = "explanation unavailable"
+SHUTTING_DOWN = "not explained: the service was shutting down"
 MAX_REASONS = 5
 MAX_EVIDENCE = 5
 QUEUE_LIMIT = 10_000
@@ -99,8 +102,13 @@ class Explainer:
         self.audit = audit
         self.version = version  # None: the prompt's highest version
 
-    def explain(self, decision: RiskDecision) -> DecisionExplanation | None:
-        """Append the explanation of a stored decision; None if it has one or needs none."""
+    def explain(
+        self, decision: RiskDecision, call_provider: bool = True
+    ) -> DecisionExplanation | None:
+        """Append the explanation of a stored decision; None if it has one or needs none.
+
+        Without ``call_provider`` (a shutdown) it is stored as unavailable without a call.
+        """
         if not needs_explanation(decision):
             return None
         record_id = explanation_record_id(decision.decision_id)
@@ -111,6 +119,8 @@ class Explainer:
             raise LookupError(f"decision {decision.decision_id} is not in the audit store")
         prompt = self.gateway.prompt(DECISION_EXPLANATION_PROMPT, self.version)
         try:
+            if not call_provider:
+                raise LlmProviderError(SHUTTING_DOWN)
             answer = self.gateway.call(prompt, explanation_inputs(decision))
             status, output, error, call = "ok", answer.text.strip(), "", answer.call
         except LlmProviderError as exc:
@@ -147,12 +157,15 @@ class ExplanationQueue:
 
     ``submit`` never blocks and never raises: a full queue drops the explanation (logged and
     counted in ``dropped``; the decision is untouched), so no provider can hold a payment.
+    ``close`` makes no further provider call: what is queued is stored as unavailable.
     """
 
     def __init__(self, explainer: Explainer, limit: int = QUEUE_LIMIT) -> None:
         self.explainer = explainer
         self.dropped = 0
         self.failed = 0
+        self._counts = threading.Lock()  # += is not atomic across the decision threads
+        self._stopping = threading.Event()
         self._queue: queue.Queue[RiskDecision | None] = queue.Queue(maxsize=limit)
         self._thread = threading.Thread(target=self._run, name="explanations", daemon=True)
         self._thread.start()
@@ -163,7 +176,7 @@ class ExplanationQueue:
         try:
             self._queue.put_nowait(decision)
         except queue.Full:
-            self.dropped += 1
+            self._count("dropped")
             logger.warning("explanation queue full: %s not explained", decision.decision_id)
 
     def drain(self, timeout: float | None = None) -> bool:
@@ -178,13 +191,37 @@ class ExplanationQueue:
         return done.wait(timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        """Explain what is queued (up to ``timeout``), then stop the thread."""
-        self.drain(timeout)
-        try:
+        """Stop within ``timeout`` in all: no provider call once this starts; queued decisions
+        are stored as unavailable while time remains, then dropped and counted; the call in
+        flight gets what is left of ``timeout`` to finish."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._stopping.set()
+        while True:
+            try:
+                decision = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                if decision is not None and _before(deadline):
+                    self.explainer.explain(decision, call_provider=False)
+                elif decision is not None:
+                    self._count("dropped")
+            except Exception:
+                self._count("failed")
+                logger.exception("explanation failed")
+            finally:
+                self._queue.task_done()
+        # Full only if decisions kept coming while closing: the daemon worker stores them as
+        # unavailable and dies with the process.
+        with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
-        except queue.Full:
-            return
-        self._thread.join(timeout)
+        self._thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            logger.warning("explanation worker still in a provider call after %ss", timeout)
+
+    def _count(self, outcome: str) -> None:
+        with self._counts:
+            setattr(self, outcome, getattr(self, outcome) + 1)
 
     def _run(self) -> None:
         while True:
@@ -192,12 +229,16 @@ class ExplanationQueue:
             try:
                 if decision is None:
                     return
-                self.explainer.explain(decision)
+                self.explainer.explain(decision, call_provider=not self._stopping.is_set())
             except Exception:  # one failed explanation must not stop the ones after it
-                self.failed += 1
+                self._count("failed")
                 logger.exception("explanation failed")
             finally:
                 self._queue.task_done()
+
+
+def _before(deadline: float | None) -> bool:
+    return deadline is None or time.monotonic() < deadline
 
 
 @dataclass(frozen=True)

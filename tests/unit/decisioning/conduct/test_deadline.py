@@ -103,3 +103,34 @@ def test_a_trickling_provider_leaves_the_conduct_result_as_without_a_gateway_in_
 
     assert elapsed < 2.5, f"the decision waited {elapsed:.1f} s on a 1 s extraction deadline"
     assert result == assessed(None), "a late provider changes nothing"
+
+
+class HangingThenBroken:
+    """Hangs (as a provider outage does), then fails with what no provider promises to raise."""
+
+    name = "offline"
+    model = "hanging"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def complete(self, prompt: object) -> object:
+        self.release.wait(30)
+        raise RuntimeError("connection pool is closed")
+
+
+def test_a_hanging_then_broken_provider_neither_delays_nor_changes_a_conduct_result() -> None:
+    from decisioning.conduct.llm import LlmGateway
+
+    provider = HangingThenBroken()
+    gateway = LlmGateway(provider, PROMPTS, InMemoryLlmCallRecorder(), deadline_seconds=0.5)  # type: ignore[arg-type]
+    assessor = FixedAssessor("conduct.scam_report")
+    pillar = ConductAssessorPillar(assessor, MODEL, lambda _: assessor, gateway)  # type: ignore[arg-type]
+
+    started = time.perf_counter()
+    result = pillar.assess(EVENT)
+    elapsed = time.perf_counter() - started
+    provider.release.set()
+
+    assert elapsed < 2.0, f"the message waited {elapsed:.1f} s on a provider hanging for 30 s"
+    assert result == assessed(None), "the same message is assessed the same with it down"

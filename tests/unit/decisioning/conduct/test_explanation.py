@@ -7,6 +7,7 @@ the gateway, the way ``RiskService.decide`` hands it over.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,9 +85,11 @@ class BlockedProvider:
         self.entered = threading.Event()
         self.release = threading.Event()
         self.calls = 0
+        self.threads: set[int] = set()
 
     def complete(self, prompt: RenderedPrompt) -> Completion:
         self.calls += 1
+        self.threads.add(threading.get_ident())
         self.entered.set()
         self.release.wait(30)
         raise LlmProviderError("provider down")
@@ -184,11 +187,14 @@ def test_a_provider_outage_neither_delays_nor_changes_a_decision(audit: AuditSto
     assert provider.entered.wait(10), "the worker must be inside the provider"
 
     # when another decision is made and handed over while the provider is still hanging
+    started = time.perf_counter()
     second = decide(audit, {"text": {**MESSAGE, "message_id": "m2"}}, conduct=VulnerableConduct())
     explanations.submit(second)
+    elapsed = time.perf_counter() - started
 
-    # then both returned without the provider having answered anything
-    assert not provider.release.is_set(), "decide and submit returned while the provider hung"
+    # then both returned while the provider hung (it would for 30 s), on another thread
+    assert elapsed < 2.0, f"decide and submit took {elapsed:.1f} s while the provider hung"
+    assert threading.get_ident() not in provider.threads, "the provider runs off the caller"
     stored = audit.get(second.decision_id)
     assert stored is not None and stored.body["decision"] == second.model_dump(mode="json")
     assert (second.action, second.risk_score, second.reason_codes) == (
@@ -270,3 +276,32 @@ def test_replay_reuses_the_stored_completion_and_checks_the_prompt_version(
         audit, decision.model_copy(update={"decision_id": "dec_other"}), PROMPTS
     )
     assert missing.problems == ("no explanation stored",)
+
+
+def test_close_stops_within_its_timeout_and_calls_no_provider_after(audit: AuditStore) -> None:
+    # given a provider hanging in the first explanation and three more decisions queued
+    provider = BlockedProvider()
+    explanations = ExplanationQueue(
+        Explainer(LlmGateway(provider, PROMPTS, InMemoryLlmCallRecorder()), audit)
+    )
+    decisions = [
+        decide(audit, {"text": {**MESSAGE, "message_id": f"m{i}"}}, conduct=VulnerableConduct())
+        for i in range(4)
+    ]
+    for decision in decisions:
+        explanations.submit(decision)
+    assert provider.entered.wait(10), "the worker must be inside the provider"
+
+    # when the service stops with a 1 s budget
+    started = time.perf_counter()
+    explanations.close(timeout=1.0)
+    elapsed = time.perf_counter() - started
+    provider.release.set()
+
+    # then close kept to its budget, called nothing more, and stored the queued as unavailable
+    assert elapsed < 1.8, f"close(timeout=1.0) took {elapsed:.1f} s"
+    assert provider.calls == 1, "no provider call once shutdown started"
+    for decision in decisions[1:]:
+        explanation = stored_explanation(audit, decision.decision_id)
+        assert explanation is not None and explanation.status == "unavailable"
+        assert "shutting down" in explanation.error
