@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from decisioning.events import TextEvent, TransactionEvent
@@ -176,7 +177,7 @@ def decision_table(
             f'"{quotes[0]}"' if quotes else (d["reason_codes"] or [{}])[0].get("description", "")
         )
         degraded = "*" if d["degraded"] else ""
-        table.add_row(
+        cells = [
             d["subject"],
             d["action"] + degraded,
             f"{d['risk_score']:.3f}",
@@ -184,6 +185,9 @@ def decision_table(
             reasons,
             evidence,
             *([] if explanations is None else [explanations.get(d["decision_id"], "")]),
-        )
+        ]
+        # Customer and LLM text is shown as written, never read as Rich markup ("[/i]" raised,
+        # "[link=...]" hid a link).
+        table.add_row(*(escape(str(cell)) for cell in cells))
     table.caption = "* degraded: an input was missing and the policy's fallback applied"
     return table

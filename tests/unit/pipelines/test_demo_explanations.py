@@ -49,3 +49,14 @@ def test_every_review_and_escalation_must_be_explained_and_nothing_else() -> Non
         require_explained(decisions, {"dec_a": "x"})
     with pytest.raises(DemoFailed, match="1 others have one"):
         require_explained(decisions, {"dec_a": "x", "dec_b": "y", "dec_c": "z"})
+
+
+def test_customer_and_llm_text_is_shown_as_written_never_as_markup() -> None:
+    quoted = decision("dec_a", "review")
+    quoted["evidence"] = [{"kind": "span", "reference": "m1:rule", "quote": "paid [/i] today"}]
+    explanation = "See [link=https://evil.example]the policy[/link] [bold]now[/bold]."
+
+    shown = rendered(decision_table([quoted], {"dec_a": explanation}))
+
+    assert "[/i]" in shown, "a closing tag in a quote must not raise MarkupError or vanish"
+    assert "[link=https://evil.example]" in shown and "[bold]" in shown, "no hidden link"
