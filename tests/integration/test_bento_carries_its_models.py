@@ -14,11 +14,8 @@ import re
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,13 +30,13 @@ from registry.names import CHAMPION, CONDUCT_CLASSIFIER, FRAUD_DETECTOR
 from registry.tracking import mlflow_session
 from tests.integration.worlds import (
     KEY,
-    READY_TIMEOUT_S,
     PrivateRedis,
     TrainedWorld,
     copy_world,
     database_url,
     drop_copy,
     riskctl,
+    serve_command,
 )
 from tests.served import free_port, post_decision
 from tests.unit.registry.lookup_models import register_lookup_model
@@ -65,27 +62,12 @@ def build_bento(env: dict[str, str], home: Path) -> Any:
 
 
 def serve_bento(tag: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``bentoml serve TAG`` on a free port, once ``/readyz`` answers 200."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    """``bentoml serve TAG`` on a free port, once ``/readyz`` answers 200.
+
+    Run outside the repository, so the bento's own copy of the code serves.
+    """
     bentoml_cli = str(Path(sys.executable).with_name("bentoml"))
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [bentoml_cli, "serve", tag, "--port", str(port)],
-            env=env,
-            cwd=log.parent,  # not the repository: the bento's own copy of the code serves
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the bento exited:\n{log.read_text()[-3000:]}"
-        with suppress(OSError), urllib.request.urlopen(f"{url}/readyz", timeout=2) as ready:
-            if ready.status == 200:
-                return process, url
-        time.sleep(1)
-    stop_process(process)
-    pytest.fail(f"the bento was not ready in {READY_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+    return serve_command([bentoml_cli, "serve", tag, "--port"], env, log, log.parent)
 
 
 @pytest.fixture(scope="module")

@@ -161,15 +161,19 @@ def drop_databases(names: list[str]) -> None:
 
 def serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """``riskctl serve`` on a free port, once ``/readyz`` answers 200."""
+    command = [sys.executable, "-m", "pipelines.cli", "serve", "--port"]
+    return serve_command(command, env, log, ROOT)
+
+
+def serve_command(
+    command: list[str], env: dict[str, str], log: Path, cwd: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``command`` followed by a free port, once ``/readyz`` answers 200 there."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
+            [*command, str(port)], env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT
         )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
