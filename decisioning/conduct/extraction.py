@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -37,6 +38,22 @@ FACT_CATEGORIES = frozenset(
 )
 # Below this category probability a model-only flag is not sure enough to stand on its own.
 LOW_CONFIDENCE = 0.6
+# A message holds a handful of facts; more is a provider looping, and each one is evidence on the
+# decision, its audit row and the HTTP answer.
+MAX_FACTS = 20
+MAX_OUTPUT_CHARS = 64_000
+# What a quote must hold to be a fact of its kind: an amount or a date without a digit (or a
+# date word) is punctuation or a word the model mislabelled.
+_DATE_WORDS = (
+    r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|mon|tue|wed|thu|fri|sat|sun"
+    r"|yesterday|today|tomorrow|week|month|year"
+)
+_KIND_CONTENT = {
+    "amount": re.compile(r"\d"),
+    "date": re.compile(rf"\d|\b(?:{_DATE_WORDS})", re.IGNORECASE),
+    "product": re.compile(r"[^\W\d_]{2}"),
+    "vulnerability": re.compile(r"[^\W\d_]{3}"),
+}
 
 
 @dataclass(frozen=True)
@@ -69,22 +86,33 @@ def needs_extraction(assessment: ConductAssessment) -> bool:
 def validated_facts(text: str, output: str) -> tuple[tuple[ExtractedFact, ...], int]:
     """The facts of a provider's JSON whose span holds their text, and how many were dropped.
 
-    Output that is not the JSON asked for raises ``LlmProviderError`` (nothing is kept).
+    Output that is not the JSON asked for raises ``LlmProviderError`` (nothing is kept). A fact
+    must hold what its kind needs (a digit in an amount); repeats of a span and facts beyond
+    ``MAX_FACTS`` are dropped too.
     """
+    if len(output) > MAX_OUTPUT_CHARS:
+        raise LlmProviderError(f"{FACTS_PROMPT}: output of {len(output):,} characters")
     try:
         raw = json.loads(output)["facts"]
         if not isinstance(raw, list):
             raise TypeError("facts is not a list")
     except (ValueError, KeyError, TypeError, RecursionError) as exc:  # deep nesting: Recursion
         raise LlmProviderError(f"{FACTS_PROMPT}: output is not the JSON asked for") from exc
-    kept, dropped = [], 0
+    kept: list[ExtractedFact] = []
+    seen: set[tuple[str, int, int]] = set()
     for item in raw:
         fact = _fact(item)
-        if fact is None or text[fact.start : fact.end] != fact.text or not fact.text.strip():
-            dropped += 1
+        if (
+            fact is None
+            or len(kept) == MAX_FACTS
+            or (fact.kind, fact.start, fact.end) in seen
+            or text[fact.start : fact.end] != fact.text
+            or not _KIND_CONTENT[fact.kind].search(fact.text)
+        ):
             continue
+        seen.add((fact.kind, fact.start, fact.end))
         kept.append(fact)
-    return tuple(kept), dropped
+    return tuple(kept), len(raw) - len(kept)
 
 
 def _fact(item: Any) -> ExtractedFact | None:

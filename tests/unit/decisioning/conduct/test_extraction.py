@@ -148,3 +148,44 @@ def test_only_unsure_flags_or_categories_that_need_facts_are_extracted() -> None
     assert needs_extraction(unsure_model)
     none = ConductAssessment("none", "none", 0.0, "model", 0.9, ())
     assert not needs_extraction(none), "nothing flagged: nothing to extract"
+
+
+def facts_json(*facts: tuple[str, str, int, int]) -> str:
+    return json.dumps(
+        {"facts": [{"kind": k, "text": t, "start": s, "end": e} for k, t, s, e in facts]}
+    )
+
+
+def test_repeated_spans_are_kept_once_and_facts_are_capped() -> None:
+    at = TEXT.index("£250")
+    repeated = facts_json(*[("amount", "£250", at, at + 4)] * 50)
+
+    kept, dropped = validated_facts(TEXT, repeated)
+
+    assert len(kept) == 1 and dropped == 49, "one span is one fact however often it is quoted"
+
+    words = [(i, w) for i, w in enumerate(TEXT) if w.isalpha()]
+    many = facts_json(*[("product", TEXT[i : i + 2], i, i + 2) for i, _ in words[:40]])
+    kept, dropped = validated_facts(TEXT, many)
+    assert len(kept) <= 20 and len(kept) + dropped == 40, (len(kept), dropped)
+
+
+def test_a_fact_must_hold_what_its_kind_needs() -> None:
+    dot = TEXT.index(".")
+    tuesday = TEXT.index("last Tuesday")
+    lost = TEXT.index("lost")
+    output = facts_json(
+        ("amount", ".", dot, dot + 1),
+        ("amount", "lost", lost, lost + 4),
+        ("date", "last Tuesday", tuesday, tuesday + 12),
+    )
+
+    kept, dropped = validated_facts(TEXT, output)
+
+    assert [f.text for f in kept] == ["last Tuesday"] and dropped == 2, kept
+
+
+def test_an_output_too_large_for_a_message_is_a_provider_error() -> None:
+    at = TEXT.index("£250")
+    with pytest.raises(LlmProviderError, match="characters"):
+        validated_facts(TEXT, facts_json(*[("amount", "£250", at, at + 4)] * 5_000))

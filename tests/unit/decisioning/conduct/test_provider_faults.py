@@ -159,7 +159,7 @@ def test_an_endless_retry_after_is_finite_and_beyond_any_budget(value: str) -> N
 
 def test_output_nested_deeper_than_the_parser_recurses_is_a_provider_error() -> None:
     with pytest.raises(LlmProviderError, match="not the JSON asked for"):
-        validated_facts("text", "[" * 100_000)
+        validated_facts("text", "[" * 50_000)
 
 
 class UnreadablePrompts(LlmGateway):
@@ -169,7 +169,7 @@ class UnreadablePrompts(LlmGateway):
 
 def test_extraction_that_fails_of_anything_leaves_the_conduct_result_as_without_it() -> None:
     # output nested too deep to parse: a RecursionError inside extraction
-    assert assessed(ScriptedProvider("[" * 100_000)) == assessed(None)
+    assert assessed(ScriptedProvider("[" * 50_000)) == assessed(None)
 
     # a prompt that cannot be read: an OSError before the provider is even called
     assessor = FixedAssessor("conduct.scam_report")
