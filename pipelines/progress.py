@@ -1,10 +1,17 @@
-"""Progress reporting for long jobs: jobs take a factory, the CLI passes a rich bar."""
+"""Progress reporting for long jobs, the one convention of ``pipelines``.
+
+Two shapes, for two kinds of work: a job made of a few named steps takes a :data:`Progress` (told
+each step as it starts; ``logger.info`` by default, the CLI's echo when run by hand); a job over
+many like items takes a :data:`ProgressFactory` and advances a count (the CLI passes a rich bar,
+tests :func:`no_progress`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
+Progress = Callable[[str], None]
 Advance = Callable[[int], None]
 ProgressFactory = Callable[[int, str], AbstractContextManager[Advance]]
 

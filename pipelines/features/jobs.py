@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,10 +20,10 @@ from pipelines.features.repo import (
     materialize_incremental,
 )
 from pipelines.ingest import ReadingConfig, load_events, read_table
+from pipelines.progress import Progress
 from pipelines.quarantine import CheckedEvents, Quarantine, gate_events, quarantine_path
 
 logger = logging.getLogger(__name__)
-Progress = Callable[[str], None]
 _QUARANTINE = "transactions.quarantine.csv"
 
 

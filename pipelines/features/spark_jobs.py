@@ -19,8 +19,9 @@ import pandas as pd
 from decisioning.settings import Settings
 from pipelines.features.build import FeatureTables, build_feature_tables
 from pipelines.features.engines import ENGINES, Engine
-from pipelines.features.jobs import BuiltFeatures, Progress, build_features, load_transactions
+from pipelines.features.jobs import BuiltFeatures, build_features, load_transactions
 from pipelines.ingest import ReadingConfig, read_table
+from pipelines.progress import Progress
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -38,10 +37,10 @@ from pipelines.fraud.errors import BacktestWindowError, LabelsUnavailable, Score
 from pipelines.fraud.evaluation import backtest_quality, comparable_figures
 from pipelines.fraud.training import fit_selected, load_fraud_settings
 from pipelines.ingest import ReadingConfig, load_events, read_table
+from pipelines.progress import Progress
 from pipelines.quarantine import Quarantine, gate_events, quarantine_path
 
 logger = logging.getLogger(__name__)
-Progress = Callable[[str], None]
 
 SCORE_SUFFIXES = (".parquet", ".csv")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,10 +49,10 @@ from pipelines.fraud.reference_drift import DRIFT_TAG, ReferenceDrift, reference
 from pipelines.fraud.run_details import confusion_at_actions, log_run_details, scenario_recall
 from pipelines.fraud.selection import SELECTION_TAG, Selection, log_selection, select_candidate
 from pipelines.ingest import ReadingConfig, load_events, read_table
+from pipelines.progress import Progress
 from pipelines.quarantine import Quarantine, gate_events, quarantine_path
 
 logger = logging.getLogger(__name__)
-Progress = Callable[[str], None]
 
 HOLDOUT_MAX_ROWS = 50_000
 # Beside the features, the holdout keeps what card precision@k needs; the gates never feed them

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.progress import Progress
 from pipelines.simulate import payments as pay
 from pipelines.simulate.population import (
     favourite_terminals,
@@ -21,8 +21,6 @@ from pipelines.simulate.population import (
 from pipelines.simulate.texts import simulate_texts
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[str], None]
 
 
 class FraudIncidents(BaseModel):
