@@ -56,7 +56,7 @@ DECISION_FILE = "RISK_BENCH_DECISION"  # the stored decision bench/http_floor.py
 def isolated_environment(home: Path, run: str) -> dict[str, str]:
     """The services profile on throw-away databases, Feast project, home and config copy."""
     configs = home / "configs"
-    shutil.copytree(REPO / "configs", configs)  # training writes thresholds/<env>.yaml here
+    shutil.copytree(REPO / "configs", configs)  # a throw-away copy the bench may change
     url = "postgresql+psycopg://postgres@127.0.0.1:5432/risk_bench_{}_" + run
     return {
         "RISK_ENV": "services",

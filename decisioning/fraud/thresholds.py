@@ -113,7 +113,7 @@ def _lowest_precise_score(
 
 
 def write_thresholds(path: Path, thresholds: Thresholds, model_version: str | None) -> None:
-    """Write ``configs/thresholds/<env>.yaml`` as calibration found them."""
+    """Write the thresholds as calibration found them (the run's ``thresholds.yaml`` artifact)."""
     body = {"model": "fraud-detector", "model_version": model_version, **thresholds.model_dump()}
     header = "# Written by `riskctl train fraud` (calibrated on its validation window).\n"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,8 @@
 The training cut-off is the time of the file's last payment (the moment the job stands at): only
 labels known by then are used. The scorer is logged as one pyfunc through the registry package,
 with its metrics, thresholds, feature service and training-data hash as version tags, and the
-thresholds are written to ``configs/thresholds/<env>.yaml`` (beside the reports when those are in
-S3: a task's ``configs/`` are its image's).
+thresholds as a ``thresholds.yaml`` artifact of its run: they live with the model version, never
+in tracked configuration (a task's ``configs/`` are its image's).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from decisioning import storage
 from decisioning.fraud.config import FraudConfig, load_fraud_config
 from decisioning.fraud.model import ANOMALY_FEATURE, FraudScorer, fit_fraud_scorer
 from decisioning.fraud.pyfunc import (
@@ -53,6 +52,7 @@ from pipelines.progress import Progress
 from pipelines.quarantine import Quarantine, gate_events, quarantine_path
 
 logger = logging.getLogger(__name__)
+THRESHOLDS_ARTIFACT = "thresholds.yaml"
 
 HOLDOUT_MAX_ROWS = 50_000
 # Beside the features, the holdout keeps what card precision@k needs; the gates never feed them
@@ -217,7 +217,7 @@ def train_and_register(
     progress: Progress = logger.info,
     reading: ReadingConfig | None = None,
 ) -> tuple[str, TrainedFraudModel]:
-    """Train, register ``fraud-detector`` as challenger, write the environment's thresholds.
+    """Train and register ``fraud-detector`` as challenger, its thresholds logged with it.
 
     Returns the registered version and the trained model.
     """
@@ -249,6 +249,11 @@ def train_and_register(
         summary = folder / "contribution_summary.csv"
         trained.contributions.to_csv(summary, index=False)
         client.log_artifact(registered.run_id, str(summary))
+        # For people: what calibration found, beside the model it belongs to (serving reads the
+        # thresholds pickled in the scorer, and the version's threshold.* tags say the same).
+        thresholds = folder / THRESHOLDS_ARTIFACT
+        write_thresholds(thresholds, trained.scorer.thresholds, registered.version)
+        client.log_artifact(registered.run_id, str(thresholds))
         for path in save_snapshot(trained.drift.snapshot, folder / "drift"):
             client.log_artifact(registered.run_id, str(path), "drift")
         if trained.contribution_values is not None and trained.feature_values is not None:
@@ -271,22 +276,7 @@ def train_and_register(
                 trained.holdout,
                 trained.confusion,
             )
-    thresholds_path = settings.config_path(f"configs/thresholds/{settings.name}.yaml")
-    if storage.is_remote(settings.reports_location):  # a task's configs/ are its image's
-        thresholds_path = _reports_copy(settings, trained.scorer.thresholds, registered.version)
-    else:
-        write_thresholds(thresholds_path, trained.scorer.thresholds, registered.version)
-    logger.info("thresholds written to %s", thresholds_path)
     return registered.version, trained
-
-
-def _reports_copy(settings: Settings, thresholds: Thresholds, version: str) -> str:
-    """The thresholds file beside the reports (S3), where a person reads what training found."""
-    with tempfile.TemporaryDirectory() as scratch:
-        written = Path(scratch) / f"{settings.name}.yaml"
-        write_thresholds(written, thresholds, version)
-        target = storage.join(settings.reports_location, "thresholds", written.name)
-        return storage.upload(written, target)
 
 
 def thresholds_summary(thresholds: Thresholds) -> str:

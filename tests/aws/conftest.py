@@ -65,7 +65,7 @@ def aws_world(s3_endpoint: str, tmp_path: Path) -> Iterator[AwsWorld]:
     scratch = tmp_path
     home, config_dir = scratch / "home", scratch / "configs"
     home.mkdir()
-    # A copy, so the thresholds that training writes there never touch the repository's.
+    # A copy, so the test can show that nothing in the aws profile writes to configs/.
     shutil.copytree(ROOT / "configs", config_dir)
     data_bucket, artifacts_bucket = f"risk-data-{run}", f"risk-artifacts-{run}"
     databases = {kind: f"risk_aws_{run}_{kind}" for kind in ("audit", "mlflow", "operations")}

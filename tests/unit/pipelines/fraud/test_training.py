@@ -61,6 +61,7 @@ def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
         champion = mlflow.pyfunc.load_model(f"models:/fraud-detector/{version}")
         run = client.get_run(trained_run(client, version))
         confusion = [a.path for a in client.list_artifacts(run.info.run_id)]
+        thresholds_file = client.download_artifacts(run.info.run_id, "thresholds.yaml", tmp_path)
         children = client.search_runs(
             [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
         )
@@ -93,9 +94,9 @@ def test_trained_model_is_gated_and_plain_mlflow_scores_like_the_scorer(
     # and training used exactly the serving columns of the feature service
     serving = [f.name for p in fraud_v3.feature_view_projections for f in p.features]
     assert trained.features.features == serving
-    # and the environment's thresholds were written by calibration
-    written = read_thresholds(isolated_configs / "thresholds" / "local.yaml")
-    assert written == trained.scorer.thresholds
+    # and the thresholds calibration found travel with the version, never into configs/
+    assert read_thresholds(Path(thresholds_file)) == trained.scorer.thresholds
+    assert not (isolated_configs / "thresholds").exists(), "training writes no tracked config"
     assert pd.notna(trained.metrics["roc_auc"])
     # and the run records its settings, its data with digests, and the confusion matrix
     assert run.data.params["alert_budget"] == "0.01" and "xgboost.max_depth" in run.data.params
