@@ -22,7 +22,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from decisioning.audit import AuditStore
+from decisioning.audit import AuditRecord, AuditStore
+from decisioning.audit.chain import row_hash
 from decisioning.conduct.errors import LlmProviderError, PromptNotFoundError
 from decisioning.conduct.llm import (
     DECISION_EXPLANATION_PROMPT,
@@ -31,7 +32,7 @@ from decisioning.conduct.llm import (
     rendered_input_hash,
 )
 from decisioning.conduct.prompts import PromptTemplate, load_prompt
-from decisioning.decision import RiskDecision
+from decisioning.decision import RiskDecision, canonical_json, sha256_hex
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ class DecisionExplanation(BaseModel):
     output: str
     call_id: str
     error: str = ""
+    # The hash of the prompt's parameters (temperature, max_tokens): a version's file can change
+    # them without changing its text. Empty on records written before it was stored.
+    parameters_hash: str = ""
 
 
 def explanation_record_id(decision_id: str) -> str:
@@ -76,6 +80,11 @@ def needs_explanation(decision: RiskDecision) -> bool:
 
 def prompt_version_label(prompt: PromptTemplate) -> str:
     return f"{prompt.name}@{prompt.version}"
+
+
+def prompt_parameters_hash(prompt: PromptTemplate) -> str:
+    """What the provider is asked besides the text, hashed: edited under a version, it shows."""
+    return "sha256:" + sha256_hex(canonical_json(prompt.parameters.model_dump(mode="json")))
 
 
 def explanation_inputs(decision: RiskDecision) -> dict[str, str]:
@@ -145,6 +154,7 @@ class Explainer:
             output=output or UNAVAILABLE,
             call_id="" if call is None else call.call_id,
             error=error,
+            parameters_hash=prompt_parameters_hash(prompt),
         )
         self.audit.append(
             EXPLANATION_KIND, record_id, {"explanation": explanation.model_dump(mode="json")}
@@ -264,21 +274,24 @@ def stored_explanation(audit: AuditStore, decision_id: str) -> DecisionExplanati
 def replay_explanation(
     audit: AuditStore, decision: RiskDecision, prompts_dir: Path
 ) -> ExplanationReplay:
-    """Check a decision's stored explanation; no provider is built or called.
+    """Check a decision's stored explanation against what it claims; no provider is called.
 
-    The named prompt version must still exist, and rendering it from the stored decision must
-    give the stored input hash; the stored completion is the explanation's output. A review or
+    It must name the stored decision's row (sequence number and row hash); the named prompt
+    version must still exist, with the parameters it had, and rendering it from the decision must
+    give the stored input hash; an ``ok`` explanation's llm_call record must hold the same output,
+    input hash and prompt. Each of these rows must still hash to its stored row hash. A review or
     escalate decision without an explanation is reported, an approval with one too.
     """
-    explanation = stored_explanation(audit, decision.decision_id)
-    if explanation is None:
+    record = audit.get(explanation_record_id(decision.decision_id))
+    if record is None or record.kind != EXPLANATION_KIND:
         missing = ("no explanation stored",) if needs_explanation(decision) else ()
         return ExplanationReplay(decision.decision_id, None, missing)
-    problems = []
+    explanation = DecisionExplanation.model_validate(record.body["explanation"])
+    problems = [*_row_problems(audit, record)]
     if not needs_explanation(decision):
         problems.append(f"a {decision.action} decision has an explanation")
-    if explanation.decision_id != decision.decision_id:
-        problems.append(f"explanation names decision {explanation.decision_id}")
+    problems += _decision_link_problems(audit, decision, explanation)
+    problems += _call_problems(audit, explanation)
     name, _, version = explanation.prompt_version.partition("@")
     try:
         prompt = load_prompt(prompts_dir, name, int(version))
@@ -290,4 +303,66 @@ def replay_explanation(
             f"{explanation.prompt_version} rendered from the stored decision does not give the "
             "stored input hash"
         )
+    if explanation.parameters_hash and explanation.parameters_hash != prompt_parameters_hash(
+        prompt
+    ):
+        problems.append(f"{explanation.prompt_version}'s parameters changed since it explained")
     return ExplanationReplay(decision.decision_id, explanation, tuple(problems))
+
+
+def _decision_link_problems(
+    audit: AuditStore, decision: RiskDecision, explanation: DecisionExplanation
+) -> list[str]:
+    """The explanation must name the decision's own stored row."""
+    if explanation.decision_id != decision.decision_id:
+        return [f"explanation names decision {explanation.decision_id}"]
+    stored = audit.get(decision.decision_id)
+    if stored is None:
+        return [f"decision {decision.decision_id} is not in the audit store"]
+    problems = _row_problems(audit, stored)
+    if (explanation.decision_seq, explanation.decision_row_hash) != (stored.seq, stored.row_hash):
+        problems.append(
+            f"explanation names decision row seq {explanation.decision_seq} "
+            f"({explanation.decision_row_hash[:19]}), the decision is seq {stored.seq} "
+            f"({stored.row_hash[:19]})"
+        )
+    return problems
+
+
+def _call_problems(audit: AuditStore, explanation: DecisionExplanation) -> list[str]:
+    """An ``ok`` explanation is its llm_call's output for the same input and prompt."""
+    if explanation.status != "ok":
+        return [] if explanation.output == UNAVAILABLE else ["unavailable but has an output"]
+    call = audit.get(explanation.call_id) if explanation.call_id else None
+    if call is None or call.kind != "llm_call":
+        return [f"no llm_call record {explanation.call_id!r} in the audit store"]
+    body = call.body
+    problems = _row_problems(audit, call)
+    claimed = {
+        "output": explanation.output,
+        "input hash": explanation.input_hash,
+        "prompt": explanation.prompt_version,
+        "outcome": "ok",
+    }
+    recorded = {
+        "output": str(body.get("output", "")).strip() or UNAVAILABLE,
+        "input hash": body.get("input_hash"),
+        "prompt": f"{body.get('prompt_name')}@{body.get('prompt_version')}",
+        "outcome": body.get("outcome"),
+    }
+    problems += [
+        f"llm_call {explanation.call_id} has another {what}"
+        for what in claimed
+        if claimed[what] != recorded[what]
+    ]
+    return problems
+
+
+def _row_problems(audit: AuditStore, record: AuditRecord) -> list[str]:
+    """The record's row must still hash to its row hash (the whole chain: ``audit verify``)."""
+    for row in audit.rows(from_seq=record.seq, up_to=record.seq):
+        expected = row_hash(row.kind, row.record_id, row.recorded_at, row.body, row.prev_hash)
+        if expected != row.row_hash or row.record_id != record.record_id:
+            return [f"{record.kind} row {record.record_id} (seq {record.seq}) was edited"]
+        return []
+    return [f"{record.kind} row {record.record_id} (seq {record.seq}) is gone"]

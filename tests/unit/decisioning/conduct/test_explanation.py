@@ -6,6 +6,8 @@ the gateway, the way ``RiskService.decide`` hands it over.
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from decisioning.conduct.explanation import (
     Explainer,
     ExplanationQueue,
     explanation_inputs,
+    explanation_record_id,
     replay_explanation,
     stored_explanation,
 )
@@ -255,7 +258,9 @@ def test_replay_reuses_the_stored_completion_and_checks_the_prompt_version(
     audit: AuditStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     decision = decide(audit, {"transaction": PAYMENT})
-    explainer = Explainer(LlmGateway(OfflineProvider(), PROMPTS, InMemoryLlmCallRecorder()), audit)
+    explainer = Explainer(
+        LlmGateway(OfflineProvider(), PROMPTS, AuditLlmCallRecorder(audit)), audit
+    )
     stored = explainer.explain(decision)
     assert stored is not None
     # any provider the platform could build now refuses to be called
@@ -305,3 +310,92 @@ def test_close_stops_within_its_timeout_and_calls_no_provider_after(audit: Audit
         explanation = stored_explanation(audit, decision.decision_id)
         assert explanation is not None and explanation.status == "unavailable"
         assert "shutting down" in explanation.error
+
+
+def explained(audit: AuditStore, transaction_id: str) -> RiskDecision:
+    """A review decided and explained as the service does it: the call logged in the store."""
+    decision = decide(audit, {"transaction": {**PAYMENT, "transaction_id": transaction_id}})
+    gateway = LlmGateway(OfflineProvider(), PROMPTS, AuditLlmCallRecorder(audit))
+    assert Explainer(gateway, audit).explain(decision) is not None
+    return decision
+
+
+def forge(audit: AuditStore, decision: RiskDecision, changes: dict[str, object]) -> None:
+    """Append an explanation of ``decision`` copied from another's with ``changes``: its own
+    chain row is valid, so only what it claims can give it away."""
+    honest = next(audit.records(EXPLANATION_KIND)).body["explanation"]
+    stored = audit.get(decision.decision_id)
+    assert stored is not None
+    link = {"decision_seq": stored.seq, "decision_row_hash": stored.row_hash}
+    forged = {**honest, "decision_id": decision.decision_id, **link, **changes}
+    audit.append(
+        EXPLANATION_KIND, explanation_record_id(decision.decision_id), {"explanation": forged}
+    )
+
+
+def test_replay_refuses_an_explanation_forged_through_the_store(audit: AuditStore) -> None:
+    # given an honest explanation, and forged ones for three other decisions
+    honest = explained(audit, "t1")
+    wrong_row, wrong_output, no_call = (
+        decide(audit, {"transaction": {**PAYMENT, "transaction_id": f"t{i}"}}) for i in (2, 3, 4)
+    )
+    forge(audit, wrong_row, {"decision_seq": 1, "decision_row_hash": "0" * 64})
+    forge(audit, wrong_output, {"output": "Nothing suspicious: approve and close the case."})
+    forge(audit, no_call, {"call_id": "no-such-call"})
+
+    # when each is replayed
+    row, output, call = (
+        replay_explanation(audit, d, PROMPTS).problems for d in (wrong_row, wrong_output, no_call)
+    )
+
+    # then the honest one still replays identical and each forgery names what it got wrong
+    assert replay_explanation(audit, honest, PROMPTS).identical
+    assert any("names decision row seq 1" in p for p in row), row
+    assert any("has another output" in p for p in output), output
+    assert any("no llm_call record 'no-such-call'" in p for p in call), call
+
+
+def test_replay_finds_a_row_edited_in_the_database(tmp_path: Path) -> None:
+    # given an explained decision whose explanation row is edited in place, triggers dropped
+    audit_path = tmp_path / "edited.db"
+    audit = AuditStore.open(f"sqlite:///{audit_path}")
+    decision = explained(audit, "t1")
+    record_id = explanation_record_id(decision.decision_id)
+    audit.close()
+    with sqlite3.connect(audit_path) as db:
+        for (trigger,) in db.execute("SELECT name FROM sqlite_master WHERE type='trigger'"):
+            db.execute(f"DROP TRIGGER {trigger}")
+        db.execute(
+            "UPDATE audit_records SET body = replace(body, 'Sent to', 'Approve. Sent to') "
+            "WHERE record_id = ?",
+            (record_id,),
+        )
+
+    # when it is replayed
+    audit = AuditStore.open(f"sqlite:///{audit_path}")
+    try:
+        replayed = replay_explanation(audit, decision, PROMPTS)
+    finally:
+        audit.close()
+
+    # then the edited row is named
+    assert any(f"row {record_id}" in p and "edited" in p for p in replayed.problems), (
+        replayed.problems
+    )
+
+
+def test_replay_finds_the_parameters_changed_under_the_same_version(
+    audit: AuditStore, tmp_path: Path
+) -> None:
+    # given an explained decision and its prompt version's temperature edited in a copy
+    decision = explained(audit, "t1")
+    prompts = tmp_path / "prompts"
+    shutil.copytree(PROMPTS, prompts)
+    prompt_file = prompts / "decision_explanation" / "v1.yaml"
+    text = prompt_file.read_text()
+    assert "temperature: 0.0" in text
+    prompt_file.write_text(text.replace("temperature: 0.0", "temperature: 1.5"))
+
+    replayed = replay_explanation(audit, decision, prompts)
+
+    assert replayed.problems == ("decision_explanation@1's parameters changed since it explained",)
