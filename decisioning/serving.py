@@ -68,7 +68,7 @@ def build_engine(settings: Settings) -> DecisionEngine:
         policy,
         audit,
         _available(fraud_pillar, settings, "fraud"),
-        _available(conduct_pillar, settings, "conduct"),
+        _available(lambda s: conduct_pillar(s, audit), settings, "conduct"),
     )
 
 
@@ -117,7 +117,8 @@ def require_served_features(
         )
 
 
-def conduct_pillar(settings: Settings) -> ConductAssessorPillar:
+def conduct_pillar(settings: Settings, audit: AuditStore | None = None) -> ConductAssessorPillar:
+    """The conduct pillar; its extraction calls are logged in ``audit`` (the engine's) if given."""
     embedder = Embedder(build_embedding_cache(settings.embeddings_cache))
     index = build_evidence_index(settings.evidence, embedder)
     index.add(load_policy_documents(settings.config_path("configs/policies")))
@@ -130,15 +131,16 @@ def conduct_pillar(settings: Settings) -> ConductAssessorPillar:
 
     model = pinned_or_champion(settings, CONDUCT_MODEL)
     return ConductAssessorPillar(
-        load_assessor(model), model, load_assessor, extraction_gateway(settings)
+        load_assessor(model), model, load_assessor, extraction_gateway(settings, audit)
     )
 
 
-def extraction_gateway(settings: Settings) -> LlmGateway:
+def extraction_gateway(settings: Settings, audit: AuditStore | None = None) -> LlmGateway:
     """The gateway for extraction on a message's path: one attempt, a 1 s wall-clock deadline.
 
     Extraction only adds evidence, so a slow provider is not worth a retry there; its breaker
-    then stops calls altogether while the provider is down. Calls are logged in the audit store.
+    then stops calls altogether while the provider is down. Calls are logged in ``audit``, the
+    engine's store, which closes it; a conduct scorer (no engine) opens one for its life.
     """
     config = LlmConfig.from_env(os.environ)
     on_path = config.model_copy(
@@ -148,7 +150,9 @@ def extraction_gateway(settings: Settings) -> LlmGateway:
             "call_budget_seconds": min(config.call_budget_seconds, EXTRACTION_TIMEOUT_S),
         }
     )
-    recorder = AuditLlmCallRecorder(AuditStore.open(settings.audit.url))
+    recorder = AuditLlmCallRecorder(
+        audit if audit is not None else AuditStore.open(settings.audit.url)
+    )
     prompts = settings.config_path("configs/prompts")
     champions = champion_prompt_versions(settings.mlflow.tracking_uri, prompts)
     return build_gateway(on_path, prompts, recorder, champions, EXTRACTION_TIMEOUT_S)
