@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 NO_MODEL = "none"
 DRIFT_KINDS = ("transactions", "texts")
 LLM_OUTCOMES = ("ok", "error")
+# ok: explained; unavailable: stored as "explanation unavailable"; dropped: never stored (queue
+# full, or past the shutdown deadline); failed: the explainer raised, nothing stored.
+EXPLANATION_OUTCOMES = ("ok", "unavailable", "dropped", "failed")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 REQUEST_SECONDS = Histogram(
@@ -73,6 +76,15 @@ LLM_CALLS = Counter(
     "Calls through the LLM gateway, by provider and outcome.",
     ["provider", "outcome"],
 )
+EXPLANATIONS = Counter(
+    "risk_explanations",
+    "Explanations of review and escalate decisions, by outcome (ok, unavailable, dropped, failed).",
+    ["outcome"],
+)
+LLM_SPANS_DROPPED = Counter(
+    "risk_llm_spans_dropped",
+    "Facts an LLM extraction returned and the platform dropped: a span not holding its text.",
+)
 FLAG_PRECISION = Gauge(
     "risk_flag_precision",
     "Share of flagged decisions (review, decline) later labelled as risk, by category and cohort.",
@@ -101,6 +113,8 @@ ALL_METRICS = (
     FEATURES_MATERIALIZED,
     FEATURE_DRIFT,
     LLM_CALLS,
+    EXPLANATIONS,
+    LLM_SPANS_DROPPED,
     FLAG_PRECISION,
     FLAG_RECALL,
     JOB_LAST_SUCCESS,
@@ -132,6 +146,8 @@ def initialise_known_series(llm_providers: Iterable[str]) -> None:
             LLM_CALLS.labels(provider, outcome)
     for cause in get_args(DegradationCause):
         DEGRADED_DECISIONS.labels(cause)
+    for outcome in EXPLANATION_OUTCOMES:
+        EXPLANATIONS.labels(outcome)
 
 
 def model_version_label(decision: RiskDecision) -> str:
@@ -159,6 +175,17 @@ def record_error(route: str, model_version: str = NO_MODEL) -> None:
 def record_llm_call(provider: str, outcome: str) -> None:
     """Count one LLM gateway call; ``outcome`` is one of :data:`LLM_OUTCOMES`."""
     LLM_CALLS.labels(provider, outcome).inc()
+
+
+def record_explanation(outcome: str) -> None:
+    """Count one decision's explanation; ``outcome`` is one of :data:`EXPLANATION_OUTCOMES`."""
+    EXPLANATIONS.labels(outcome).inc()
+
+
+def record_spans_dropped(count: int) -> None:
+    """Count extracted facts dropped because their span did not hold (or repeated, or overran)."""
+    if count > 0:
+        LLM_SPANS_DROPPED.inc(count)
 
 
 def publish_materialization_times(materialized_until: Mapping[str, datetime | None]) -> None:

@@ -33,6 +33,7 @@ from decisioning.conduct.llm import (
 )
 from decisioning.conduct.prompts import PromptTemplate, load_prompt
 from decisioning.decision import RiskDecision, canonical_json, sha256_hex
+from decisioning.metrics import record_explanation
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ class Explainer:
         self.audit.append(
             EXPLANATION_KIND, record_id, {"explanation": explanation.model_dump(mode="json")}
         )
+        record_explanation(explanation.status)
         return explanation
 
 
@@ -229,7 +231,8 @@ class ExplanationQueue:
         if self._thread.is_alive():
             logger.warning("explanation worker still in a provider call after %ss", timeout)
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, outcome: Literal["dropped", "failed"]) -> None:
+        record_explanation(outcome)
         with self._counts:
             setattr(self, outcome, getattr(self, outcome) + 1)
 

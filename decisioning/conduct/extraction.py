@@ -21,6 +21,7 @@ from decisioning.conduct.assessment import ConductAssessment
 from decisioning.conduct.errors import LlmProviderError
 from decisioning.conduct.llm import FACTS_PROMPT, LlmGateway, render_prompt
 from decisioning.decision import Evidence
+from decisioning.metrics import record_spans_dropped
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ def extract_facts(gateway: LlmGateway, text: str, version: int | None = None) ->
     dropped += len(facts) - len(placed)
     if dropped:
         logger.warning("%s: dropped %d fact(s) whose span does not hold", FACTS_PROMPT, dropped)
+        record_spans_dropped(dropped)
     trace.get_current_span().set_attribute("risk.llm.spans_dropped", dropped)
     return FactExtraction(placed, dropped, f"{prompt.name}@{prompt.version}")
 

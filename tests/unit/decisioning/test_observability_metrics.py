@@ -7,6 +7,7 @@ from prometheus_client import REGISTRY
 from decisioning.decision import DecisionTimestamps, Degradation, ModelVersion, RiskDecision
 from decisioning.metrics import (
     exposed_names,
+    initialise_known_series,
     publish_drift_scores,
     publish_flag_quality,
     publish_materialization_times,
@@ -120,3 +121,14 @@ def test_a_decision_with_stale_batch_features_is_counted_once() -> None:
     record_decision(decision(), "/v1/decisions", 0.01)
 
     assert sample("risk_stale_feature_decisions_total") == before + 1
+
+
+def test_explanation_and_dropped_span_series_exist_from_start_up() -> None:
+    initialise_known_series(["OfflineProvider"])
+
+    for outcome in ("ok", "unavailable", "dropped", "failed"):
+        assert (
+            REGISTRY.get_sample_value("risk_explanations_total", {"outcome": outcome}) is not None
+        ), f"risk_explanations_total{{outcome={outcome!r}}} must exist at 0 before the first"
+    assert REGISTRY.get_sample_value("risk_llm_spans_dropped_total") is not None
+    assert {"risk_explanations_total", "risk_llm_spans_dropped_total"} <= exposed_names()

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from decisioning.audit import AuditStore
 from decisioning.conduct.breaker import CircuitBreaker
@@ -399,3 +400,45 @@ def test_replay_finds_the_parameters_changed_under_the_same_version(
     replayed = replay_explanation(audit, decision, prompts)
 
     assert replayed.problems == ("decision_explanation@1's parameters changed since it explained",)
+
+
+def explanations_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("risk_explanations_total", {"outcome": outcome}) or 0.0
+
+
+def test_every_explanation_outcome_is_counted_in_prometheus(audit: AuditStore) -> None:
+    # given the four outcome series before
+    outcomes = ("ok", "unavailable", "dropped", "failed")
+    before = {outcome: explanations_counted(outcome) for outcome in outcomes}
+
+    # when one decision is explained, one finds the provider down, one finds the queue full
+    # behind a hanging provider, and one is not in the audit store (the explainer raises)
+    Explainer(LlmGateway(OfflineProvider(), PROMPTS, InMemoryLlmCallRecorder()), audit).explain(
+        decide(audit, {"transaction": PAYMENT})
+    )
+    down = Explainer(LlmGateway(FailingProvider(), PROMPTS, InMemoryLlmCallRecorder()), audit)
+    down.explain(decide(audit, {"transaction": {**PAYMENT, "transaction_id": "t2"}}))
+    blocked = BlockedProvider()
+    queue = ExplanationQueue(
+        Explainer(LlmGateway(blocked, PROMPTS, InMemoryLlmCallRecorder()), audit), limit=1
+    )
+    queued = [
+        decide(audit, {"text": {**MESSAGE, "message_id": f"q{i}"}}, conduct=VulnerableConduct())
+        for i in range(3)
+    ]
+    queue.submit(queued[0])
+    assert blocked.entered.wait(10), "the worker must be inside the provider"
+    queue.submit(queued[1])  # waits in the queue's one place
+    queue.submit(queued[2])  # the queue is full: dropped
+    blocked.release.set()
+    queue.close(timeout=5.0)
+    failing = ExplanationQueue(
+        Explainer(LlmGateway(OfflineProvider(), PROMPTS, InMemoryLlmCallRecorder()), audit)
+    )
+    failing.submit(queued[0].model_copy(update={"decision_id": "dec_not_stored"}))
+    failing.close(timeout=5.0)
+
+    # then each outcome moved its own series
+    moved = {outcome: explanations_counted(outcome) - before[outcome] for outcome in outcomes}
+    # unavailable: the provider down, the hanging call, the one queued when the queue closed
+    assert moved == {"ok": 1, "unavailable": 3, "dropped": 1, "failed": 1}, moved

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from prometheus_client import REGISTRY
 
 from decisioning.conduct.assessment import ConductAssessment
 from decisioning.conduct.errors import LlmProviderError
@@ -189,3 +190,21 @@ def test_an_output_too_large_for_a_message_is_a_provider_error() -> None:
     at = TEXT.index("£250")
     with pytest.raises(LlmProviderError, match="characters"):
         validated_facts(TEXT, facts_json(*[("amount", "£250", at, at + 4)] * 5_000))
+
+
+def test_dropped_spans_are_counted_in_prometheus() -> None:
+    # given a provider whose output quotes one span the text does not hold and one it does
+    at = TEXT.index("£250")
+    output = {
+        "facts": [
+            {"kind": "amount", "text": "£250", "start": 0, "end": 4},
+            {"kind": "amount", "text": "£250", "start": at, "end": at + 4},
+        ]
+    }
+    before = REGISTRY.get_sample_value("risk_llm_spans_dropped_total") or 0.0
+
+    extraction = extract_facts(gateway(ScriptedProvider(json.dumps(output))), TEXT)
+
+    assert extraction.dropped == 1
+    after = REGISTRY.get_sample_value("risk_llm_spans_dropped_total")
+    assert after == before + 1, "a dropped span must be visible to Prometheus, not the log only"
