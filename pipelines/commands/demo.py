@@ -38,6 +38,8 @@ from pipelines.progress import rich_progress
 if TYPE_CHECKING:  # pandas and the simulator load when the demo runs, not for --help
     import pandas as pd
 
+    from decisioning.conduct.explanation import DecisionExplanation
+
 DEMO_PORT = 3917
 READY_TIMEOUT_S = 240
 
@@ -92,9 +94,9 @@ def demo(
         metrics = save_metrics(url, monitoring / "metrics.prom")
     # Read once the service stopped: a graceful stop writes the explanations still queued.
     explanations = explanations_of(settings, decisions)
-    console.print(decision_table(decisions, explanations))
+    console.print(decision_table(decisions, {k: e.output for k, e in explanations.items()}))
     require_nothing_degraded(decisions, monitoring / "service.log")
-    require_explained(decisions, explanations)
+    require_explained(decisions, explanations, offline_provider())
 
     stage(7, "audit: verify the chain, replay every decision")
     audit_and_replay(settings, [d["decision_id"] for d in decisions])
@@ -124,7 +126,9 @@ def require_nothing_degraded(decisions: list[dict[str, Any]], log: Path) -> None
         )
 
 
-def explanations_of(settings: Settings, decisions: list[dict[str, Any]]) -> dict[str, str]:
+def explanations_of(
+    settings: Settings, decisions: list[dict[str, Any]]
+) -> dict[str, DecisionExplanation]:
     """The stored explanation of each decision that has one, by decision id."""
     from decisioning.audit import AuditStore
     from decisioning.conduct.explanation import stored_explanation
@@ -134,11 +138,26 @@ def explanations_of(settings: Settings, decisions: list[dict[str, Any]]) -> dict
         found = {d["decision_id"]: stored_explanation(store, d["decision_id"]) for d in decisions}
     finally:
         store.close()
-    return {key: explanation.output for key, explanation in found.items() if explanation}
+    return {key: explanation for key, explanation in found.items() if explanation}
 
 
-def require_explained(decisions: list[dict[str, Any]], explanations: dict[str, str]) -> None:
-    """Every review and escalation has its linked explanation; nothing else has one."""
+def offline_provider() -> bool:
+    """The service explains with the offline provider (``RISK_LLM_PROVIDER`` unset or offline)."""
+    from decisioning.conduct.llm import LlmConfig
+
+    return LlmConfig.from_env(os.environ).provider == "offline"
+
+
+def require_explained(
+    decisions: list[dict[str, Any]],
+    explanations: dict[str, DecisionExplanation],
+    offline: bool,
+) -> None:
+    """Every review and escalation has its linked explanation; nothing else has one.
+
+    The offline provider cannot be down, so under it an "explanation unavailable" is a broken
+    path and fails the demo; under a real provider the unavailable ones are counted and shown.
+    """
     from decisioning.conduct.explanation import EXPLAINED_ACTIONS
 
     wanted = {d["decision_id"] for d in decisions if d["action"] in EXPLAINED_ACTIONS}
@@ -148,9 +167,16 @@ def require_explained(decisions: list[dict[str, Any]], explanations: dict[str, s
             f"explanations: {len(missing)} review/escalate decisions have none, "
             f"{len(extra)} others have one ({', '.join(sorted(missing | extra)[:3])})"
         )
+    unavailable = sorted(k for k, e in explanations.items() if e.status != "ok")
+    if unavailable and offline:
+        first = explanations[unavailable[0]]
+        raise DemoFailed(
+            f"explanations: {len(unavailable)} of {len(wanted)} unavailable under the offline "
+            f"provider ({unavailable[0]}: {first.error or first.output})"
+        )
     console.print(
-        f"{len(wanted)} review/escalate decisions explained after they were answered "
-        "(audit records of kind explanation)",
+        f"{len(wanted) - len(unavailable)} review/escalate decisions explained after they were "
+        f"answered, {len(unavailable)} unavailable (audit records of kind explanation)",
         highlight=False,
     )
 

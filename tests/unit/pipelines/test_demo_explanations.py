@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from decisioning.conduct.explanation import UNAVAILABLE, DecisionExplanation
 from pipelines.commands.demo import DemoFailed, require_explained
 from pipelines.commands.serve import decision_table
 
@@ -22,6 +23,30 @@ def decision(decision_id: str, action: str) -> dict[str, Any]:
         "evidence": [],
         "degraded": [],
     }
+
+
+def explanation(decision_id: str, status: str = "ok") -> DecisionExplanation:
+    return DecisionExplanation.model_validate(
+        {
+            "decision_id": decision_id,
+            "decision_seq": 1,
+            "decision_row_hash": "0" * 64,
+            "action": "review",
+            "status": status,
+            "prompt_name": "decision_explanation",
+            "prompt_version": "decision_explanation@1",
+            "provider": "OfflineProvider",
+            "model": "offline-template",
+            "input_hash": "sha256:" + "0" * 64,
+            "output": "Sent to review." if status == "ok" else UNAVAILABLE,
+            "call_id": "c1" if status == "ok" else "",
+            "error": "" if status == "ok" else "circuit open after repeated provider failures",
+        }
+    )
+
+
+def explained(*decision_ids: str) -> dict[str, DecisionExplanation]:
+    return {decision_id: explanation(decision_id) for decision_id in decision_ids}
 
 
 def rendered(table: object) -> str:
@@ -44,11 +69,28 @@ def test_every_review_and_escalation_must_be_explained_and_nothing_else() -> Non
     decisions = [decision("dec_a", "review"), decision("dec_b", "escalate")]
     decisions.append(decision("dec_c", "approve"))
 
-    require_explained(decisions, {"dec_a": "x", "dec_b": "y"})
+    require_explained(decisions, explained("dec_a", "dec_b"), offline=True)
     with pytest.raises(DemoFailed, match="1 review/escalate decisions have none"):
-        require_explained(decisions, {"dec_a": "x"})
+        require_explained(decisions, explained("dec_a"), offline=True)
     with pytest.raises(DemoFailed, match="1 others have one"):
-        require_explained(decisions, {"dec_a": "x", "dec_b": "y", "dec_c": "z"})
+        require_explained(decisions, explained("dec_a", "dec_b", "dec_c"), offline=True)
+
+
+def test_an_unavailable_explanation_fails_under_the_offline_provider_and_is_counted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given a review explained and an escalation whose explanation is unavailable
+    decisions = [decision("dec_a", "review"), decision("dec_b", "escalate")]
+    explanations = {**explained("dec_a"), "dec_b": explanation("dec_b", "unavailable")}
+
+    # then under the offline provider, which cannot be down, the demo fails and says why
+    with pytest.raises(DemoFailed, match="1 of 2 unavailable under the offline provider") as exc:
+        require_explained(decisions, explanations, offline=True)
+    assert "circuit open" in str(exc.value)
+
+    # and under a real provider the unavailable one is reported, not counted as explained
+    require_explained(decisions, explanations, offline=False)
+    assert "1 review/escalate decisions explained" in capsys.readouterr().out
 
 
 def test_customer_and_llm_text_is_shown_as_written_never_as_markup() -> None:
