@@ -109,6 +109,9 @@ class _RemoteConduct:
     def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput:
         raise NotImplementedError("replay runs in process: riskctl audit replay")
 
+    def replay_facts(self, decision: Any, event: TextEvent, audit: Any) -> tuple[str, ...]:
+        raise NotImplementedError("replay runs in process: riskctl audit replay")
+
 
 def observed(service_name: str) -> Settings:
     """Each service process: settings, JSON logs with trace ids, span exporter, zeroed counters."""

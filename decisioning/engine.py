@@ -123,6 +123,12 @@ class ConductPillar(Protocol):
 
     def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput: ...
 
+    def replay_facts(
+        self, decision: RiskDecision, event: TextEvent, audit: AuditStore
+    ) -> tuple[str, ...]:
+        """What does not hold replaying the decision's fact extraction on its stored completion."""
+        ...
+
 
 @dataclass(frozen=True)
 class ReplayReport:
@@ -260,6 +266,10 @@ class DecisionEngine:
             for key in original
             if not _same(original[key], recomputed[key])
         }
+        if stored.prompt_version and request.text is not None and self.conduct is not None:
+            problems_found = self.conduct.replay_facts(stored, request.text, self.audit)
+            if problems_found:  # the facts the extraction gave, checked on its stored completion
+                differences["extraction"] = (stored.prompt_version, "; ".join(problems_found))
         return ReplayReport(decision_id, differences)
 
     def _assess_fraud(

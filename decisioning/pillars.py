@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 from opentelemetry import trace
 
+from decisioning.audit import AuditStore
 from decisioning.conduct.assessment import ConductAssessment, ConductAssessor
 from decisioning.conduct.errors import LlmProviderError
 from decisioning.conduct.extraction import (
@@ -23,9 +24,10 @@ from decisioning.conduct.extraction import (
     extract_facts,
     fact_evidence,
     needs_extraction,
+    replay_extraction,
 )
 from decisioning.conduct.llm import LlmGateway
-from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCode
+from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCode, RiskDecision
 from decisioning.engine import ConductResult, FraudResult, PillarUnavailable
 from decisioning.events import TextEvent, TransactionEvent
 from decisioning.fraud.model import FraudAssessment, FraudScorer
@@ -175,6 +177,17 @@ class ConductAssessorPillar:
     def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput:
         assessor = self._assessor if model == self._model else self._load_assessor(model)
         return conduct_input(assessor.assess(event.text), event.message_id)
+
+    def replay_facts(
+        self, decision: RiskDecision, event: TextEvent, audit: AuditStore
+    ) -> tuple[str, ...]:
+        """What does not hold replaying the decision's extraction on its stored completion."""
+        if decision.prompt_version is None:
+            return ()
+        if self._gateway is None:
+            return (f"{decision.prompt_version}: no prompts loaded to replay it against",)
+        prompts = self._gateway.prompts_dir
+        return replay_extraction(audit, decision, event.message_id, event.text, prompts)
 
 
 # XGBoost reads float32: a larger magnitude becomes infinite there, and it refuses the row.

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from decisioning.audit import AuditRecord, AuditStore
 from decisioning.audit.chain import row_hash
 from decisioning.conduct.errors import LlmProviderError, PromptNotFoundError
+from decisioning.conduct.extraction import is_extraction_call
 from decisioning.conduct.llm import (
     DECISION_EXPLANATION_PROMPT,
     LlmGateway,
@@ -91,9 +92,10 @@ def prompt_parameters_hash(prompt: PromptTemplate) -> str:
 def explanation_inputs(decision: RiskDecision) -> dict[str, str]:
     """The decision's own reasons and evidence as the prompt's variables: nothing else."""
     reasons = [f"- {r.code}: {r.description}" for r in decision.reason_codes[:MAX_REASONS]]
+    shown = [e for e in decision.evidence if not is_extraction_call(e)]  # a record id, no reason
     evidence = [
         f'- {e.kind} {e.reference}: "{e.quote}"' if e.quote else f"- {e.kind} {e.reference}"
-        for e in decision.evidence[:MAX_EVIDENCE]
+        for e in shown[:MAX_EVIDENCE]
     ]
     reasons += [f"- degraded {d.component}: {d.fallback}" for d in decision.degraded]
     return {

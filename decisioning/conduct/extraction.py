@@ -4,7 +4,9 @@ Rules and the classifier decide a message's category; when they are unsure (a mo
 probability) or the category's evidence needs facts (amounts, dates, products, vulnerability
 cues), the gateway extracts them. A fact is kept only if its span really holds its quoted text:
 a span the text does not contain is dropped and counted, never repaired. Facts become evidence
-on the decision; they never set its category, score or action.
+on the decision; they never set its category, score or action. The decision's evidence names the
+llm_call record of the extraction, so a replay re-validates that stored completion and must find
+the same facts (:func:`replay_extraction`).
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from opentelemetry import trace
 
+from decisioning.audit import AuditStore
 from decisioning.conduct.assessment import ConductAssessment
-from decisioning.conduct.errors import LlmProviderError
-from decisioning.conduct.llm import FACTS_PROMPT, LlmGateway, render_prompt
-from decisioning.decision import Evidence
+from decisioning.conduct.errors import LlmProviderError, PromptNotFoundError
+from decisioning.conduct.llm import FACTS_PROMPT, LlmGateway, render_prompt, rendered_input_hash
+from decisioning.conduct.prompts import load_prompt
+from decisioning.decision import Evidence, RiskDecision
 from decisioning.metrics import record_spans_dropped
 
 logger = logging.getLogger(__name__)
@@ -72,6 +77,7 @@ class FactExtraction:
     facts: tuple[ExtractedFact, ...]
     dropped: int
     prompt_version: str
+    call_id: str = ""  # the llm_call record of the completion the facts came from
 
 
 def needs_extraction(assessment: ConductAssessment) -> bool:
@@ -137,14 +143,20 @@ def extract_facts(gateway: LlmGateway, text: str, version: int | None = None) ->
     prompt = gateway.prompt(FACTS_PROMPT, version)
     answer = gateway.call(prompt, {"text": text})
     seen = render_prompt(prompt, {"text": text}).variables["text"]
-    facts, dropped = validated_facts(seen, answer.text)
-    placed = tuple(fact for fact in (_on_original(f, seen, text) for f in facts) if fact)
-    dropped += len(facts) - len(placed)
+    placed, dropped = placed_facts(seen, text, answer.text)
     if dropped:
         logger.warning("%s: dropped %d fact(s) whose span does not hold", FACTS_PROMPT, dropped)
         record_spans_dropped(dropped)
     trace.get_current_span().set_attribute("risk.llm.spans_dropped", dropped)
-    return FactExtraction(placed, dropped, f"{prompt.name}@{prompt.version}")
+    return FactExtraction(placed, dropped, f"{prompt.name}@{prompt.version}", answer.call.call_id)
+
+
+def placed_facts(seen: str, original: str, output: str) -> tuple[tuple[ExtractedFact, ...], int]:
+    """The facts of ``output`` that hold in ``seen`` (the redacted text the provider saw), on
+    the ``original`` message, and how many were dropped."""
+    facts, dropped = validated_facts(seen, output)
+    placed = tuple(fact for fact in (_on_original(f, seen, original) for f in facts) if fact)
+    return placed, dropped + len(facts) - len(placed)
 
 
 def _on_original(fact: ExtractedFact, seen: str, original: str) -> ExtractedFact | None:
@@ -167,8 +179,9 @@ def _occurrences(text: str, needle: str) -> list[int]:
 
 
 def fact_evidence(extraction: FactExtraction, message_id: str) -> tuple[Evidence, ...]:
-    """Facts as span evidence on the decision, named by kind and the prompt that found them."""
-    return tuple(
+    """Facts as span evidence on the decision, named by kind, then the llm_call they came from
+    (a span item without offsets: ``<message id>:extracted@<call id>``)."""
+    facts = tuple(
         Evidence(
             kind="span",
             reference=f"{message_id}:extracted.{fact.kind}",
@@ -178,3 +191,70 @@ def fact_evidence(extraction: FactExtraction, message_id: str) -> tuple[Evidence
         )
         for fact in extraction.facts
     )
+    if not extraction.call_id:
+        return facts
+    return (
+        *facts,
+        Evidence(kind="span", reference=extraction_call_reference(message_id, extraction.call_id)),
+    )
+
+
+def extraction_call_reference(message_id: str, call_id: str) -> str:
+    return f"{message_id}:extracted@{call_id}"
+
+
+def is_extraction_call(evidence: Evidence) -> bool:
+    """The evidence item naming the extraction's llm_call: a record id, not a reason to show."""
+    return (
+        evidence.kind == "span" and evidence.start is None and ":extracted@" in evidence.reference
+    )
+
+
+def replay_extraction(
+    audit: AuditStore, decision: RiskDecision, message_id: str, text: str, prompts_dir: Path
+) -> tuple[str, ...]:
+    """Problems replaying a decision's fact extraction against its stored completion.
+
+    The prompt version the decision names must exist with the parameters the call used;
+    rendering it from the stored message must give the call's input hash; the call's stored
+    output, validated again, must give exactly the facts the decision holds. No provider is called.
+    """
+    if decision.prompt_version is None:
+        return ()
+    name, _, version = decision.prompt_version.partition("@")
+    try:
+        prompt = load_prompt(prompts_dir, name, int(version))
+    except (PromptNotFoundError, ValueError) as exc:
+        return (str(exc),)
+    calls = [e.reference.partition("@")[2] for e in decision.evidence if is_extraction_call(e)]
+    call = audit.get(calls[0]) if len(calls) == 1 else None
+    if call is None or call.kind != "llm_call":
+        return (f"no llm_call record of the {decision.prompt_version} extraction ({calls})",)
+    rendered = render_prompt(prompt, {"text": text})
+    body = call.body
+    problems = [
+        f"llm_call {call.record_id} has another {what}"
+        for what, recorded, expected in (
+            (
+                "prompt",
+                f"{body.get('prompt_name')}@{body.get('prompt_version')}",
+                decision.prompt_version,
+            ),
+            ("input hash", body.get("input_hash"), rendered_input_hash(rendered)),
+            ("parameters", body.get("parameters"), prompt.parameters.model_dump()),
+            ("outcome", body.get("outcome"), "ok"),
+        )
+        if recorded != expected
+    ]
+    try:
+        facts, _ = placed_facts(rendered.variables["text"], text, str(body.get("output", "")))
+    except LlmProviderError as exc:
+        return (*problems, f"llm_call {call.record_id}'s output: {exc}")
+    again = fact_evidence(FactExtraction(facts, 0, decision.prompt_version), message_id)
+    stored = tuple(e for e in decision.evidence if f"{message_id}:extracted." in e.reference)
+    if again != stored:
+        problems.append(
+            f"llm_call {call.record_id}'s output gives {len(again)} fact(s) that are not "
+            f"the {len(stored)} the decision holds"
+        )
+    return tuple(problems)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
+from decisioning.audit import AuditStore
 from decisioning.conduct.assessment import ConductAssessment
 from decisioning.conduct.errors import LlmProviderError
 from decisioning.conduct.extraction import extract_facts, needs_extraction, validated_facts
 from decisioning.conduct.llm import (
+    AuditLlmCallRecorder,
     Completion,
     InMemoryLlmCallRecorder,
     LlmGateway,
@@ -18,9 +22,10 @@ from decisioning.conduct.llm import (
     RenderedPrompt,
 )
 from decisioning.decision import ModelVersion
-from decisioning.engine import ConductResult
+from decisioning.engine import ConductResult, DecisionEngine, DecisionRequest
 from decisioning.events import TextEvent
 from decisioning.pillars import ConductAssessorPillar
+from decisioning.policy import load_policy
 
 from .conftest import CONFIGS
 
@@ -208,3 +213,59 @@ def test_dropped_spans_are_counted_in_prometheus() -> None:
     assert extraction.dropped == 1
     after = REGISTRY.get_sample_value("risk_llm_spans_dropped_total")
     assert after == before + 1, "a dropped span must be visible to Prometheus, not the log only"
+
+
+def decided_with_extraction(audit: AuditStore, prompts: Path) -> tuple[DecisionEngine, str]:
+    """A scam report decided by an engine whose extraction calls go to its audit store."""
+    assessor = FixedAssessor("conduct.scam_report")
+    extractor = LlmGateway(OfflineProvider(), prompts, AuditLlmCallRecorder(audit))
+    pillar = ConductAssessorPillar(assessor, MODEL, lambda _: assessor, extractor)  # type: ignore[arg-type]
+    engine = DecisionEngine(load_policy(CONFIGS / "policy.yaml"), audit, None, pillar)
+    request = DecisionRequest.model_validate({"text": EVENT.model_dump(mode="json")})
+    decision = engine.decide(request)
+    assert decision.prompt_version == "conduct_facts@1"
+    return engine, decision.decision_id
+
+
+def copied(audit: AuditStore, path: Path, kind: str, change: dict[str, object]) -> AuditStore:
+    """Another store holding the same records, those of ``kind`` with ``change`` in their body."""
+    copy = AuditStore.open(f"sqlite:///{path}")
+    for record in audit.records():
+        body = {**record.body, **change} if record.kind == kind else record.body
+        copy.append(record.kind, record.record_id, body)
+    return copy
+
+
+def test_a_decision_names_its_extraction_call_and_replays_against_it(tmp_path: Path) -> None:
+    # given a decision whose facts were extracted, its call logged in the audit store
+    prompts = tmp_path / "prompts"
+    shutil.copytree(PROMPTS, prompts)
+    audit = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")
+    try:
+        engine, decision_id = decided_with_extraction(audit, prompts)
+        (call,) = audit.records("llm_call")
+        stored = audit.get(decision_id)
+        assert stored is not None
+        references = [e["reference"] for e in stored.body["decision"]["evidence"]]
+
+        # then the decision names the call, and replays identical against it
+        assert f"m1:extracted@{call.record_id}" in references, references
+        assert engine.replay(decision_id).identical, engine.replay(decision_id).differences
+
+        # when the stored completion says something else, the facts differ
+        for field, value in (("output", '{"facts": []}'), ("input_hash", "sha256:0")):
+            other = copied(audit, tmp_path / f"{field}.db", "llm_call", {field: value})
+            try:
+                engine.audit = other
+                differences = engine.replay(decision_id).differences
+            finally:
+                engine.audit = audit
+                other.close()
+            assert "extraction" in differences, (field, differences)
+
+        # and when the prompt version it names is gone, replay says so
+        shutil.rmtree(prompts / "conduct_facts")
+        gone = engine.replay(decision_id).differences
+    finally:
+        audit.close()
+    assert "no prompt 'conduct_facts'" in gone["extraction"][1], gone
