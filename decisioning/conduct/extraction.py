@@ -25,6 +25,7 @@ from decisioning.conduct.assessment import ConductAssessment
 from decisioning.conduct.errors import LlmProviderError, PromptNotFoundError
 from decisioning.conduct.llm import FACTS_PROMPT, LlmGateway, render_prompt, rendered_input_hash
 from decisioning.conduct.prompts import load_prompt
+from decisioning.conduct.redaction import redact
 from decisioning.decision import Evidence, RiskDecision
 from decisioning.metrics import record_spans_dropped
 
@@ -137,7 +138,7 @@ def extract_facts(gateway: LlmGateway, text: str, version: int | None = None) ->
     """Ask the gateway for the message's facts and keep those whose spans hold.
 
     The provider sees the redacted message, so spans are checked against that text; a kept fact
-    is then moved onto the original message where its quote is found there (a fact quoting a
+    is then placed on the original message at the offsets its span came from (a fact quoting a
     redaction tag, such as ``[CARD]``, has no place in the original and is dropped too).
     """
     prompt = gateway.prompt(FACTS_PROMPT, version)
@@ -160,22 +161,15 @@ def placed_facts(seen: str, original: str, output: str) -> tuple[tuple[Extracted
 
 
 def _on_original(fact: ExtractedFact, seen: str, original: str) -> ExtractedFact | None:
+    """The fact at the offsets of the original that its span in the redacted text came from
+    (redaction's own offset map); a span touching a redaction tag has no place there."""
     if seen == original:
         return fact
-    # Redaction only shortens or lengthens what it replaced: the nearest occurrence is the one.
-    starts = _occurrences(original, fact.text)
-    if not starts:
+    redaction = redact(original)
+    span = redaction.original_span(fact.start, fact.end) if redaction.text == seen else None
+    if span is None or original[span[0] : span[1]] != fact.text:
         return None
-    start = min(starts, key=lambda i: abs(i - fact.start))
-    return ExtractedFact(fact.kind, fact.text, start, start + len(fact.text))
-
-
-def _occurrences(text: str, needle: str) -> list[int]:
-    found, at = [], text.find(needle)
-    while at >= 0:
-        found.append(at)
-        at = text.find(needle, at + 1)
-    return found
+    return ExtractedFact(fact.kind, fact.text, *span)
 
 
 def fact_evidence(extraction: FactExtraction, message_id: str) -> tuple[Evidence, ...]:

@@ -38,25 +38,48 @@ _NAME_CONTEXTS = (
 class Redaction:
     text: str
     counts: dict[str, int]
+    # For each character of ``text``, its offset in the original, or None inside a tag: where a
+    # span of the redacted text came from, exactly, whatever the tags before it replaced.
+    origins: tuple[int | None, ...] = ()
+
+    def original_span(self, start: int, end: int) -> tuple[int, int] | None:
+        """The original offsets of ``text[start:end]``; None if it touches a tag or a cut."""
+        if not 0 <= start < end <= len(self.origins):
+            return None
+        first = self.origins[start]
+        if first is None or self.origins[end - 1] != first + (end - start - 1):
+            return None
+        if any(o is None for o in self.origins[start:end]):
+            return None
+        return first, first + (end - start)
 
 
 def redact(text: str) -> Redaction:
     """Replace personal data with ``[KIND]`` tags; counts say what was removed, never the values."""
     counts: Counter[str] = Counter()
+    origins: list[int | None] = list(range(len(text)))
     for kind, pattern in _PATTERNS:
-        text, n = pattern.subn(f"[{kind}]", text)
+        text, origins, n = _replace_group(pattern, text, origins, 0, f"[{kind}]")
         counts[kind] += n
     for pattern in _NAME_CONTEXTS:
-        text, n = _replace_group(pattern, text, "name", "[NAME]")
+        text, origins, n = _replace_group(pattern, text, origins, "name", "[NAME]")
         counts["NAME"] += n
-    return Redaction(text=text, counts={kind: n for kind, n in counts.items() if n})
+    kept = {kind: n for kind, n in counts.items() if n}
+    return Redaction(text=text, counts=kept, origins=tuple(origins))
 
 
-def _replace_group(pattern: re.Pattern[str], text: str, group: str, tag: str) -> tuple[str, int]:
-    pieces, last, count = [], 0, 0
+def _replace_group(
+    pattern: re.Pattern[str], text: str, origins: list[int | None], group: int | str, tag: str
+) -> tuple[str, list[int | None], int]:
+    """``pattern``'s ``group`` replaced by ``tag`` everywhere, with each character's origin."""
+    pieces: list[str] = []
+    placed: list[int | None] = []
+    last, count = 0, 0
     for match in pattern.finditer(text):
-        pieces.append(text[last : match.start(group)] + tag)
+        pieces += [text[last : match.start(group)], tag]
+        placed += origins[last : match.start(group)] + [None] * len(tag)
         last = match.end(group)
         count += 1
     pieces.append(text[last:])
-    return "".join(pieces), count
+    placed += origins[last:]
+    return "".join(pieces), placed, count

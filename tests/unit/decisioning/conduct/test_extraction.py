@@ -269,3 +269,17 @@ def test_a_decision_names_its_extraction_call_and_replays_against_it(tmp_path: P
     finally:
         audit.close()
     assert "no prompt 'conduct_facts'" in gone["extraction"][1], gone
+
+
+def test_a_fact_lands_on_the_occurrence_its_span_came_from_not_the_nearest() -> None:
+    # given the same amount twice, a long e-mail address between them redacted to [EMAIL]
+    text = "£250 to refunds.department.of.the.bank@example.com then £250 again"
+    second_on_original = text.rindex("£250")
+    # the model quotes the second £250 of what it saw: "£250 to [EMAIL] then £250 again"
+    output = {"facts": [{"kind": "amount", "text": "£250", "start": 21, "end": 25}]}
+
+    extraction = extract_facts(gateway(ScriptedProvider(json.dumps(output))), text)
+
+    assert [(f.start, f.end) for f in extraction.facts] == [
+        (second_on_original, second_on_original + 4)
+    ], "the nearest occurrence to offset 21 is the first £250, which the model did not quote"

@@ -28,3 +28,17 @@ def test_personal_data_is_replaced_by_its_tag(text: str, secret: str, tag: str) 
 def test_amounts_and_dates_survive_redaction() -> None:
     text = "I paid £250.00 on 12/03/2024 and was charged 35 pounds."
     assert redact(text).text == text, "extraction needs amounts and dates"
+
+
+def test_each_redacted_character_knows_where_it_came_from() -> None:
+    original = "Mail a@b.co or call 020 7946 0958, Mr Smith"
+    redaction = redact(original)
+
+    at = redaction.text.index("or call")
+    assert redaction.original_span(at, at + 7) == (
+        original.index("or call"),
+        original.index("or call") + 7,
+    )
+    tag = redaction.text.index("[EMAIL]")
+    assert redaction.original_span(tag, tag + 7) is None, "a tag has no place in the original"
+    assert redaction.original_span(tag + 6, tag + 10) is None, "nor a span running into one"
