@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from decisioning.errors import SettingsError
+from decisioning.events import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class OperationsStore:
         self, job: str, summary: Mapping[str, Any], at: datetime | None = None
     ) -> JobRun:
         """Record that ``job`` succeeded (now by default), with what it did."""
-        run = JobRun(job, at or datetime.now(UTC), dict(summary))
+        run = JobRun(job, at or utc_now(), dict(summary))
         with self.engine.begin() as connection:
             connection.execute(
                 job_runs.insert().values(
@@ -143,7 +144,7 @@ class OperationsStore:
             connection.execute(
                 monitoring_results.insert().values(
                     name=name,
-                    recorded_at=at or datetime.now(UTC),
+                    recorded_at=at or utc_now(),
                     document=json.dumps(dict(document), sort_keys=True, default=str),
                 )
             )
