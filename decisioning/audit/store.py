@@ -257,15 +257,19 @@ class AuditStore:
             next_seq = rows[-1][0] + 1
 
     def head(self) -> ChainHead | None:
-        """The last row and how many rows the chain holds, read in one transaction."""
-        with self._engine.begin() as connection:
+        """The last row and how many rows the table holds up to it, in one statement.
+
+        One statement, so one snapshot: at PostgreSQL's READ COMMITTED two statements see two, and
+        a record committed between them made the count one more than the chain it was held to.
+        """
+        with self._engine.connect() as connection:
             last = connection.exec_driver_sql(
-                f"SELECT seq, row_hash FROM {_TABLE} ORDER BY seq DESC LIMIT 1"
+                f"SELECT h.seq, h.row_hash, (SELECT count(*) FROM {_TABLE} c WHERE c.seq <= h.seq) "
+                f"FROM {_TABLE} h ORDER BY h.seq DESC LIMIT 1"
             ).first()
-            if last is None:
-                return None
-            count = connection.exec_driver_sql(f"SELECT count(*) FROM {_TABLE}").scalar_one()
-        return ChainHead(seq=last[0], row_hash=last[1], records=int(count))
+        if last is None:
+            return None
+        return ChainHead(seq=last[0], row_hash=last[1], records=int(last[2]))
 
     def verify(self) -> ChainReport:
         """Recompute every hash in order; name the first row that does not match."""

@@ -1,6 +1,7 @@
 """The audit chain on a real PostgreSQL: one database and pair of roles per test, dropped after."""
 
 import multiprocessing
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -59,6 +60,37 @@ def test_postgres_chain_survives_concurrent_workers_and_refuses_edits(audit_url:
     with pytest.raises(Exception, match="append-only"), store._engine.begin() as connection:
         connection.execute(text("UPDATE audit_records SET body = '{}' WHERE seq = 3"))
     store.close()
+
+
+def test_verification_during_appends_never_sees_rows_outside_the_chain(audit_url: str) -> None:
+    # given appends committing from four threads all the while
+    store = AuditStore.open(audit_url)
+    store.append("decision", "first", {"n": 0})
+    stop = threading.Event()
+
+    def append_until_stopped(worker: int) -> None:
+        n = 0
+        while not stop.is_set():
+            store.append("decision", f"w{worker}-{n}", {"n": n})
+            n += 1
+
+    threads = [threading.Thread(target=append_until_stopped, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    # when the chain is verified again and again meanwhile
+    try:
+        reports = [store.verify_anchored(()) for _ in range(40)]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    store.close()
+
+    # then no verification took a record committed mid-walk for one written around the store
+    # (the head's seq and its count were once read in two statements, two snapshots)
+    problems = [problem for report in reports for problem in report.problems]
+    assert not problems, problems[:3]
+    assert all(not report.broken for report in reports)
 
 
 @pytest.fixture
