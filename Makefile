@@ -24,8 +24,12 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/riskctl demo
 
+# Both cores: modules are spread over TEST_WORKERS processes, and the modules sharing a fixture
+# that takes minutes (a trained world, Spark, the CDK synthesis) run on one (tests/conftest.py).
+# TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 test-unit: setup
 	$(BIN)/pytest -m "not integration and not slow and not spark"

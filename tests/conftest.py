@@ -62,3 +62,24 @@ def fixed_now() -> Iterator[datetime]:
     """The platform's clock starts at ``tests.clock.NOW`` for the test (see ``at_now``)."""
     with at_now() as now:
         yield now
+
+
+# Fixtures that take minutes and are shared by several modules: the modules that use them run on
+# one worker under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``), so each is built
+# once per session, as in a serial run.
+_SHARED_GROUPS = {
+    "trained_world": "trained-world",  # a served world: train, materialize (tests/integration)
+}
+_DIRECTORY_GROUPS = ("tests/spark/", "tests/infra/", "tests/aws/", "tests/model/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put every test in an xdist group: its module's (module fixtures are built once), or the
+    group of an expensive session fixture it shares with other modules."""
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        group = next(
+            (name for fixture, name in _SHARED_GROUPS.items() if fixture in item.fixturenames),
+            next((prefix for prefix in _DIRECTORY_GROUPS if module.startswith(prefix)), module),
+        )
+        item.add_marker(pytest.mark.xdist_group(group))
