@@ -166,10 +166,13 @@ def decision_table(
     and, when ``explanations`` are given (by decision id), each one's stored explanation."""
     table = Table(title="decisions", show_lines=False)
     widths = {"subject": 11, "action": 9, "score": 5, "category": 30, "top reasons": 34}
-    for column, width in {**widths, "evidence": 56}.items():
+    # With explanations, evidence gives up room: at the demo's 160 columns the explanation was
+    # squeezed to nothing.
+    evidence = 56 if explanations is None else 30
+    for column, width in {**widths, "evidence": evidence}.items():
         table.add_column(column, overflow="ellipsis", no_wrap=True, max_width=width)
     if explanations is not None:
-        table.add_column("explanation", overflow="fold", max_width=60)
+        table.add_column("explanation", overflow="fold", min_width=24, max_width=60)
     for d in decisions:
         reasons = ", ".join(r["code"] for r in d["reason_codes"][:2])
         quotes = [e.get("quote") or e["reference"] for e in d["evidence"] if e["kind"] != "feature"]

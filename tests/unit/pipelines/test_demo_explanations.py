@@ -65,6 +65,33 @@ def test_the_table_has_an_explanation_column_only_when_given_explanations() -> N
     assert "explanation" not in without
 
 
+def test_the_explanation_is_readable_at_the_width_the_demo_prints_to_a_file() -> None:
+    # given the demo's console width when its output is not a terminal (a log, CI): 160 columns
+    from pipelines.commands.serve import console
+
+    # and a decision whose other cells fill their columns, as the demo's do
+    long_cells = {
+        "risk_category": "conduct.unclear_communication_x",
+        "reason_codes": [
+            {"code": "velocity.long_term_ratio", "description": "x"},
+            {"code": "velocity.burst_10m_count", "description": "y"},
+        ],
+        "evidence": [{"kind": "text", "quote": "the letter you sent makes no sense " * 3}],
+    }
+    decisions = [{**decision("dec_a", "review"), **long_cells}]
+    text = "Sent to review: nine payments at one terminal in ten minutes."
+    console_width = console.width if console.width else 160
+
+    # when the table with explanations is printed at that width
+    console_out = Console(width=console_width, record=True)
+    console_out.print(decision_table(decisions, {"dec_a": text}))
+    shown = " ".join(console_out.export_text().split())
+
+    # then the explanation's words are there (the column was once squeezed to nothing)
+    for word in ("nine", "payments", "terminal", "minutes."):
+        assert word in shown, f"{word!r} missing from the table at {console_width} columns"
+
+
 def test_every_review_and_escalation_must_be_explained_and_nothing_else() -> None:
     decisions = [decision("dec_a", "review"), decision("dec_b", "escalate")]
     decisions.append(decision("dec_c", "approve"))
