@@ -1,5 +1,8 @@
 """Where metrics, traces and logs go: Managed Prometheus, Managed Grafana and CloudWatch Logs.
 
+The alert rules (``infra/alerts.py``, rendered for the runbook's base URL in the context
+``runbook_base_url``) are loaded into the Prometheus workspace as one rule groups namespace.
+
 The service's ``/metrics`` and its OTLP traces reach AWS through a collector sidecar (see
 ``infra/stacks/telemetry.py``); this stack owns the destinations and how long logs are kept.
 """
@@ -16,7 +19,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.alerts import DEFAULT_RUNBOOK_BASE_URL, render
 from infra.environments import EnvironmentConfig
+
+# `-c runbook_base_url=...`: where docs/runbook.md is published (the alerts' runbook_url links).
+RUNBOOK_CONTEXT = "runbook_base_url"
 
 # Read-only: Grafana queries the workspace; CloudWatch metrics and X-Ray have no resource ARNs.
 PROMETHEUS_QUERY_ACTIONS = (
@@ -44,6 +51,13 @@ class ObservabilityStack(cdk.Stack):
         super().__init__(scope, construct_id, **kwargs)
         self._config = config
         self.prometheus = aps.CfnWorkspace(self, "Prometheus", alias=config.stack_prefix)
+        self.alert_rules = aps.CfnRuleGroupsNamespace(
+            self,
+            "AlertRules",
+            workspace=self.prometheus.attr_arn,
+            name=f"{config.stack_prefix}-alerts",
+            data=render(self.node.try_get_context(RUNBOOK_CONTEXT) or DEFAULT_RUNBOOK_BASE_URL),
+        )
         self.grafana = grafana.CfnWorkspace(
             self,
             "Grafana",

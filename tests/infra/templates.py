@@ -7,15 +7,56 @@ helpers read its ``Template`` objects as plain JSON.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+
+from infra.storage import S3_ACCESS, Access
 
 if TYPE_CHECKING:
     from aws_cdk.assertions import Template
 
+    from infra.environments import EnvironmentConfig
+
 Templates = dict[str, dict[str, "Template"]]
 # A bucket's ARN or name arrives from the data stack as an import named after its construct.
 _IMPORTED_BUCKET = re.compile(r"ExportsOutput(?:Ref|FnGetAtt)(\w+?)Bucket[0-9A-F]{8}")
+
+
+def synthesize(configs: Iterable[EnvironmentConfig]) -> Templates:
+    """The templates of each environment, by name and part, with the context ``make infra`` uses.
+
+    Synthesis takes most of a minute (loading the CDK's JavaScript runtime is most of it), so the
+    CDK is imported here, where deselected runs never pay for it.
+    """
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from infra.app import default_context, service_image
+    from infra.stacks.environment import add_stack_set
+
+    app = cdk.App(context=default_context())
+    stack_sets = {config.name: add_stack_set(app, config, service_image(app)) for config in configs}
+    assembly = app.synth()
+    return {
+        env: {
+            part: Template.from_json(assembly.get_stack_by_name(stack.stack_name).template)
+            for part, stack in stack_set.by_part().items()
+        }
+        for env, stack_set in stack_sets.items()
+    }
+
+
+def exported_subnet_tiers(network: Template) -> dict[str, str]:
+    """Export name → subnet group ("edge", "app" or "data") for each subnet the network exports."""
+    body = network.to_json()
+    tiers = {}
+    for output in body.get("Outputs", {}).values():
+        value = output["Value"]
+        subnet = body["Resources"].get(value.get("Ref")) if isinstance(value, dict) else None
+        if subnet is not None and subnet["Type"] == "AWS::EC2::Subnet":
+            tags = {tag["Key"]: tag["Value"] for tag in subnet["Properties"]["Tags"]}
+            tiers[output["Export"]["Name"]] = tags["aws-cdk:subnet-name"]
+    return tiers
 
 
 def resources(template: Template, resource_type: str) -> list[dict[str, Any]]:
@@ -61,13 +102,7 @@ def task_definition_of(template: Template, container_name: str) -> tuple[str, di
 def task_role_statements(template: Template, container_name: str) -> list[dict[str, Any]]:
     """Every statement of the policies attached to the task role of ``container_name``."""
     _, task = task_definition_of(template, container_name)
-    role_id = task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
-    return [
-        statement
-        for policy in resources(template, "AWS::IAM::Policy")
-        if {"Ref": role_id} in policy["Properties"]["Roles"]
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
+    return role_statements(template, task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0])
 
 
 def rendered(value: Any) -> str:
@@ -95,3 +130,30 @@ def s3_grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
         if action.startswith("s3:")
         for resource in as_list(statement["Resource"])
     }
+
+
+def expected_grants(workload: str) -> set[tuple[str, str]]:
+    """What S3_ACCESS says a workload's role may do, as (action, rendered resource)."""
+    grants = set()
+    for location, access in S3_ACCESS[workload].items():
+        bucket = f"<{location.bucket}>"
+        objects = f"{bucket}/{location.object_pattern}"
+        grants |= {("s3:GetObject", objects), ("s3:GetObjectVersion", objects)}
+        grants.add(("s3:ListBucket", bucket))
+        if access is Access.READ_WRITE:
+            grants |= {
+                ("s3:PutObject", objects),
+                ("s3:AbortMultipartUpload", objects),
+                ("s3:ListMultipartUploadParts", objects),
+            }
+    return grants
+
+
+def role_statements(template: Template, role_id: str) -> list[dict[str, Any]]:
+    """Every statement of the policies attached to the role with logical id ``role_id``."""
+    return [
+        statement
+        for policy in resources(template, "AWS::IAM::Policy")
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]

@@ -15,11 +15,12 @@ import pytest
 import yaml
 
 from infra.image import MLFLOW_HEALTH_PATH, MLFLOW_PORT, SCHEDULED_JOBS
-from infra.storage import S3_ACCESS, Access, Location
+from infra.storage import S3_ACCESS, Location
 from tests.infra.templates import (
     Templates,
     as_list,
     containers,
+    expected_grants,
     rendered,
     resources,
     s3_grants,
@@ -188,23 +189,6 @@ def test_platform_tasks_reach_mlflow_through_the_server(templates: Templates, en
         assert environment["RISK_ARTIFACT_URI"].startswith("mlflow-artifacts:/")
 
 
-def expected_grants(workload: str) -> set[tuple[str, str]]:
-    """What S3_ACCESS says a workload's role may do, as (action, rendered resource)."""
-    grants = set()
-    for location, access in S3_ACCESS[workload].items():
-        bucket = f"<{location.bucket}>"
-        objects = f"{bucket}/{location.object_pattern}"
-        grants |= {("s3:GetObject", objects), ("s3:GetObjectVersion", objects)}
-        grants.add(("s3:ListBucket", bucket))
-        if access is Access.READ_WRITE:
-            grants |= {
-                ("s3:PutObject", objects),
-                ("s3:AbortMultipartUpload", objects),
-                ("s3:ListMultipartUploadParts", objects),
-            }
-    return grants
-
-
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 @pytest.mark.parametrize("workload", WORKLOADS)
 def test_each_task_role_gets_exactly_its_s3_locations(
@@ -249,19 +233,22 @@ def test_s3_access_follows_what_each_workload_does(templates: Templates, env: st
     assert {location for access in S3_ACCESS.values() for location in access} == set(Location)
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_the_collector_keeps_the_job_label_of_the_job_gauges(
-    templates: Templates, env: str
-) -> None:
-    collector_configs = [
+def collector_configs(templates: Templates, env: str) -> list[dict[str, Any]]:
+    return [
         yaml.safe_load(environment_of(c)["AOT_CONFIG_CONTENT"])
         for task in resources(templates[env]["service"], "AWS::ECS::TaskDefinition")
         for c in task["Properties"]["ContainerDefinitions"]
         if c["Name"] == "collector"
     ]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_collector_keeps_the_job_label_of_the_job_gauges(
+    templates: Templates, env: str
+) -> None:
     scrapes = [
         scrape
-        for config in collector_configs
+        for config in collector_configs(templates, env)
         if "prometheus" in config["receivers"]
         for scrape in config["receivers"]["prometheus"]["config"]["scrape_configs"]
     ]
@@ -269,6 +256,18 @@ def test_the_collector_keeps_the_job_label_of_the_job_gauges(
     (scrape,) = scrapes
     assert scrape["job_name"] == "risk-service", "the `up` alerts select this job"
     assert scrape["honor_labels"] is True, 'else job="drift" becomes exported_job="drift"'
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_api_collector_labels_its_series_with_the_task(templates: Templates, env: str) -> None:
+    from infra.collector import collector_config
+    from infra.image import API_PORT
+
+    (metrics_config,) = [
+        c for c in collector_configs(templates, env) if "metrics" in c["service"]["pipelines"]
+    ]
+
+    assert metrics_config == yaml.safe_load(collector_config(API_PORT))
 
 
 LOCATION_VARIABLES = {

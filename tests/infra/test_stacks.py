@@ -19,6 +19,7 @@ from tests.infra.templates import (
     Templates,
     as_list,
     containers,
+    exported_subnet_tiers,
     only,
     policy_statements,
     resources,
@@ -42,6 +43,7 @@ EXPECTED_RESOURCES: dict[str, dict[str, int]] = {
     },
     "observability": {
         "AWS::APS::Workspace": 1,
+        "AWS::APS::RuleGroupsNamespace": 1,
         "AWS::Grafana::Workspace": 1,
         "AWS::Logs::LogGroup": 4,
         "AWS::SNS::Topic": 1,
@@ -84,23 +86,11 @@ SENSITIVE_SERVICES = {
     "elasticache",
     "iam",
     "ecs",
+    "emr-serverless",
 }
 # Jobs neither migrate, sign checkpoints nor serve the API.
 JOBS_WITHOUT = {"RISK_AUDIT_OWNER_URL", "RISK_AUDIT_SIGNING_KEY", "RISK_API_KEYS"}
 DELETION_POLICY_RANK = {"Delete": 0, "Snapshot": 1, "Retain": 2}
-
-
-def exported_subnet_tiers(network: Template) -> dict[str, str]:
-    """Export name → subnet group ("edge", "app" or "data") for each subnet the network exports."""
-    body = network.to_json()
-    tiers = {}
-    for output in body.get("Outputs", {}).values():
-        value = output["Value"]
-        subnet = body["Resources"].get(value.get("Ref")) if isinstance(value, dict) else None
-        if subnet is not None and subnet["Type"] == "AWS::EC2::Subnet":
-            tags = {tag["Key"]: tag["Value"] for tag in subnet["Properties"]["Tags"]}
-            tiers[output["Export"]["Name"]] = tags["aws-cdk:subnet-name"]
-    return tiers
 
 
 def data_route_tables(network: Template) -> set[str]:
@@ -427,3 +417,16 @@ def test_audit_checkpoints_go_to_a_bucket_nobody_can_delete_from(
         assert not deletes or "AuditAnchor" not in json.dumps(statement["Resource"]), (
             f"a task may delete checkpoints: {deletes}"
         )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_alert_rules_are_loaded_into_managed_prometheus(templates: Templates, env: str) -> None:
+    observability = templates[env]["observability"]
+    (workspace_id,) = observability.find_resources("AWS::APS::Workspace")
+    namespace = only(observability, "AWS::APS::RuleGroupsNamespace")["Properties"]
+    committed = (REPO / "infra" / "prometheus" / "alerts.yml").read_text()
+
+    assert namespace["Workspace"] == {"Fn::GetAtt": [workspace_id, "Arn"]}
+    assert namespace["Data"] == committed, (
+        "the namespace holds other rules than infra/prometheus/alerts.yml (python -m infra.alerts)"
+    )
