@@ -9,6 +9,21 @@ from aws_cdk import aws_logs as logs
 
 
 @dataclass(frozen=True)
+class SparkCluster:
+    """The EMR Serverless application the feature build may run on (ADR 0011, docs/deploy.md).
+
+    Capacities are EMR Serverless's own strings. The maximum bounds every job running at once, so
+    a build asking for more workers waits for capacity instead of running up the bill.
+    """
+
+    max_cpu: str = "64 vCPU"
+    max_memory: str = "256 GB"
+    max_disk: str = "1000 GB"
+    # Started by the first job run; stopped (and no longer billed) after this long without one.
+    idle_minutes: int = 15
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     """Everything that differs between dev, staging and prod; the stacks read nothing else."""
 
@@ -42,6 +57,8 @@ class EnvironmentConfig:
     # How long each audit checkpoint stays locked (S3 Object Lock, compliance mode: nobody,
     # the account root included, can delete or overwrite it before then).
     audit_anchor_retention_days: int
+    # The managed Spark cluster for the feature build: None (the default) creates nothing.
+    spark_cluster: SparkCluster | None = None
 
     def __post_init__(self) -> None:
         # Multi-AZ needs a standby somewhere else: a cache replica and a search node per zone.

@@ -25,6 +25,9 @@ class Location(Enum):
     MLFLOW_ARTIFACTS = "mlflow"
     # RISK_AUDIT_ANCHOR_URI: signed audit checkpoints (Object Lock, compliance mode).
     AUDIT_ANCHOR = "checkpoints"
+    # The feature build's Spark job: the packed virtual environment and the entry file, uploaded
+    # by whoever deploys (docs/deploy.md, "The feature build on a Spark cluster").
+    SPARK_JOB_CODE = "spark/features-build"
 
     @property
     def bucket(self) -> str:
@@ -49,6 +52,7 @@ _BUCKETS = {
     Location.FEAST_REGISTRY: "Data",
     Location.MLFLOW_ARTIFACTS: "Artifacts",
     Location.AUDIT_ANCHOR: "AuditAnchor",
+    Location.SPARK_JOB_CODE: "Artifacts",
 }
 
 
@@ -58,7 +62,10 @@ class Access(Enum):
 
 
 READ, READ_WRITE = Access.READ, Access.READ_WRITE
-# Per workload: the API task, the one-off worker task, the tracking server, each scheduled job.
+# The workload name of the EMR Serverless execution role (infra/stacks/spark.py).
+SPARK_FEATURE_BUILD = "features-build-spark"
+# Per workload: the API task, the one-off worker task, the tracking server, each scheduled job,
+# and the EMR Serverless execution role of the feature build on Spark.
 S3_ACCESS: dict[str, dict[Location, Access]] = {
     # Models come through the tracking server; the checkpointer appends to the anchor.
     "api": {Location.FEAST_REGISTRY: READ, Location.AUDIT_ANCHOR: READ_WRITE},
@@ -76,4 +83,11 @@ S3_ACCESS: dict[str, dict[Location, Access]] = {
     "retrain": {Location.DATA: READ, Location.FEAST_REGISTRY: READ},
     "drift": {Location.DATA: READ, Location.REPORTS: READ_WRITE},
     "outcomes": {Location.DATA: READ, Location.REPORTS: READ_WRITE},
+    # The same build as `features-build`, on the cluster: the feature tables are Feast's offline
+    # files too, so FEATURES is the one place it writes. It reads its code, never writes it.
+    SPARK_FEATURE_BUILD: {
+        Location.DATA: READ,
+        Location.FEATURES: READ_WRITE,
+        Location.SPARK_JOB_CODE: READ,
+    },
 }

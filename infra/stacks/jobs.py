@@ -26,6 +26,7 @@ from constructs import Construct
 from infra.image import SCHEDULED_JOBS, ScheduledJob
 from infra.stacks.network import APP_SUBNETS
 from infra.stacks.placement import TaskPlacement
+from infra.stacks.spark import SPARK_JOB, FeatureBuildCluster
 from infra.stacks.telemetry import add_collector
 from infra.storage import S3_ACCESS
 
@@ -47,9 +48,11 @@ class ScheduledJobs(Construct):
         secrets: Mapping[str, ecs.Secret],
         log_group: logs.ILogGroup,
         alarm_topic: sns.ITopic,
+        spark: FeatureBuildCluster | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._placement = placement
+        self._spark = spark
         self._environment = dict(environment)
         self._secrets = dict(secrets)
         self._log_group = log_group
@@ -80,8 +83,12 @@ class ScheduledJobs(Construct):
             self.alarms[job.name] = alarm
 
     def _task(self, job: ScheduledJob) -> ecs.FargateTaskDefinition:
-        """The worker image running one job, with the worker's size and the job's own grants."""
+        """The worker image running one job, with the worker's size and the job's own grants.
+
+        With a Spark cluster, the feature build's task may also hand the build to it.
+        """
         placement = self._placement
+        spark = self._spark if job.name == SPARK_JOB else None
         task = ecs.FargateTaskDefinition(
             self,
             f"{job.title}Task",
@@ -92,13 +99,18 @@ class ScheduledJobs(Construct):
             job.name,
             image=placement.image,
             command=list(job.command),
-            environment=self._environment,
+            environment={
+                **self._environment,
+                **(spark.submitter_environment() if spark else {}),
+            },
             secrets=self._secrets,
             logging=ecs.LogDrivers.aws_logs(stream_prefix=job.name, log_group=self._log_group),
         )
         add_collector(task, log_group=self._log_group)
         for location, access in S3_ACCESS[job.name].items():
             placement.data.grant(task.task_role, location, access)
+        if spark is not None:
+            spark.allow_submission(task)
         return task
 
 

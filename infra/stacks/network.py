@@ -19,6 +19,7 @@ from infra.environments import EnvironmentConfig
 from infra.image import API_PORT, MLFLOW_PORT
 
 LISTENER_PORT = 80
+HTTPS_PORT = 443
 APP_SUBNET_GROUP = "app"
 DATA_SUBNET_GROUP = "data"
 APP_SUBNETS = ec2.SubnetSelection(subnet_group_name=APP_SUBNET_GROUP)
@@ -55,6 +56,18 @@ class NetworkStack(cdk.Stack):
         # The tracking server: tasks call it through the internal ALB, which forwards to its task.
         self._allow(self.task_security_group, self.load_balancer_security_group, MLFLOW_PORT)
         self._allow(self.load_balancer_security_group, self.task_security_group, MLFLOW_PORT)
+        self.spark_security_group = (
+            self._spark_security_group() if config.spark_cluster is not None else None
+        )
+
+    def _spark_security_group(self) -> ec2.SecurityGroup:
+        """The EMR Serverless workers: no data service admits them and nothing calls them; they
+        reach S3 (the gateway endpoint), CloudWatch Logs and STS over HTTPS only."""
+        group = self._security_group("Spark", "EMR Serverless feature build")
+        group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS_PORT), "AWS APIs and S3 over HTTPS"
+        )
+        return group
 
     def _security_group(
         self, name: str, purpose: str, *, allow_all_outbound: bool = False

@@ -73,6 +73,8 @@ class ObservabilityStack(cdk.Stack):
         self.worker_logs = self._log_group("WorkerLogs")
         self.tracking_logs = self._log_group("TrackingLogs")
         self.gateway_logs = self._log_group("GatewayAccessLogs")
+        # EMR Serverless driver and executor logs of the Spark feature build, when it is on.
+        self.spark_logs = self._log_group("SparkLogs") if config.spark_cluster else None
         # CloudWatch alarms (a scheduled job that could not start) notify this topic; subscribe
         # the on-call address or pager to it. Unencrypted: CloudWatch cannot publish to a topic
         # under the AWS-managed SNS key, and an alarm names a job, never data.

@@ -33,6 +33,7 @@ from infra.stacks.jobs import ScheduledJobs
 from infra.stacks.network import APP_SUBNETS, LISTENER_PORT, NetworkStack
 from infra.stacks.observability import ObservabilityStack
 from infra.stacks.placement import TaskPlacement
+from infra.stacks.spark import FeatureBuildCluster
 from infra.stacks.telemetry import add_collector
 from infra.stacks.tracking import PROXIED_ARTIFACT_ROOT, TrackingServer
 from infra.storage import S3_ACCESS, Location
@@ -119,6 +120,7 @@ class ServiceStack(cdk.Stack):
         self._autoscale(self.api_service, target_group)
         self.http_api = self._http_api(listener)
         self.worker_task = self._worker_task()
+        self.spark = self._spark_cluster(placement)
         self.jobs = ScheduledJobs(
             self,
             "Jobs",
@@ -127,9 +129,30 @@ class ServiceStack(cdk.Stack):
             secrets=self._connection_secrets(),
             log_group=observability.worker_logs,
             alarm_topic=observability.alarm_topic,
+            spark=self.spark,
         )
         cdk.CfnOutput(self, "ApiUrl", value=self.http_api.api_endpoint)
         cdk.CfnOutput(self, "MlflowUrl", value=self.tracking.url)
+        if self.spark is not None:
+            cdk.CfnOutput(
+                self, "SparkApplicationId", value=self.spark.application.attr_application_id
+            )
+            cdk.CfnOutput(self, "SparkExecutionRoleArn", value=self.spark.execution_role.role_arn)
+
+    def _spark_cluster(self, placement: TaskPlacement) -> FeatureBuildCluster | None:
+        """The EMR Serverless application of the feature build, if the environment has one."""
+        network, spark_logs = self._network, self._observability.spark_logs
+        if self._config.spark_cluster is None:
+            return None
+        assert network.spark_security_group is not None and spark_logs is not None
+        return FeatureBuildCluster(
+            self,
+            "Spark",
+            placement=placement,
+            vpc=network.vpc,
+            security_group=network.spark_security_group,
+            log_group=spark_logs,
+        )
 
     def _environment(self) -> dict[str, str]:
         """Endpoints the `aws` profile reads, the same for every task; none is a credential."""
