@@ -10,8 +10,10 @@ pipeline.
 Targets: build under 120 s, online p99 under 2 ms.
 Engines (``--engine spark``): time and peak memory (the whole process tree, JVM included) of the
 pandas and Spark engines at 1.75, 7 and 17.5 million payments (handbook populations side by
-side), Spark on local[2], and where pandas stops fitting a 16 GB task by the measured curve;
-pandas is not run at sizes the curve says this machine cannot hold.
+side, one contract Parquet file with nanosecond times), each engine reading the file, gating it
+with the transactions suite, building and writing the tables as ``riskctl features build`` does
+(Spark on local[2], reading and gating on Spark); where pandas stops fitting a 16 GB task by
+the measured curve; pandas is not run at sizes the curve says this machine cannot hold.
 Run: .venv/bin/python bench/features.py [--skip-online] [--skip-offline]
      .venv/bin/python bench/features.py --engine spark [--sizes 1750000,7000000,17500000]
 """
@@ -216,7 +218,7 @@ def compare_engines(sizes: tuple[int, ...]) -> None:
     print(f"{'engine':<8} {'payments':>12} {'seconds':>9} {'peak GB':>9}")
     with tempfile.TemporaryDirectory() as folder:
         for count in sorted({*sizes, *pandas_sizes}):
-            data = Path(folder) / f"payments-{count}"
+            data = Path(folder) / f"payments-{count}.parquet"
             _run_child(["--make-input", str(count), str(data)])
             for engine in ("pandas", "spark"):
                 if engine == "spark" and count not in sizes:
@@ -277,34 +279,39 @@ def _run_child(arguments: list[str]) -> None:
     subprocess.run([sys.executable, __file__, *arguments], check=True)
 
 
-def make_engine_input(count: int, folder: Path) -> None:
-    """Handbook populations of 1.75M payments side by side, as Parquet the Spark engine reads."""
+def make_engine_input(count: int, path: Path) -> None:
+    """Handbook populations of 1.75M payments side by side, one contract Parquet file."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipelines.features.spark_build import spark_input_table
-
-    folder.mkdir(parents=True)
+    writer = None
     for part, start in enumerate(range(0, count, PAYMENTS)):
         frame = handbook_payments(min(PAYMENTS, count - start), seed=part, prefix=f"{part}_")
-        pq.write_table(spark_input_table(frame), folder / f"part-{part:03d}.parquet")
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    if writer is not None:
+        writer.close()
 
 
 def measure_engine(engine: str, data: Path, out: Path) -> float:
-    """Read, build and write with one engine; the seconds it took."""
+    """Read, gate, build and write with one engine; the seconds it took."""
+    from pipelines.features.jobs import load_transactions
+
     started = time.perf_counter()
+    quarantine = out / "transactions.quarantine.csv"
     if engine == "pandas":
-        frame = pd.read_parquet(data)
-        frame["occurred_at"] = pd.to_datetime(frame.pop("occurred_ns"), utc=True)
-        frame["label_available_at"] = pd.to_datetime(frame.pop("label_available_ns"), utc=True)
-        build_feature_tables(frame).write(out)
+        build_feature_tables(load_transactions(data, None, quarantine).frame).write(out)
         return time.perf_counter() - started
     from decisioning.settings import DEFAULT_CONFIG_DIR
-    from pipelines.features.spark_build import build_feature_tables_spark, read_spark_input
+    from pipelines.features.spark_build import build_feature_tables_spark, events_to_spark_input
+    from pipelines.features.spark_jobs import check_transactions_on_spark
     from pipelines.features.spark_session import load_spark_settings, spark_session
 
     settings = load_spark_settings(DEFAULT_CONFIG_DIR, "local")
     with spark_session(settings) as spark:
-        build_feature_tables_spark(read_spark_input(spark, str(data))).write(out)
+        checked = check_transactions_on_spark(spark, data, None, quarantine)
+        build_feature_tables_spark(events_to_spark_input(checked.events.frame)).write(out)
     return time.perf_counter() - started
 
 

@@ -79,16 +79,20 @@ def gate_events(
     bad.to_csv(quarantine_to, index=False)
     quarantine = Quarantine(len(bad), len(frame), reading.quarantine_max_share, quarantine_to)
     if quarantine.share > quarantine.ceiling:
-        raise TooManyBadRows(
-            f"{kind}: {quarantine.rows:,} of {quarantine.total:,} rows ({quarantine.share:.3%}) "
-            f"fail the gate, above the quarantine ceiling of {quarantine.ceiling:.3%} "
-            f"(configs/ingest.yaml: quarantine_max_share); they are in {quarantine_to}: "
-            f"{result.summary()}"
-        )
+        raise too_many_bad_rows(kind, quarantine, result.summary())
     kept = frame.drop(index=bad["row"] - 1).reset_index(drop=True)
     require_valid(kept, kind)  # what goes on has passed the gate, not merely lost its bad rows
     logger.info("%s", quarantine.line())
     return CheckedEvents(kept, quarantine)
+
+
+def too_many_bad_rows(kind: str, quarantine: Quarantine, summary: str) -> TooManyBadRows:
+    """The refusal of a file whose bad rows are above the ceiling, whichever engine found them."""
+    return TooManyBadRows(
+        f"{kind}: {quarantine.rows:,} of {quarantine.total:,} rows ({quarantine.share:.3%}) "
+        f"fail the gate, above the quarantine ceiling of {quarantine.ceiling:.3%} "
+        f"(configs/ingest.yaml: quarantine_max_share); they are in {quarantine.path}: {summary}"
+    )
 
 
 def refused_rows(frame: pd.DataFrame, failed: tuple[FailedExpectation, ...]) -> pd.DataFrame:

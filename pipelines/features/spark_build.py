@@ -96,13 +96,17 @@ def spark_input_table(transactions: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, schema=TRANSACTIONS_SCHEMA, preserve_index=False)
 
 
-def read_spark_input(spark: SparkSession, path: str) -> DataFrame:
-    """Parquet files in :data:`TRANSACTIONS_SCHEMA` (local or ``s3a://``), read by the workers.
-
-    Spark cannot hold the contract's nanosecond timestamps, so files for the Spark engine carry
-    them as integers; :func:`spark_input_table` writes that shape from a checked frame.
-    """
-    return spark.read.parquet(path).select(*TRANSACTIONS_SCHEMA.names)
+def events_to_spark_input(events: DataFrame) -> DataFrame:
+    """Conformed events read on Spark (``spark_ingest``: times already in nanoseconds) as the
+    input :data:`TRANSACTIONS_SCHEMA` describes."""
+    return events.select(
+        *(F.col(c) for c in ("transaction_id", "customer_id", "terminal_id")),
+        F.col("amount").cast("double").alias("amount"),
+        F.col("country"),
+        F.col("occurred_at").alias("occurred_ns"),
+        F.col("label").cast("int").alias("label"),
+        F.col("label_available_at").alias("label_available_ns"),
+    )
 
 
 def customers_to_spark(spark: SparkSession, customers: pd.DataFrame) -> DataFrame:

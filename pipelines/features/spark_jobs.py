@@ -1,8 +1,9 @@
 """The feature build on either engine: what ``riskctl features build --engine`` calls.
 
-The pandas engine is the embedded default (``jobs.build_features``). The Spark engine reads and
-gates the file the same way, so quarantine and refusals do not depend on the engine, then
-computes the tables with ``spark_build`` and writes them where the Feast sources read. Locally
+The pandas engine is the embedded default (``jobs.build_features``). The Spark engine reads the
+file on Spark (``spark_ingest``) and gates it there (``spark_gate``) by the same contract and suite,
+so quarantine and refusals do not depend on the engine and the driver never holds the payments,
+then computes the tables with ``spark_build`` and writes them where the Feast sources read. Locally
 each table is one Parquet file, as the pandas engine writes it; on object storage (``s3a://``),
 a folder of parts, which Feast's Spark offline store reads.
 """
@@ -19,12 +20,15 @@ import pandas as pd
 from decisioning.settings import Settings
 from pipelines.features.build import FeatureTables, build_feature_tables
 from pipelines.features.engines import ENGINES, Engine
-from pipelines.features.jobs import BuiltFeatures, build_features, load_transactions
+from pipelines.features.jobs import BuiltFeatures, build_features
 from pipelines.ingest import ReadingConfig, read_table
 from pipelines.progress import Progress
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
+
+    from decisioning.storage import Location
+    from pipelines.features.spark_gate import SparkCheckedEvents
 
 logger = logging.getLogger(__name__)
 
@@ -90,20 +94,22 @@ def build_features_on_spark(
         TABLES,
         build_feature_tables_spark,
         customers_to_spark,
-        transactions_to_spark,
+        events_to_spark_input,
     )
     from pipelines.features.spark_session import load_spark_settings, spark_session
 
     folder = Path(settings.home) / "features"
-    progress(f"reading {transactions}")
-    checked = load_transactions(transactions, reading, folder / "transactions.quarantine.csv")
     customer_frame = read_table(customers) if customers is not None else None
     spark_settings = load_spark_settings(settings.config_dir, settings.name)
     progress(f"starting Spark ({spark_settings.master or 'from spark-submit'})")
     with spark_session(spark_settings) as spark:
-        progress(f"computing features of {len(checked.frame):,} payments on Spark")
+        progress(f"reading and checking {transactions} on Spark")
+        checked = check_transactions_on_spark(
+            spark, transactions, reading, folder / "transactions.quarantine.csv"
+        )
+        progress("computing features on Spark")
         tables = build_feature_tables_spark(
-            transactions_to_spark(spark, checked.frame),
+            events_to_spark_input(checked.events.frame),
             None if customer_frame is None else customers_to_spark(spark, customer_frame),
         )
         progress("writing feature tables")
@@ -112,6 +118,21 @@ def build_features_on_spark(
         for name in TABLES:
             paths[name] = write_single_parquet(getattr(tables, name), folder / f"{name}.parquet")
     return BuiltFeatures(paths, checked.quarantine)
+
+
+def check_transactions_on_spark(
+    spark: SparkSession, path: Location, reading: ReadingConfig | None, quarantine_to: Path
+) -> SparkCheckedEvents:
+    """``jobs.load_transactions`` on Spark: read to the contract, then the gate, rows kept apart.
+
+    Raises ``SchemaError``, ``QualityGateFailed`` or ``TooManyBadRows`` as the pandas engine does.
+    """
+    from pipelines.features.spark_gate import gate_events_spark
+    from pipelines.features.spark_ingest import read_events_spark
+
+    reading = reading or ReadingConfig()
+    events = read_events_spark(spark, path, "transactions", reading)
+    return gate_events_spark(events, "transactions", reading, quarantine_to)
 
 
 def write_single_parquet(table: DataFrame, path: Path) -> Path:

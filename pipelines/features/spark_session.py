@@ -8,6 +8,7 @@ changing. Nothing starts at import time; :func:`spark_session` is entered by an 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,8 +22,10 @@ from decisioning.settings import PROFILES, expand_variables
 
 SPARK_CONFIG = "spark.yaml"
 # Settings every session gets: UTC so timestamps never shift, Parquet timestamps Feast and
-# pandas read as microseconds (not Spark's legacy INT96), Arrow for the pandas boundary.
+# pandas read as microseconds (not Spark's legacy INT96), Arrow for the pandas boundary, and the
+# contract's nanosecond Parquet timestamps read as integers (Spark refuses them otherwise).
 FIXED_CONF = {
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -91,6 +94,10 @@ def spark_session(settings: SparkSettings) -> Iterator[SparkSession]:
     cluster, not this job, decides when it ends.
     """
     existing = SparkSession.getActiveSession()
+    if settings.master.startswith("local"):
+        # Local Python workers run this interpreter (the venv's pandas reads times on them);
+        # PySpark takes it only from the environment. A cluster's come from its settings.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for key, value in settings.spark_conf().items():
         builder = builder.config(key, value)
