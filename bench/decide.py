@@ -159,9 +159,9 @@ def in_process_floor(bodies: list[dict[str, Any]]) -> tuple[list[float], float, 
 
     Returns the latencies, the CPU a decision, and the last decision as JSON.
     """
-    from decisioning.engine import DecisionRequest
-    from decisioning.serving import build_engine, freeze_startup_heap
+    from decisioning.core.engine import DecisionRequest
     from decisioning.settings import load_settings
+    from decisioning.wiring import build_engine, freeze_startup_heap
 
     engine = build_engine(load_settings())
     requests = [DecisionRequest.model_validate(body) for body in bodies]

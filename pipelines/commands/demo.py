@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from decisioning.errors import RiskPlatformError
+from decisioning.core.errors import RiskPlatformError
 from decisioning.settings import Settings, load_settings
 from pipelines.commands.audit import replay_stored_explanation
 from pipelines.commands.data import simulate_and_write, summary_table
@@ -34,11 +34,12 @@ from pipelines.commands.serve import (
     sample_requests,
 )
 from pipelines.progress import rich_progress
+from registry.names import MODEL_NAMES
 
 if TYPE_CHECKING:  # pandas and the simulator load when the demo runs, not for --help
     import pandas as pd
 
-    from decisioning.conduct.explanation import DecisionExplanation
+    from decisioning.adapters.llm.explanation import DecisionExplanation
 
 DEMO_PORT = 3917
 READY_TIMEOUT_S = 240
@@ -130,8 +131,8 @@ def explanations_of(
     settings: Settings, decisions: list[dict[str, Any]]
 ) -> dict[str, DecisionExplanation]:
     """The stored explanation of each decision that has one, by decision id."""
-    from decisioning.audit import AuditStore
-    from decisioning.conduct.explanation import stored_explanation
+    from decisioning.adapters.audit import AuditStore
+    from decisioning.adapters.llm.explanation import stored_explanation
 
     store = AuditStore.open(settings.audit.url)
     try:
@@ -143,7 +144,7 @@ def explanations_of(
 
 def offline_provider() -> bool:
     """The service explains with the offline provider (``RISK_LLM_PROVIDER`` unset or offline)."""
-    from decisioning.conduct.llm import LlmConfig
+    from decisioning.adapters.llm.gateway import LlmConfig
 
     return LlmConfig.from_env(os.environ).provider == "offline"
 
@@ -158,7 +159,7 @@ def require_explained(
     The offline provider cannot be down, so under it an "explanation unavailable" is a broken
     path and fails the demo; under a real provider the unavailable ones are counted and shown.
     """
-    from decisioning.conduct.explanation import EXPLAINED_ACTIONS
+    from decisioning.adapters.llm.explanation import EXPLAINED_ACTIONS
 
     wanted = {d["decision_id"] for d in decisions if d["action"] in EXPLAINED_ACTIONS}
     missing, extra = wanted - set(explanations), set(explanations) - wanted
@@ -218,7 +219,7 @@ def train_both(settings: Settings, transactions: Any) -> None:
 def promote_both(settings: Settings) -> None:
     from pipelines.commands.registry import promote_and_record
 
-    for name in ("fraud-detector", "conduct-classifier"):
+    for name in MODEL_NAMES:
         promotion = promote_and_record(
             settings, name, "demo", "make demo: model trained on the simulated world"
         )
@@ -289,15 +290,15 @@ def save_metrics(url: str, path: Path) -> Path:
 
 
 def audit_and_replay(settings: Settings, decision_ids: list[str]) -> None:
-    from decisioning.audit import AuditStore
-    from decisioning.serving import build_engine
+    from decisioning.adapters.audit import AuditStore
+    from decisioning.wiring import build_engine
 
     store = AuditStore.open(settings.audit.url)
     report = store.verify()
     if not report.ok:
         raise DemoFailed(f"audit chain broken at {report.first_broken_id}: {report.reason}")
     console.print(f"audit chain intact: {report.checked:,} records", highlight=False)
-    from decisioning.audit.anchoring import checkpoint_now
+    from decisioning.adapters.audit.anchoring import checkpoint_now
 
     # Anchor what the demo wrote, so `riskctl audit verify` finds it vouched for (ADR 0009). The
     # demo made this chain and verified it just above: it may begin the anchor (genesis).

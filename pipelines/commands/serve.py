@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from decisioning.events import TextEvent, TransactionEvent
+from decisioning.core.events import TextEvent, TransactionEvent
 from decisioning.settings import DEFAULT_CONFIG_DIR, load_settings
 
 # Tables of decisions are wide: give them room even when the output is a log, not a terminal.

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from decisioning.audit import AuditStore
+from decisioning.adapters.audit import AuditStore
 from pipelines.commands.demo import stop_process
 from tests.integration.worlds import (
     KEY,

@@ -186,9 +186,9 @@ def riskctl(*argv: str) -> None:
 
 def audited_degraded_decisions(payments: pd.DataFrame) -> None:
     """Decide payments in process with no models, as the bento would: degraded, audited."""
-    from decisioning.audit import AuditStore
-    from decisioning.engine import DecisionEngine, DecisionRequest
-    from decisioning.policy import load_policy
+    from decisioning.adapters.audit import AuditStore
+    from decisioning.core.engine import DecisionEngine, DecisionRequest
+    from decisioning.core.policy import load_policy
     from decisioning.settings import load_settings
     from pipelines.commands.serve import request_fields
 
@@ -290,7 +290,7 @@ def record_scheduled_job_successes() -> None:
     The jobs themselves run in the aws tier (tests/aws); here retrain alone would cost minutes.
     What this module checks is that a served process publishes what the store holds.
     """
-    from decisioning.operations import operations_store
+    from decisioning.adapters.operations import operations_store
     from decisioning.settings import load_settings
     from pipelines.jobs.scheduled import JOBS
 

@@ -15,8 +15,7 @@ import pytest
 from bentoml._internal.models import ModelStore
 from mlflow import MlflowClient
 
-from decisioning.decision import ModelVersion
-from decisioning.model_store import (
+from decisioning.adapters.mlflow.model_store import (
     ARTIFACT_MANIFEST_TAG,
     ArtifactIntegrityError,
     ModelNotAvailable,
@@ -25,6 +24,7 @@ from decisioning.model_store import (
     served_models,
     verified_model_dir,
 )
+from decisioning.core.decision import ModelVersion
 from decisioning.settings import MlflowSettings
 from pipelines.commands.bento import with_models
 from registry.names import CONDUCT_CLASSIFIER

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from bentoml.bentos import BentoBuildConfig
 
-from decisioning.decision import ModelVersion
-from decisioning.model_store import ModelNotAvailable
-from decisioning.serving import PINNED_VERSION_VARIABLES, pinned_or_champion
+from decisioning.adapters.mlflow.model_store import ModelNotAvailable
+from decisioning.core.decision import ModelVersion
 from decisioning.settings import load_settings
+from decisioning.wiring import PINNED_VERSION_VARIABLES, pinned_or_champion
 from pipelines.cli import main
 from pipelines.commands import bento
 from pipelines.commands.bento import BENTOFILE, PROJECT_ROOT, pin_versions, resolve_champions
@@ -85,7 +85,7 @@ def test_cli_exits_1_with_one_line_and_builds_nothing_without_champions(
     # given a registry with no champion at all, and a builder that must not be reached
     registry = fake_registry({})
     monkeypatch.setattr(
-        "decisioning.model_store.resolve", lambda _uri, name, _alias: registry(name)
+        "decisioning.adapters.mlflow.model_store.resolve", lambda _uri, name, _alias: registry(name)
     )
     monkeypatch.setattr(bento, "build_bento", lambda *_: pytest.fail("built without champions"))
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from decisioning.engine import DecisionRequest
+from decisioning.core.engine import DecisionRequest
 from pipelines.commands.serve import sample_requests
 
 
