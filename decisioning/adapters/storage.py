@@ -18,10 +18,9 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyarrow import fs as arrow_fs
-
 if TYPE_CHECKING:
     import pandas as pd
+    from pyarrow import fs as arrow_fs
 
 Location = str | Path
 REMOTE_SCHEMES = ("s3://",)
@@ -67,6 +66,8 @@ def parent_of(location: Location) -> str:
 
 def filesystem(location: Location) -> tuple[arrow_fs.FileSystem, str]:
     """The pyarrow filesystem serving ``location`` and the path within it."""
+    from pyarrow import fs as arrow_fs  # on use: --help stays light
+
     if is_remote(location):
         return arrow_fs.FileSystem.from_uri(as_location(location))
     return arrow_fs.LocalFileSystem(), str(Path(location).resolve())
@@ -74,11 +75,15 @@ def filesystem(location: Location) -> tuple[arrow_fs.FileSystem, str]:
 
 def exists(location: Location) -> bool:
     """Whether a file or a folder (a prefix holding objects, on S3) is at ``location``."""
+    from pyarrow import fs as arrow_fs  # on use: --help stays light
+
     system, path = filesystem(location)
     return system.get_file_info(path).type != arrow_fs.FileType.NotFound
 
 
 def is_file(location: Location) -> bool:
+    from pyarrow import fs as arrow_fs  # on use: --help stays light
+
     system, path = filesystem(location)
     return system.get_file_info(path).type == arrow_fs.FileType.File
 
@@ -130,6 +135,8 @@ def write_parquet(frame: pd.DataFrame, location: Location) -> str:
 
 def upload(source: Path, location: Location) -> str:
     """Copy a local file to ``location`` (a local path or an object); return the location."""
+    from pyarrow import fs as arrow_fs  # on use: --help stays light
+
     target, path = filesystem(location)
     if not is_remote(location):
         target.create_dir(posixpath.dirname(path), recursive=True)
@@ -160,6 +167,8 @@ def register_s3_with_fsspec() -> None:
 
         def __init__(self, **options: object) -> None:
             # dask passes s3fs's options (client_kwargs.endpoint_url); pyarrow has one of them.
+            from pyarrow import fs as arrow_fs
+
             client = options.pop("client_kwargs", None) or {}
             endpoint = client.get("endpoint_url") if isinstance(client, dict) else None
             # Unlike FileSystem.from_uri, the constructor does not read the endpoint variables.
