@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 
-from decisioning.conduct.redaction import redact
+from decisioning.conduct.redaction import redact_text
 from decisioning.core.errors import RiskPlatformError
 from decisioning.settings import ObservabilitySettings, Settings
 
@@ -69,9 +69,9 @@ def redact_line(text: str) -> str:
     text = _ECHOED_INPUT.sub(f"input_value={REDACTED}", text)
     pieces, last = [], 0
     for match in _IDENTIFIER.finditer(text):
-        pieces.append(redact(text[last : match.start()]).text + match.group())
+        pieces.append(redact_text(text[last : match.start()]) + match.group())
         last = match.end()
-    pieces.append(redact(text[last:]).text)
+    pieces.append(redact_text(text[last:]))
     return "".join(pieces)
 
 
