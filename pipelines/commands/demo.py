@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -25,14 +24,8 @@ import typer
 from decisioning.core.errors import RiskPlatformError
 from decisioning.settings import Settings, load_settings
 from pipelines.commands.audit import replay_stored_explanation
-from pipelines.commands.data import simulate_and_write, summary_table
-from pipelines.commands.serve import (
-    console,
-    decision_table,
-    last_day_start,
-    post_decision,
-    sample_requests,
-)
+from pipelines.commands.data import simulate_with_status, summary_table
+from pipelines.commands.serve import console, decision_table, post_decision
 from pipelines.progress import rich_progress
 from registry.names import MODEL_NAMES
 
@@ -42,7 +35,6 @@ if TYPE_CHECKING:  # pandas and the simulator load when the demo runs, not for -
     from decisioning.adapters.llm.explanation import DecisionExplanation
 
 DEMO_PORT = 3917
-READY_TIMEOUT_S = 240
 
 
 class DemoFailed(RiskPlatformError):
@@ -57,6 +49,7 @@ def demo(
     port: Annotated[int, typer.Option(help="port for the demo's service")] = DEMO_PORT,
 ) -> None:
     """Run the whole main job on the embedded default and print the decisions it made."""
+    from pipelines.decision_requests import last_day_start, sample_requests
     from pipelines.ingest import load_checked
     from pipelines.simulate import SimulationConfig
 
@@ -66,7 +59,7 @@ def demo(
     transactions_path = data_dir / "transactions.parquet"
 
     stage(1, f"simulate {customers:,} customers over {days} days (seed {seed}) → {data_dir}")
-    world = simulate_and_write(
+    world = simulate_with_status(
         SimulationConfig(customers=customers, days=days, seed=seed), data_dir
     )
     console.print(summary_table(world))
@@ -186,43 +179,34 @@ def stage(number: int, title: str) -> None:
     console.rule(f"{number}. {title}")
 
 
-def features_up_to(settings: Settings, transactions: Any, cutoff: pd.Timestamp) -> None:
-    from pipelines.features.jobs import apply_features, build_features, materialize_features
+def features_up_to(settings: Settings, transactions: Path, cutoff: pd.Timestamp) -> None:
+    from pipelines.jobs import demo as steps
 
     with console.status("building point-in-time feature tables") as status:
-        build_features(
-            settings.home, transactions, transactions.with_name("customers.parquet"), status.update
-        )
-    services = apply_features(settings)
-    customers = materialize_features(settings, cutoff.to_pydatetime())
+        loaded = steps.features_up_to(settings, transactions, cutoff, status.update)
     console.print(
-        f"feature services {', '.join(services)}; online store and velocity history seeded "
-        f"for {customers:,} customers",
+        f"feature services {', '.join(loaded.services)}; online store and velocity history "
+        f"seeded for {loaded.seeded_customers:,} customers",
         highlight=False,
     )
 
 
-def train_both(settings: Settings, transactions: Any) -> None:
-    from pipelines.conduct.jobs import train_conduct
-    from pipelines.fraud.training import train_and_register
+def train_both(settings: Settings, transactions: Path) -> None:
+    from pipelines.jobs import demo as steps
 
-    version, fraud = train_and_register(settings, transactions, progress=_note)
-    console.print(f"fraud-detector v{version}: {_metrics(fraud.metrics)}", highlight=False)
-    registered, conduct = train_conduct(
-        settings, settings.data_path / "texts.parquet", progress=rich_progress
-    )
+    fraud = steps.train_fraud_detector(settings, transactions, progress=_note)
+    console.print(f"{fraud.name} v{fraud.version}: {_metrics(fraud.metrics)}", highlight=False)
+    conduct = steps.train_conduct_classifier(settings, counting=rich_progress)
     console.print(
-        f"conduct-classifier v{registered.version}: {_metrics(conduct.metrics)}", highlight=False
+        f"{conduct.name} v{conduct.version}: {_metrics(conduct.metrics)}", highlight=False
     )
 
 
 def promote_both(settings: Settings) -> None:
-    from pipelines.commands.registry import promote_and_record
+    from pipelines.jobs.demo import promote_to_champion
 
     for name in MODEL_NAMES:
-        promotion = promote_and_record(
-            settings, name, "demo", "make demo: model trained on the simulated world"
-        )
+        promotion = promote_to_champion(settings, name)
         console.print(f"{name} v{promotion.version} is champion", highlight=False)
 
 
@@ -232,6 +216,8 @@ def served(port: int, log: Path) -> Iterator[tuple[str, str]]:
 
     Its JSON logs and console-exported spans go to ``log``, where a decision's trace can be read.
     """
+    from pipelines.serving_process import port_is_free, stop_process, wait_until_ready
+
     if not port_is_free(port):
         raise DemoFailed(f"port {port} is in use (another service?); pass --port")
     key = secrets.token_urlsafe(16)
@@ -249,37 +235,6 @@ def served(port: int, log: Path) -> Iterator[tuple[str, str]]:
     finally:
         stop_process(process)
         output.close()
-
-
-def stop_process(process: subprocess.Popen[bytes], grace_s: float = 30) -> None:
-    """Terminate, wait up to ``grace_s``, then kill: a server never outlives its caller."""
-    process.terminate()
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-800:]
-            raise DemoFailed(f"the service exited with {process.returncode}: {tail}")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise DemoFailed(f"the service was not ready within {READY_TIMEOUT_S} s")
 
 
 def save_metrics(url: str, path: Path) -> Path:

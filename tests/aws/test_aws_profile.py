@@ -177,7 +177,7 @@ def _decide_last_day(settings: Any, world: Path) -> list[Any]:
     from decisioning.core.engine import DecisionEngine, DecisionRequest
     from decisioning.core.policy import load_policy
     from decisioning.wiring import fraud_pillar
-    from pipelines.commands.serve import sample_requests
+    from pipelines.decision_requests import sample_requests
 
     requests = [
         DecisionRequest(transaction=body["transaction"])

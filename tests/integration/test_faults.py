@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from decisioning.adapters.audit import AuditStore
-from pipelines.commands.demo import stop_process
+from pipelines.serving_process import stop_process
 from tests.integration.worlds import (
     KEY,
     POSTGRES,

@@ -135,3 +135,41 @@ def test_importing_the_cli_creates_nothing(tmp_path: Path) -> None:
 
 def test_the_cli_module_loads() -> None:
     assert callable(importlib.import_module("pipelines.cli").main)
+
+
+# Tests whose subject is a ``riskctl`` command: they may import its module. Everything else in
+# tests/ and bench/ calls the library the commands call (pipelines.jobs and the rest).
+COMMAND_TESTS = {
+    "tests/unit/pipelines/test_cli.py",  # the CLI's own wiring and its --help
+    "tests/unit/pipelines/test_bento_build.py",  # riskctl bento build
+    "tests/unit/pipelines/test_demo_explanations.py",  # riskctl demo's checks and its table
+    "tests/unit/pipelines/test_jobs.py",  # riskctl jobs offers the scheduled jobs' names
+    "tests/unit/pipelines/test_serve.py",  # riskctl serve's BentoML home
+    "tests/unit/registry/test_prompt_promotion.py",  # riskctl prompts evaluate's exit code
+}
+
+
+def imports_of_commands(path: Path) -> list[str]:
+    """Each ``pipelines.commands`` module the file imports, ``from pipelines import commands``
+    included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    return sorted({m for m in found if m.split(".")[:2] == ["pipelines", "commands"]})
+
+
+def test_benches_and_tests_call_the_library_not_the_cli_modules() -> None:
+    """The command modules only parse options and print; a bench or a test that needs a step
+    imports it from the library, unless the command itself is what it tests."""
+    offenders = {}
+    for folder in ("bench", "tests"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            relative = str(path.relative_to(ROOT))
+            if relative not in COMMAND_TESTS and (commands := imports_of_commands(path)):
+                offenders[relative] = commands
+    assert not offenders, f"import the library instead of the CLI's modules: {offenders}"
+    missing = sorted(name for name in COMMAND_TESTS if not (ROOT / name).is_file())
+    assert not missing, f"exceptions naming no file (moved? rename them here): {missing}"
