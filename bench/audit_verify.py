@@ -28,12 +28,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
-from decisioning.audit import AuditStore
-from decisioning.audit.anchor import FileAnchor
-from decisioning.audit.anchoring import verify_against_anchor, write_checkpoint
-from decisioning.audit.checkpoint import key_id
-from decisioning.audit.checkpoint_process import GenesisWitness
-from decisioning.audit.roles import AuditRoles
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.audit.anchor import FileAnchor
+from decisioning.adapters.audit.anchoring import verify_against_anchor, write_checkpoint
+from decisioning.adapters.audit.checkpoint import key_id
+from decisioning.adapters.audit.checkpoint_process import GenesisWitness
+from decisioning.adapters.audit.roles import AuditRoles
 from decisioning.settings import AuditAnchorSettings, AuditSettings
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

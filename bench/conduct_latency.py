@@ -25,17 +25,12 @@ from pathlib import Path
 
 import torch
 
+from decisioning.adapters.embeddings import SqliteEmbeddingCache, load_minilm_encoder
+from decisioning.adapters.evidence import SqliteEvidenceIndex
 from decisioning.conduct.assessment import ConductAssessor, ConductModel, quotable_sentences
 from decisioning.conduct.classifier import TextClassifier
-from decisioning.conduct.embeddings import (
-    Embedder,
-    EmbeddingCache,
-    Encoder,
-    MemoryEmbeddingCache,
-    SqliteEmbeddingCache,
-    load_minilm_encoder,
-)
-from decisioning.conduct.evidence import SqliteEvidenceIndex, load_policy_documents
+from decisioning.conduct.embeddings import Embedder, EmbeddingCache, Encoder, MemoryEmbeddingCache
+from decisioning.conduct.evidence import load_policy_documents
 from decisioning.conduct.rules import load_rules
 from decisioning.conduct.taxonomy import load_taxonomy
 from pipelines.simulate import SimulationConfig, simulate_world

@@ -19,9 +19,10 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
+from decisioning.adapters.embeddings import load_minilm_encoder
 from decisioning.conduct.classifier import TextClassifier
 from decisioning.conduct.embeddings import Embedder
-from decisioning.conduct.evaluation import classification_metrics
+from pipelines.conduct.evaluation import classification_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77"
@@ -34,7 +35,7 @@ def _row(name: str, accuracy: float, macro_f1: float, seconds: float) -> None:
 
 def ours(train: pd.DataFrame, test: pd.DataFrame) -> None:
     """MiniLM embeddings + TF-IDF into the calibrated linear model the conduct pillar uses."""
-    embedder = Embedder()
+    embedder = Embedder(load_encoder=load_minilm_encoder)
     started = time.perf_counter()
     train_vectors = embedder.embed(train.text.tolist())
     test_vectors = embedder.embed(test.text.tolist())

@@ -95,9 +95,8 @@ def build_world(customers: int, days: int) -> tuple[list[dict[str, Any]], list[d
     Returns request bodies: payments of the live last day, and messages.
     """
     from decisioning.settings import load_settings
-    from pipelines.commands.data import simulate_and_write
-    from pipelines.commands.demo import features_up_to, promote_both, train_both
-    from pipelines.commands.serve import last_day_start, request_fields
+    from pipelines.decision_requests import last_day_start, request_fields
+    from pipelines.jobs.demo import features_up_to, promote_both, simulate_and_write, train_both
     from pipelines.simulate import SimulationConfig
 
     settings = load_settings()
@@ -159,9 +158,9 @@ def in_process_floor(bodies: list[dict[str, Any]]) -> tuple[list[float], float, 
 
     Returns the latencies, the CPU a decision, and the last decision as JSON.
     """
-    from decisioning.engine import DecisionRequest
-    from decisioning.serving import build_engine, freeze_startup_heap
+    from decisioning.core.engine import DecisionRequest
     from decisioning.settings import load_settings
+    from decisioning.wiring import build_engine, freeze_startup_heap
 
     engine = build_engine(load_settings())
     requests = [DecisionRequest.model_validate(body) for body in bodies]
@@ -202,7 +201,7 @@ class Server:
 @contextmanager
 def served(target: list[str], port: int, key: str, log: Path) -> Iterator[Server]:
     """``riskctl serve`` (or another serve command) in a subprocess until the block ends."""
-    from pipelines.commands.demo import stop_process, wait_until_ready
+    from pipelines.serving_process import stop_process, wait_until_ready
 
     env = {**os.environ, "RISK_API_KEYS": key}
     with log.open("w") as output:

@@ -31,16 +31,16 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from decisioning.events import TransactionEvent
-from decisioning.features.activity import record_payment
-from decisioning.features.online import (
+from decisioning.adapters.feast.online import (
     CUSTOMER_ACTIVITY_PUSH,
     FRAUD_FEATURE_SERVICE,
     OnlineFeatureService,
     online_features,
     request_row,
 )
-from decisioning.features.store import open_feature_store, open_payment_history
+from decisioning.adapters.feast.store import open_feature_store, open_payment_history
+from decisioning.core.events import TransactionEvent
+from decisioning.fraud.activity import record_payment
 from decisioning.settings import load_settings
 from pipelines.features.build import build_feature_tables
 from pipelines.features.repo import apply_definitions, materialize

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from decisioning.events import utc_now
+from decisioning.core.events import utc_now
 from decisioning.settings import load_settings
 from pipelines.fraud.backtest import BacktestWindows, fit_and_score, prepare_backtest
 from pipelines.fraud.dataset import labels_known_at, with_label_times

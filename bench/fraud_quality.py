@@ -24,8 +24,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from decisioning.events import utc_now
-from decisioning.features.online import FRAUD_FEATURE_SERVICE
+from decisioning.adapters.feast.online import FRAUD_FEATURE_SERVICE
+from decisioning.core.events import utc_now
 from decisioning.fraud.metrics import card_precision_at_k
 from decisioning.fraud.model import FraudScorer
 from decisioning.fraud.thresholds import calibrate_thresholds

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from decisioning.events import utc_now
+from decisioning.core.events import utc_now
 from decisioning.settings import load_settings
 from pipelines.fraud.backtest import BacktestWindows, run_backtest
 from pipelines.fraud.metrics import after_known_terminal_fraud

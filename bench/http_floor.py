@@ -19,9 +19,9 @@ import bentoml
 from bench.decide import DECISION_FILE
 from bentos.auth import ApiKeyMiddleware
 from bentos.service import DECISION_THREADS
-from decisioning.decision import RiskDecision
-from decisioning.engine import DecisionRequest
-from decisioning.serving import freeze_startup_heap
+from decisioning.core.decision import RiskDecision
+from decisioning.core.engine import DecisionRequest
+from decisioning.wiring import freeze_startup_heap
 
 
 @bentoml.service(name="http_floor", workers=1, threads=DECISION_THREADS, traffic={"timeout": 60})

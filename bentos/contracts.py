@@ -12,9 +12,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCode
-from decisioning.engine import ConductResult, FraudResult
-from decisioning.policy import ConductInput
+from decisioning.core.decision import Evidence, FeatureValue, ModelVersion, ReasonCode
+from decisioning.core.policy import ConductInput
+from decisioning.core.ports import ConductResult, FraudResult
 
 
 class _Response(BaseModel):
@@ -47,7 +47,7 @@ class FraudScore(_Response):
         )
 
 
-class ConductAssessment(_Response):
+class ConductScore(_Response):
     """``POST /v1/conduct/assess``: category, severity, score and quoted evidence of a message."""
 
     category: str
@@ -61,7 +61,7 @@ class ConductAssessment(_Response):
     prompt_version: str | None = None
 
     @classmethod
-    def of(cls, result: ConductResult) -> ConductAssessment:
+    def of(cls, result: ConductResult) -> ConductScore:
         a = result.assessment
         return cls(
             category=a.category,

@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import models_json_schema
 
 from bentos.auth import ASGIApp, Receive, Scope, Send
-from bentos.contracts import ConductAssessment, FraudScore
-from decisioning.decision import RiskDecision
-from decisioning.engine import DecisionRequest
-from decisioning.events import TextEvent, TransactionEvent
+from bentos.contracts import ConductScore, FraudScore
+from decisioning.core.decision import RiskDecision
+from decisioning.core.engine import DecisionRequest
+from decisioning.core.events import TextEvent, TransactionEvent
 
 DOCUMENT_PATH = "/docs.json"
 
@@ -78,7 +78,7 @@ ROUTES: dict[str, tuple[str, type[BaseModel], type[BaseModel], dict[str, Documen
     "/v1/conduct/assess": (
         "Category, severity, score and quoted evidence of a message: read-only, not audited.",
         ConductAssessRequest,
-        ConductAssessment,
+        ConductScore,
         {},
     ),
 }

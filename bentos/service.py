@@ -24,27 +24,27 @@ import bentoml
 from bentoml.exceptions import BentoMLException
 
 from bentos.auth import ApiKeyMiddleware
-from bentos.contracts import ConductAssessment, FraudScore
+from bentos.contracts import ConductScore, FraudScore
 from bentos.media import JsonOnlyMiddleware
 from bentos.openapi import OpenApiMiddleware
-from decisioning.audit import AuditStore
-from decisioning.contract import load_contract_limits, refusals
-from decisioning.decision import ModelVersion, RiskDecision
-from decisioning.engine import ConductResult, DecisionEngine, DecisionRequest, PillarUnavailable
-from decisioning.events import TextEvent, TransactionEvent, utc_now
-from decisioning.features.freshness import watch_feature_freshness
-from decisioning.metrics import record_decision, record_error
-from decisioning.observability import configure_logging, configure_tracing
+from decisioning.adapters.feast.freshness import watch_feature_freshness
+from decisioning.core.contract import load_contract_limits, refusals
+from decisioning.core.decision import RiskDecision
+from decisioning.core.engine import DecisionRequest
+from decisioning.core.events import TextEvent, TransactionEvent, utc_now
+from decisioning.core.ports import ConductResult, PillarUnavailable
 from decisioning.pillars import FraudScorerPillar
-from decisioning.policy import ConductInput, load_policy
-from decisioning.serving import (
+from decisioning.settings import Settings, load_settings
+from decisioning.telemetry.metrics import record_decision, record_error
+from decisioning.telemetry.observability import configure_logging, configure_tracing
+from decisioning.telemetry.stored_results import watch_stored_results
+from decisioning.wiring import (
+    build_engine,
     conduct_pillar,
     explanation_queue,
     fraud_pillar,
     freeze_startup_heap,
 )
-from decisioning.settings import Settings, load_settings
-from decisioning.stored_results import watch_stored_results
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class ConductScorer:
     # waits on the LLM provider, runs on a worker thread: a slow provider must not hold every
     # other text queued behind the loop.
     @bentoml.api(route="/v1/conduct/assess")
-    async def assess(self, text: TextEvent) -> ConductAssessment:
+    async def assess(self, text: TextEvent) -> ConductScore:
         import anyio.to_thread
 
         if self.pillar is None:
@@ -95,28 +95,24 @@ class ConductScorer:
             raise ScorerUnavailable(f"conduct_model_unavailable: {self.problem}")
         assessment = self.pillar.classify(text)
         result = await anyio.to_thread.run_sync(self.pillar.with_facts, text, assessment)
-        return ConductAssessment.of(result)
+        return ConductScore.of(result)
 
 
 class _RemoteConduct:
+    """The conduct pillar over HTTP: it assesses; replay needs the pillar in process."""
+
     def __init__(self, client: Any) -> None:
         self.client = client
 
     def assess(self, event: TextEvent) -> ConductResult:
         answer = _call_conduct(_sync(self.client).assess, text=event)
-        return ConductAssessment.model_validate(answer).result()
-
-    def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput:
-        raise NotImplementedError("replay runs in process: riskctl audit replay")
-
-    def replay_facts(self, decision: Any, event: TextEvent, audit: Any) -> tuple[str, ...]:
-        raise NotImplementedError("replay runs in process: riskctl audit replay")
+        return ConductScore.model_validate(answer).result()
 
 
 def observed(service_name: str) -> Settings:
     """Each service process: settings, JSON logs with trace ids, span exporter, zeroed counters."""
-    from decisioning.conduct.llm import OfflineProvider, OpenAICompatibleProvider
-    from decisioning.metrics import initialise_known_series
+    from decisioning.adapters.llm.gateway import OfflineProvider, OpenAICompatibleProvider
+    from decisioning.telemetry.metrics import initialise_known_series
 
     settings = load_settings()
     configure_logging(service_name)
@@ -207,15 +203,9 @@ class RiskService:
         self.stored_results = watch_stored_results(settings)
         self.feature_freshness = watch_feature_freshness(settings)  # batch views' materialization
         self.fraud, self.fraud_problem = pillar_or_problem(fraud_pillar, settings, "fraud pillar")
-        audit = AuditStore.from_settings(settings.audit)  # checkpoints in the background
-        self.engine = DecisionEngine(
-            load_policy(settings.config_path("configs/policy.yaml")),
-            audit,
-            self.fraud,
-            _RemoteConduct(self.conduct),
-        )
+        self.engine = build_engine(settings, fraud=self.fraud, conduct=_RemoteConduct(self.conduct))
         # Reviews and escalations are explained after they are answered (docs/adr/0016).
-        self.explanations = explanation_queue(settings, audit)
+        self.explanations = explanation_queue(settings, self.engine.audit)
         freeze_startup_heap()
 
     @bentoml.on_shutdown
@@ -254,7 +244,7 @@ class RiskService:
         """
         from starlette.responses import JSONResponse
 
-        from decisioning.errors import AuditUnavailable, IdempotencyConflict
+        from decisioning.core.errors import AuditUnavailable, IdempotencyConflict
 
         started = time.perf_counter()
         checked = DecisionRequest.model_validate(request)
@@ -297,8 +287,8 @@ class RiskService:
         return score_payment(self.fraud, self.fraud_problem, transaction)
 
     @bentoml.api(route="/v1/conduct/assess")
-    def conduct_assess(self, text: TextEvent) -> ConductAssessment:
-        return ConductAssessment.model_validate(_proxy(_sync(self.conduct).assess, text=text))
+    def conduct_assess(self, text: TextEvent) -> ConductScore:
+        return ConductScore.model_validate(_proxy(_sync(self.conduct).assess, text=text))
 
 
 def out_of_bounds(route: str, refused: list[dict[str, Any]]) -> Any:

@@ -16,22 +16,22 @@ from typing import Any, Protocol
 import numpy as np
 from opentelemetry import trace
 
-from decisioning.audit import AuditStore
-from decisioning.conduct.assessment import ConductAssessment, ConductAssessor
-from decisioning.conduct.errors import LlmProviderError
-from decisioning.conduct.extraction import (
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.llm.extraction import (
     FactExtraction,
     extract_facts,
     fact_evidence,
     needs_extraction,
     replay_extraction,
 )
-from decisioning.conduct.llm import LlmGateway
-from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCode, RiskDecision
-from decisioning.engine import ConductResult, FraudResult, PillarUnavailable
-from decisioning.events import TextEvent, TransactionEvent
-from decisioning.fraud.model import FraudAssessment, FraudScorer
-from decisioning.policy import ConductInput, DegradationCause, FraudInput
+from decisioning.adapters.llm.gateway import LlmGateway
+from decisioning.conduct.assessment import ConductAssessment, ConductAssessor
+from decisioning.conduct.errors import LlmProviderError
+from decisioning.core.decision import Evidence, FeatureValue, ModelVersion, ReasonCode, RiskDecision
+from decisioning.core.events import TextEvent, TransactionEvent
+from decisioning.core.policy import ConductInput, DegradationCause, FraudInput
+from decisioning.core.ports import ConductResult, FraudResult, PillarUnavailable
+from decisioning.fraud.model import FraudScorer
 
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -91,7 +91,7 @@ class FraudScorerPillar:
         with tracer.start_as_current_span("model.fraud-detector") as span:
             span.set_attribute("risk.model_version", self._model.version)
             try:
-                assessment = fraud_input(self._scorer.assess(values))
+                assessment = self._scorer.assess(values)
             except Exception as exc:  # the guard's last line: a model failure is no 500
                 logger.warning("fraud scoring failed: %s", type(exc).__name__)
                 raise PillarUnavailable(
@@ -110,7 +110,7 @@ class FraudScorerPillar:
 
     def rescore(self, feature_values: dict[str, FeatureValue], model: ModelVersion) -> FraudInput:
         scorer = self._scorer if model == self._model else self._load_scorer(model)
-        return fraud_input(scorer.assess(feature_values))
+        return scorer.assess(feature_values)
 
 
 class ConductAssessorPillar:
@@ -241,15 +241,6 @@ def feature_problems(
         detail = f"outside the range a model takes: {', '.join(unusable)}"
         problems.append(("features_unavailable", detail))
     return tuple(problems)
-
-
-def fraud_input(assessment: FraudAssessment) -> FraudInput:
-    reasons = tuple(ReasonCode(**reason.as_dict()) for reason in assessment.reason_codes)
-    return FraudInput(
-        score=float(assessment.score),
-        action=assessment.action,  # type: ignore[arg-type]
-        reason_codes=reasons,
-    )
 
 
 def conduct_input(assessment: ConductAssessment, message_id: str) -> ConductInput:

@@ -17,8 +17,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from decisioning.errors import SettingsError
-from decisioning.storage import is_remote
+from decisioning.adapters.storage import is_remote
+from decisioning.core.errors import SettingsError
 
 PROFILES = ("local", "services", "aws")
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -77,7 +77,7 @@ class CacheSettings(_Strict):
 
 
 class OperationsSettings(_Strict):
-    """The store of job runs and monitoring results every task reads (``decisioning.operations``):
+    """The store of job runs and monitoring results every task reads (``adapters.operations``):
     SQLite in ``local``, the PostgreSQL ``operations`` schema otherwise."""
 
     url: str
@@ -123,7 +123,7 @@ class Settings(_Strict):
 
     @property
     def data_location(self) -> str:
-        """Where event data is: a local path or an ``s3://`` URI (``decisioning.storage``)."""
+        """Where event data is: a local path or an ``s3://`` URI (``adapters.storage``)."""
         return self._location(self.data_dir)
 
     @property

@@ -9,6 +9,8 @@ from feast import FileSource, PushSource, RequestSource
 from feast.field import Field
 from feast.types import Float64, String, UnixTimestamp
 
+from decisioning.core.names import CUSTOMER_ACTIVITY_PUSH
+
 customer_activity_source = FileSource(
     name="customer_activity_source",
     path="features/customer_activity.parquet",
@@ -18,7 +20,7 @@ customer_activity_source = FileSource(
 
 # Streaming: the decision service pushes rows of the same shape as customer_activity_source.
 customer_activity_push = PushSource(
-    name="customer_activity_push",
+    name=CUSTOMER_ACTIVITY_PUSH,
     batch_source=customer_activity_source,
     description="Velocity and profile rows recomputed online as each payment arrives.",
 )

@@ -8,6 +8,7 @@ the features that decision used.
 
 from feast import FeatureService
 
+from decisioning.core.names import FRAUD_FEATURE_SERVICE
 from feature_repo.feature_views import (
     customer_attributes,
     customer_profile,
@@ -74,7 +75,7 @@ fraud_v2 = FeatureService(
 )
 
 fraud_v3 = FeatureService(
-    name="fraud_v3",
+    name=FRAUD_FEATURE_SERVICE,
     features=[
         customer_velocity,
         customer_profile[PROFILE],

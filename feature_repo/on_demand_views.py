@@ -2,9 +2,9 @@
 
 Feast runs this same function for training sets (``get_historical_features``) and online
 fetches, and the decision service calls it through the view on its fast path
-(``decisioning.features.online``), so the arithmetic exists once. Python mode on columns of plain
-values: one payment costs microseconds, where pandas mode cost 2.4 ms a call. Unknown inputs (a
-file without ``country``, a customer without history) give NaN, not errors.
+(``decisioning.adapters.feast.online``), so the arithmetic exists once. Python mode on columns
+of plain values: one payment costs microseconds, where pandas mode cost 2.4 ms a call. Unknown
+inputs (a file without ``country``, a customer without history) give NaN, not errors.
 """
 
 from typing import Any

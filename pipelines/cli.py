@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import typer
 
-from decisioning.errors import RiskPlatformError
+from decisioning.core.errors import RiskPlatformError
 from pipelines.commands import (
     audit,
     bento,

@@ -1,6 +1,6 @@
 """Failures of offline jobs, one class per failure mode."""
 
-from decisioning.errors import RiskPlatformError, SchemaError
+from decisioning.core.errors import RiskPlatformError, SchemaError
 
 
 class QualityGateFailed(RiskPlatformError):

@@ -19,16 +19,16 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from decisioning import storage
-from decisioning.errors import SchemaError
-from decisioning.events import (
+from decisioning.adapters import storage
+from decisioning.adapters.storage import Location
+from decisioning.core.errors import SchemaError
+from decisioning.core.events import (
     TEXT_OPTIONAL,
     TEXT_REQUIRED,
     TRANSACTION_OPTIONAL,
     TRANSACTION_REQUIRED,
     ColumnKind,
 )
-from decisioning.storage import Location
 from pipelines.timestamps import parse_timestamps, time_zone
 
 CONTRACTS: dict[str, tuple[dict[str, ColumnKind], dict[str, ColumnKind]]] = {
@@ -62,7 +62,7 @@ def load_reading_config(path: Path) -> ReadingConfig:
 def read_table(path: Location) -> pd.DataFrame:
     """Read a CSV or Parquet file as it is, refusing other formats and unreadable files.
 
-    ``path`` is a local path or an ``s3://`` URI (``decisioning.storage``).
+    ``path`` is a local path or an ``s3://`` URI (``decisioning.adapters.storage``).
     """
     location = storage.as_location(path)
     if not storage.is_file(location):

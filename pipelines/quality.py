@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from decisioning.events import utc_now
+from decisioning.core.events import utc_now
 from pipelines.errors import QualityGateFailed
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class FailedExpectation:
 
 
 @dataclass(frozen=True)
-class GateResult:
+class SuiteResult:
     suite: str
     total: int
     failed: tuple[FailedExpectation, ...]
@@ -90,7 +90,7 @@ def load_suite_spec(name: str, suite_dir: Path = SUITE_DIR) -> dict[str, Any]:
     return spec
 
 
-def validate_frame(frame: pd.DataFrame, suite_name: str, rows: bool = False) -> GateResult:
+def validate_frame(frame: pd.DataFrame, suite_name: str, rows: bool = False) -> SuiteResult:
     """Run one suite on a frame and summarise the failures (never raises on failure).
 
     ``rows`` also collects the index of every failing row (GX's COMPLETE result), which costs a
@@ -173,10 +173,10 @@ def _validate(
         _failure(item, nanosecond_columns) for item in result.results if not item.success
     )
     logger.info("suite %s: %d expectations, %d failed", suite_name, len(configs), len(failed))
-    return GateResult(suite=suite_name, total=len(configs), failed=failed)
+    return SuiteResult(suite=suite_name, total=len(configs), failed=failed)
 
 
-def require_valid(frame: pd.DataFrame, suite_name: str) -> GateResult:
+def require_valid(frame: pd.DataFrame, suite_name: str) -> SuiteResult:
     """The gate every pipeline step runs before it uses data: stop on any failure."""
     result = validate_frame(frame, suite_name)
     if not result.success:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
-from decisioning.errors import SchemaError
+from decisioning.core.errors import SchemaError
 
 # A clock time followed by a zone: Z, UTC or an offset (+01, +0100, +01:00).
 ZONE_SUFFIX = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|UTC|[+-]\d{2}(?::?\d{2})?)$"

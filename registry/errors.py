@@ -1,6 +1,6 @@
 """Failures of the registry workflow, one class per failure mode."""
 
-from decisioning.errors import RiskPlatformError
+from decisioning.core.errors import RiskPlatformError
 
 
 class UnknownModelError(RiskPlatformError):

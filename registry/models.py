@@ -17,7 +17,7 @@ from mlflow.artifacts import download_artifacts
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
-from decisioning.model_store import ARTIFACT_MANIFEST_TAG, artifact_manifest
+from decisioning.adapters.mlflow.model_store import ARTIFACT_MANIFEST_TAG, artifact_manifest
 from registry.errors import UnknownModelError
 from registry.names import CHALLENGER, HOLDOUT_ARTIFACT, MODEL_NAMES
 

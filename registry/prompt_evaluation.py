@@ -7,7 +7,7 @@ on four checks, each a fraction of the cases that pass it:
 - ``schema_validity``: the output parses into the prompt's declared shape (:data:`OUTPUT_SHAPES`
   for extraction prompts; non-empty plain text for explanations);
 - ``span_validity`` (span-carrying extraction only): every fact's span holds its quoted text, as
-  ``decisioning.conduct.extraction.validated_facts`` checks it on the decision path;
+  ``decisioning.adapters.llm.extraction.validated_facts`` checks it on the decision path;
 - ``faithfulness``: every number, amount, date, quoted phrase or code in the output appears in
   the (redacted) input, and every extracted string is quoted from it;
 - ``expectations``: what the golden case asks for is there (expected facts, mentions, length).
@@ -27,9 +27,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from decisioning.conduct.errors import LlmProviderError
-from decisioning.conduct.extraction import FactKind, validated_facts
-from decisioning.conduct.llm import (
+from decisioning.adapters.llm.extraction import FactKind, validated_facts
+from decisioning.adapters.llm.gateway import (
     _AMOUNT,
     _DATE,
     EXTRACTION_PROMPT,
@@ -37,6 +36,7 @@ from decisioning.conduct.llm import (
     LlmGateway,
     render_prompt,
 )
+from decisioning.conduct.errors import LlmProviderError
 from decisioning.conduct.prompts import PromptTemplate
 from registry.errors import GatesConfigError, GoldenSetError
 from registry.gates import GateResult

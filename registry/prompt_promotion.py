@@ -20,10 +20,11 @@ from uuid import uuid4
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from decisioning.adapters.llm.gateway import LlmGateway
 from decisioning.conduct.errors import PromptVersionConflictError
-from decisioning.conduct.llm import LlmGateway
-from decisioning.conduct.prompts import CHAMPION_ALIAS, load_prompt, prompt_versions
-from decisioning.events import utc_now
+from decisioning.conduct.prompts import load_prompt, prompt_versions
+from decisioning.core.events import utc_now
+from decisioning.core.names import CHAMPION
 from registry.errors import GateFailed, PromptNotRegisteredError
 from registry.gates import GateResult
 from registry.prompt_evaluation import (
@@ -65,7 +66,7 @@ class GatedEvaluation:
 def prompt_champion(client: MlflowClient, name: str) -> int | None:
     """The version aliased ``champion`` in the prompt registry, if any."""
     try:
-        version = client.get_prompt_version_by_alias(name, CHAMPION_ALIAS)
+        version = client.get_prompt_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
     return None if version is None else int(version.version)
@@ -154,7 +155,7 @@ def promote_prompt_if_gates_pass(
         raise GateFailed(name, str(version), gated.failed)
     _record(audit, "prompt_promotion", {**asked, "promoted_at": now})
     try:
-        client.set_prompt_alias(name, CHAMPION_ALIAS, version)
+        client.set_prompt_alias(name, CHAMPION, version)
         for key, value in {
             "approved_by": approver,
             "promotion_reason": reason,
@@ -167,7 +168,5 @@ def promote_prompt_if_gates_pass(
             audit, "prompt_promotion_failed", {**asked, "error": f"{type(exc).__name__}: {exc}"}
         )
         raise
-    logger.info(
-        "promoted prompt %s v%d to %s (approver %s)", name, version, CHAMPION_ALIAS, approver
-    )
+    logger.info("promoted prompt %s v%d to %s (approver %s)", name, version, CHAMPION, approver)
     return PromptPromotion(name, version, champion, gate_tags, now, gated.evaluation)

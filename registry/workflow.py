@@ -24,9 +24,9 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from decisioning.decision import ModelVersion
-from decisioning.events import utc_now
-from decisioning.model_store import verified_model_dir
+from decisioning.adapters.mlflow.model_store import verified_model_dir
+from decisioning.core.decision import ModelVersion
+from decisioning.core.events import utc_now
 from registry.errors import (
     GateFailed,
     NoChallengerError,
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 
 class AuditTrail(Protocol):
-    """Where promotions and rollbacks are recorded (``decisioning.audit.AuditStore``)."""
+    """Where promotions and rollbacks are recorded (``decisioning.adapters.audit.AuditStore``)."""
 
     def append(self, kind: str, record_id: str, body: dict[str, Any]) -> object: ...
 

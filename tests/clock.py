@@ -36,7 +36,7 @@ BACKTEST_WORLD_START = "2026-06-14"
 
 @contextmanager
 def at_now() -> Iterator[datetime]:
-    """The platform's clock (``decisioning.events.utc_now``) starts at ``NOW`` and ticks on.
+    """The platform's clock (``decisioning.core.events.utc_now``) starts at ``NOW`` and ticks on.
 
     Ticking keeps timeouts and durations inside the block working; only the date is fixed.
     """

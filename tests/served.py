@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from decisioning.audit import AuditStore
+from decisioning.adapters.audit import AuditStore
 from decisioning.settings import load_settings
 
 

@@ -18,10 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from decisioning.conduct.config_files import load_yaml_model
 from decisioning.conduct.errors import ConductConfigError, PromptNotFoundError
+from decisioning.core.names import CHAMPION
 
 logger = logging.getLogger(__name__)
 
-CHAMPION_ALIAS = "champion"
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 _VERSION_FILE = re.compile(r"^v(\d+)\.yaml$")
 
@@ -131,7 +131,7 @@ def _registry_champions(tracking_uri: str, names: list[str]) -> dict[str, int]:
     champions = {}
     for name in names:
         try:
-            version = client.get_prompt_version_by_alias(name, CHAMPION_ALIAS)
+            version = client.get_prompt_version_by_alias(name, CHAMPION)
         except MlflowException:
             continue  # not registered, or no champion yet
         if version is not None:

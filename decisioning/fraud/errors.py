@@ -1,6 +1,6 @@
 """Failures of the fraud scorer, one class per failure mode."""
 
-from decisioning.errors import RiskPlatformError
+from decisioning.core.errors import RiskPlatformError
 
 
 class FraudConfigError(RiskPlatformError):

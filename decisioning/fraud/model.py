@@ -22,12 +22,14 @@ from scipy.special import expit
 from sklearn.ensemble import IsolationForest
 from sklearn.linear_model import LogisticRegression
 
+from decisioning.core.decision import ReasonCode
+from decisioning.core.policy import FraudInput
 from decisioning.fraud.booster import OneRowPredictor
 from decisioning.fraud.config import FraudConfig, ReviewRule
 from decisioning.fraud.encoding import FeatureEncoder, fit_encoder
 from decisioning.fraud.errors import FraudConfigError, FraudTrainingDataError
 from decisioning.fraud.forest import CompiledForest
-from decisioning.fraud.reason_codes import ReasonCode, ReasonCodeBook
+from decisioning.fraud.reason_codes import ReasonCodeBook
 from decisioning.fraud.thresholds import Thresholds, calibrate_thresholds
 
 logger = logging.getLogger(__name__)
@@ -45,16 +47,6 @@ class FraudScores:
     margin: np.ndarray
     anomaly: np.ndarray
     contributions: pd.DataFrame
-
-
-@dataclass(frozen=True)
-class FraudAssessment:
-    """One payment's fraud verdict, as the decision layer consumes it."""
-
-    score: float
-    action: str
-    reason_codes: tuple[ReasonCode, ...]
-    contributions: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -137,7 +129,7 @@ class FraudScorer:
         columns = [rule.matches(features) for rule in self.review_rules]
         return np.column_stack(columns) if columns else np.zeros((len(features), 0), dtype=bool)
 
-    def assess(self, features: Mapping[str, Any]) -> FraudAssessment:
+    def assess(self, features: Mapping[str, Any]) -> FraudInput:
         """One payment, from the feature service's values keyed by name (the online path).
 
         The same arithmetic as :meth:`score` and :meth:`decide` on a one-row frame (tests
@@ -159,12 +151,8 @@ class FraudScorer:
             self._rule_reasons(fired, values),
             float(score[0]),
         )
-        return FraudAssessment(
-            score=float(score[0]),
-            action=str(self.thresholds.actions(score, np.array([bool(fired)]))[0]),
-            reason_codes=tuple(reasons),
-            contributions={name: float(value) for name, value in contributions.items()},
-        )
+        action = self.thresholds.action(float(score[0]), ruled=bool(fired))
+        return FraudInput(score=float(score[0]), action=action, reason_codes=tuple(reasons))
 
     def _with_rules(
         self, model: list[ReasonCode], rules: list[ReasonCode], score: float
@@ -181,7 +169,7 @@ class FraudScorer:
     ) -> list[ReasonCode]:
         """Reasons of the rules that fired; a rule moves no score, so its contribution is 0."""
         return [
-            ReasonCode(
+            ReasonCode.model_construct(
                 code=rule.code,
                 description=self.reason_codes.sentence(rule.code, values),
                 contribution=0.0,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from decisioning.core.decision import ReasonCode
 from decisioning.fraud.errors import FraudConfigError
 
 ReasonSource = Literal["model", "rule", "text"]
@@ -59,25 +59,6 @@ class ReasonCodeFile(BaseModel):
 
     version: int
     codes: tuple[ReasonCodeSpec, ...] = Field(min_length=1)
-
-
-@dataclass(frozen=True)
-class ReasonCode:
-    """A reason attached to one decision: code, sentence, contribution, source (docs/design.md,
-    Contracts: RiskDecision)."""
-
-    code: str
-    description: str
-    contribution: float
-    source: ReasonSource
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "description": self.description,
-            "contribution": round(self.contribution, 4),
-            "source": self.source,
-        }
 
 
 class ReasonCodeBook:
@@ -160,10 +141,10 @@ class ReasonCodeBook:
         self, codes: list[str], per_code: np.ndarray, values: Mapping[str, Any], top: int
     ) -> list[ReasonCode]:
         return [
-            ReasonCode(
+            ReasonCode.model_construct(  # our own values: validating millions in a backtest costs
                 code=codes[column],
                 description=self.sentence(codes[column], values),
-                contribution=float(per_code[column]),
+                contribution=round(float(per_code[column]), 4),
                 source="model",
             )
             for column in np.argsort(-per_code)[:top]

@@ -15,6 +15,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from decisioning.core.names import FRAUD_DETECTOR
 from decisioning.fraud.errors import FraudConfigError
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,12 @@ class Thresholds(BaseModel):
         decline = np.inf if self.decline is None else self.decline
         review = scores >= self.review if ruled is None else (scores >= self.review) | ruled
         return np.where(scores >= decline, "decline", np.where(review, "review", "approve"))
+
+    def action(self, score: float, ruled: bool = False) -> Action:
+        """One payment's action, as :meth:`actions` gives it in a frame (the online path)."""
+        if self.decline is not None and score >= self.decline:
+            return "decline"
+        return "review" if ruled or score >= self.review else "approve"
 
     def as_tags(self) -> dict[str, str]:
         return {
@@ -114,7 +121,7 @@ def _lowest_precise_score(
 
 def write_thresholds(path: Path, thresholds: Thresholds, model_version: str | None) -> None:
     """Write the thresholds as calibration found them (the run's ``thresholds.yaml`` artifact)."""
-    body = {"model": "fraud-detector", "model_version": model_version, **thresholds.model_dump()}
+    body = {"model": FRAUD_DETECTOR, "model_version": model_version, **thresholds.model_dump()}
     header = "# Written by `riskctl train fraud` (calibrated on its validation window).\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(body, sort_keys=False))

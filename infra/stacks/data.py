@@ -33,7 +33,8 @@ POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 HTTPS_PORT = 443
 DATABASE_USER = "risk"
-# The audit store's roles (decisioning/audit/roles.py): the service may only INSERT and SELECT.
+# The audit store's roles (decisioning/adapters/audit/roles.py): the service may only INSERT and
+# SELECT.
 AUDIT_OWNER_ROLE = "risk_audit_owner"
 AUDIT_SERVICE_ROLE = "risk_audit_service"
 AUDIT_ANCHOR_PREFIX = Location.AUDIT_ANCHOR.value
@@ -45,7 +46,7 @@ URL_UNSAFE = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"
 # The database names of the `services` profile, so URLs differ only in host and credentials.
 AUDIT_DATABASE = "risk_audit"
 MLFLOW_DATABASE = "risk_mlflow"
-# Job runs and monitoring results (decisioning/operations.py creates it on first use).
+# Job runs and monitoring results (decisioning/adapters/operations.py creates it on first use).
 OPERATIONS_DATABASE = "risk_operations"
 
 

@@ -10,12 +10,12 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from decisioning.audit import AuditStore
-    from decisioning.audit.anchoring import Verification
-    from decisioning.conduct.explanation import ExplanationReplay
+    from decisioning.adapters.audit import AuditStore
+    from decisioning.adapters.audit.anchoring import Verification
+    from decisioning.adapters.llm.explanation import ExplanationReplay
     from decisioning.settings import AuditAnchorSettings, Settings
 
-from decisioning.events import utc_now
+from decisioning.core.events import utc_now
 from decisioning.settings import load_settings
 
 app = typer.Typer(
@@ -32,7 +32,7 @@ EXIT_NO_ANCHOR = 4
 
 
 def open_store() -> AuditStore:
-    from decisioning.audit import AuditStore  # SQLAlchemy and Alembic load on use
+    from decisioning.adapters.audit import AuditStore  # SQLAlchemy and Alembic load on use
 
     return AuditStore.open(load_settings().audit.url)
 
@@ -67,10 +67,10 @@ def verify(
     could not verify (no database, an unreadable anchor, no trusted keys).
     """
 
-    from decisioning.audit import AuditStore
-    from decisioning.audit.anchor import FileAnchor, open_anchor
-    from decisioning.audit.anchoring import verify_against_anchor, verifying_keys
-    from decisioning.errors import AuditError
+    from decisioning.adapters.audit import AuditStore
+    from decisioning.adapters.audit.anchor import FileAnchor, open_anchor
+    from decisioning.adapters.audit.anchoring import verify_against_anchor, verifying_keys
+    from decisioning.core.errors import AuditError
 
     settings = load_settings()
     anchor_settings = settings.audit.anchor
@@ -100,7 +100,7 @@ def _report_verification(
     expect_checkpoint: str | None,
 ) -> None:
     """Print what verification found and exit with its code (``verify``'s docstring)."""
-    from decisioning.audit.anchoring import unanchored_overdue
+    from decisioning.adapters.audit.anchoring import unanchored_overdue
 
     report = outcome.report
     chain = report.chain
@@ -178,8 +178,8 @@ def checkpoint(
     ] = False,
 ) -> None:
     """Sign the chain's head now and write it to the anchor (after verifying what is new)."""
-    from decisioning.audit.anchoring import checkpoint_now
-    from decisioning.errors import AuditError
+    from decisioning.adapters.audit.anchoring import checkpoint_now
+    from decisioning.core.errors import AuditError
 
     settings = load_settings()
     try:
@@ -200,7 +200,7 @@ def checkpoint(
 @app.command()
 def migrate() -> None:
     """Bring the audit schema to the latest migration as the owner role (``audit.owner_url``)."""
-    from decisioning.audit import AuditStore
+    from decisioning.adapters.audit import AuditStore
 
     settings = load_settings()
     url = settings.audit.owner_url or settings.audit.url
@@ -213,8 +213,8 @@ def keygen(
     out: Annotated[Path, typer.Option(help="folder for the new key pair")],
 ) -> None:
     """Make a new checkpoint signing key pair: the private key (0600) and `<key id>.pub`."""
-    from decisioning.audit.checkpoint import key_id
-    from decisioning.audit.keys import PRIVATE_KEY_FILE, write_key_pair
+    from decisioning.adapters.audit.checkpoint import key_id
+    from decisioning.adapters.audit.keys import PRIVATE_KEY_FILE, write_key_pair
 
     try:
         key = write_key_pair(out)
@@ -231,7 +231,7 @@ def keygen(
 @app.command()
 def replay(decision_id: Annotated[str, typer.Argument(help="the decision to recompute")]) -> None:
     """Recompute a decision from what it stored; print every difference and exit 1 if any."""
-    from decisioning.serving import build_engine
+    from decisioning.wiring import build_engine
 
     settings = load_settings()
     with console.status("loading the models the decision names"):
@@ -267,8 +267,8 @@ def replay_stored_explanation(
     store: AuditStore, settings: Settings, decision_id: str
 ) -> ExplanationReplay:
     """The decision's stored explanation checked against its prompt version; no provider."""
-    from decisioning.conduct.explanation import replay_explanation
-    from decisioning.decision import RiskDecision
+    from decisioning.adapters.llm.explanation import replay_explanation
+    from decisioning.core.decision import RiskDecision
 
     record = store.get(decision_id)
     if record is None:

@@ -3,7 +3,7 @@
 ``bentos/bentofile.yaml`` is the one description of the bento. This command adds only what is known
 at build time: the exact version behind each model's ``champion`` alias, as a label (for people and
 deployment tooling) and as the variable the service pins its model with
-(``decisioning.serving.PINNED_VERSION_VARIABLES``), so a deployed bento keeps serving the versions
+(``decisioning.wiring.PINNED_VERSION_VARIABLES``), so a deployed bento keeps serving the versions
 it was built with after ``champion`` moves on; and each of those versions itself, checked against
 its manifest and imported into BentoML's model store as ``<name>:<version>``, listed in the
 bento's ``models``, so the bento serves them without the tracking server (ADR 0013).
@@ -23,7 +23,7 @@ from decisioning.settings import DEFAULT_CONFIG_DIR, load_settings
 from registry.names import CHAMPION
 
 if TYPE_CHECKING:
-    from decisioning.decision import ModelVersion
+    from decisioning.core.decision import ModelVersion
 
 PROJECT_ROOT = DEFAULT_CONFIG_DIR.parent
 BENTOFILE = PROJECT_ROOT / "bentos" / "bentofile.yaml"
@@ -35,7 +35,7 @@ def resolve_champions(
     names: Iterable[str], resolve_champion: Callable[[str], ModelVersion]
 ) -> dict[str, str]:
     """Each model's exact ``@champion`` version; one error naming every model without one."""
-    from decisioning.model_store import ModelNotAvailable
+    from decisioning.adapters.mlflow.model_store import ModelNotAvailable
 
     versions, missing = {}, []
     for name in names:
@@ -101,9 +101,13 @@ def build_bento(options: Mapping[str, Any], build_ctx: Path) -> tuple[str, Path]
 @app.command("build")
 def build() -> None:
     """Build the bento from bentos/bentofile.yaml with both champions pinned and carried."""
-    from decisioning.decision import ModelVersion
-    from decisioning.model_store import bento_model_store, import_to_bento_store, resolve
-    from decisioning.serving import PINNED_VERSION_VARIABLES
+    from decisioning.adapters.mlflow.model_store import (
+        bento_model_store,
+        import_to_bento_store,
+        resolve,
+    )
+    from decisioning.core.decision import ModelVersion
+    from decisioning.wiring import PINNED_VERSION_VARIABLES
 
     settings = load_settings()
     versions = resolve_champions(

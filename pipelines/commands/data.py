@@ -37,7 +37,7 @@ def simulate(
     """
     from pipelines.simulate import SimulationConfig
 
-    world = simulate_and_write(SimulationConfig(customers=customers, days=days, seed=seed), out)
+    world = simulate_with_status(SimulationConfig(customers=customers, days=days, seed=seed), out)
     console.print(summary_table(world))
 
 
@@ -76,15 +76,13 @@ def validate(
         raise typer.Exit(1)
 
 
-def simulate_and_write(config: SimulationConfig, out: Path) -> SimulatedWorld:
-    """Simulate with a progress line per stage, then write the files."""
-    from pipelines.simulate import simulate_world, write_world
+def simulate_with_status(config: SimulationConfig, out: Path) -> SimulatedWorld:
+    """Simulate and write the files under a status line, then name each file written."""
+    from pipelines.jobs.demo import simulate_and_write
 
     with console.status("simulating") as status:
-        world = simulate_world(config, progress=lambda stage: status.update(f"simulating {stage}"))
-        status.update("writing Parquet files")
-        written = write_world(world, out)
-    for name, path in written.items():
+        world = simulate_and_write(config, out, progress=status.update)
+    for name, path in world.files.items():
         rows = len(getattr(world, name))
         console.print(f"wrote {path} ({rows:,} rows)", highlight=False)
     return world

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -22,26 +21,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from decisioning.errors import RiskPlatformError
+from decisioning.core.errors import RiskPlatformError
 from decisioning.settings import Settings, load_settings
 from pipelines.commands.audit import replay_stored_explanation
-from pipelines.commands.data import simulate_and_write, summary_table
-from pipelines.commands.serve import (
-    console,
-    decision_table,
-    last_day_start,
-    post_decision,
-    sample_requests,
-)
+from pipelines.commands.data import simulate_with_status, summary_table
+from pipelines.commands.serve import console, decision_table, post_decision
 from pipelines.progress import rich_progress
+from registry.names import MODEL_NAMES
 
 if TYPE_CHECKING:  # pandas and the simulator load when the demo runs, not for --help
     import pandas as pd
 
-    from decisioning.conduct.explanation import DecisionExplanation
+    from decisioning.adapters.llm.explanation import DecisionExplanation
 
 DEMO_PORT = 3917
-READY_TIMEOUT_S = 240
 
 
 class DemoFailed(RiskPlatformError):
@@ -56,6 +49,7 @@ def demo(
     port: Annotated[int, typer.Option(help="port for the demo's service")] = DEMO_PORT,
 ) -> None:
     """Run the whole main job on the embedded default and print the decisions it made."""
+    from pipelines.decision_requests import last_day_start, sample_requests
     from pipelines.ingest import load_checked
     from pipelines.simulate import SimulationConfig
 
@@ -65,7 +59,7 @@ def demo(
     transactions_path = data_dir / "transactions.parquet"
 
     stage(1, f"simulate {customers:,} customers over {days} days (seed {seed}) → {data_dir}")
-    world = simulate_and_write(
+    world = simulate_with_status(
         SimulationConfig(customers=customers, days=days, seed=seed), data_dir
     )
     console.print(summary_table(world))
@@ -130,8 +124,8 @@ def explanations_of(
     settings: Settings, decisions: list[dict[str, Any]]
 ) -> dict[str, DecisionExplanation]:
     """The stored explanation of each decision that has one, by decision id."""
-    from decisioning.audit import AuditStore
-    from decisioning.conduct.explanation import stored_explanation
+    from decisioning.adapters.audit import AuditStore
+    from decisioning.adapters.llm.explanation import stored_explanation
 
     store = AuditStore.open(settings.audit.url)
     try:
@@ -143,7 +137,7 @@ def explanations_of(
 
 def offline_provider() -> bool:
     """The service explains with the offline provider (``RISK_LLM_PROVIDER`` unset or offline)."""
-    from decisioning.conduct.llm import LlmConfig
+    from decisioning.adapters.llm.gateway import LlmConfig
 
     return LlmConfig.from_env(os.environ).provider == "offline"
 
@@ -158,7 +152,7 @@ def require_explained(
     The offline provider cannot be down, so under it an "explanation unavailable" is a broken
     path and fails the demo; under a real provider the unavailable ones are counted and shown.
     """
-    from decisioning.conduct.explanation import EXPLAINED_ACTIONS
+    from decisioning.adapters.llm.explanation import EXPLAINED_ACTIONS
 
     wanted = {d["decision_id"] for d in decisions if d["action"] in EXPLAINED_ACTIONS}
     missing, extra = wanted - set(explanations), set(explanations) - wanted
@@ -185,43 +179,34 @@ def stage(number: int, title: str) -> None:
     console.rule(f"{number}. {title}")
 
 
-def features_up_to(settings: Settings, transactions: Any, cutoff: pd.Timestamp) -> None:
-    from pipelines.features.jobs import apply_features, build_features, materialize_features
+def features_up_to(settings: Settings, transactions: Path, cutoff: pd.Timestamp) -> None:
+    from pipelines.jobs import demo as steps
 
     with console.status("building point-in-time feature tables") as status:
-        build_features(
-            settings.home, transactions, transactions.with_name("customers.parquet"), status.update
-        )
-    services = apply_features(settings)
-    customers = materialize_features(settings, cutoff.to_pydatetime())
+        loaded = steps.features_up_to(settings, transactions, cutoff, status.update)
     console.print(
-        f"feature services {', '.join(services)}; online store and velocity history seeded "
-        f"for {customers:,} customers",
+        f"feature services {', '.join(loaded.services)}; online store and velocity history "
+        f"seeded for {loaded.seeded_customers:,} customers",
         highlight=False,
     )
 
 
-def train_both(settings: Settings, transactions: Any) -> None:
-    from pipelines.conduct.jobs import train_conduct
-    from pipelines.fraud.training import train_and_register
+def train_both(settings: Settings, transactions: Path) -> None:
+    from pipelines.jobs import demo as steps
 
-    version, fraud = train_and_register(settings, transactions, progress=_note)
-    console.print(f"fraud-detector v{version}: {_metrics(fraud.metrics)}", highlight=False)
-    registered, conduct = train_conduct(
-        settings, settings.data_path / "texts.parquet", progress=rich_progress
-    )
+    fraud = steps.train_fraud_detector(settings, transactions, progress=_note)
+    console.print(f"{fraud.name} v{fraud.version}: {_metrics(fraud.metrics)}", highlight=False)
+    conduct = steps.train_conduct_classifier(settings, counting=rich_progress)
     console.print(
-        f"conduct-classifier v{registered.version}: {_metrics(conduct.metrics)}", highlight=False
+        f"{conduct.name} v{conduct.version}: {_metrics(conduct.metrics)}", highlight=False
     )
 
 
 def promote_both(settings: Settings) -> None:
-    from pipelines.commands.registry import promote_and_record
+    from pipelines.jobs.demo import promote_to_champion
 
-    for name in ("fraud-detector", "conduct-classifier"):
-        promotion = promote_and_record(
-            settings, name, "demo", "make demo: model trained on the simulated world"
-        )
+    for name in MODEL_NAMES:
+        promotion = promote_to_champion(settings, name)
         console.print(f"{name} v{promotion.version} is champion", highlight=False)
 
 
@@ -231,6 +216,8 @@ def served(port: int, log: Path) -> Iterator[tuple[str, str]]:
 
     Its JSON logs and console-exported spans go to ``log``, where a decision's trace can be read.
     """
+    from pipelines.serving_process import port_is_free, stop_process, wait_until_ready
+
     if not port_is_free(port):
         raise DemoFailed(f"port {port} is in use (another service?); pass --port")
     key = secrets.token_urlsafe(16)
@@ -250,37 +237,6 @@ def served(port: int, log: Path) -> Iterator[tuple[str, str]]:
         output.close()
 
 
-def stop_process(process: subprocess.Popen[bytes], grace_s: float = 30) -> None:
-    """Terminate, wait up to ``grace_s``, then kill: a server never outlives its caller."""
-    process.terminate()
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-800:]
-            raise DemoFailed(f"the service exited with {process.returncode}: {tail}")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise DemoFailed(f"the service was not ready within {READY_TIMEOUT_S} s")
-
-
 def save_metrics(url: str, path: Path) -> Path:
     """The service's Prometheus exposition after the sample, kept for reading later."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
@@ -289,15 +245,15 @@ def save_metrics(url: str, path: Path) -> Path:
 
 
 def audit_and_replay(settings: Settings, decision_ids: list[str]) -> None:
-    from decisioning.audit import AuditStore
-    from decisioning.serving import build_engine
+    from decisioning.adapters.audit import AuditStore
+    from decisioning.wiring import build_engine
 
     store = AuditStore.open(settings.audit.url)
     report = store.verify()
     if not report.ok:
         raise DemoFailed(f"audit chain broken at {report.first_broken_id}: {report.reason}")
     console.print(f"audit chain intact: {report.checked:,} records", highlight=False)
-    from decisioning.audit.anchoring import checkpoint_now
+    from decisioning.adapters.audit.anchoring import checkpoint_now
 
     # Anchor what the demo wrote, so `riskctl audit verify` finds it vouched for (ADR 0009). The
     # demo made this chain and verified it just above: it may begin the anchor (genesis).

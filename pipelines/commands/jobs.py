@@ -9,8 +9,8 @@ import typer
 
 from decisioning.settings import load_settings
 
-# decisioning.operations.JOB_NAMES, spelled here so --help need not load SQLAlchemy (a test keeps
-# the two equal).
+# decisioning.adapters.operations.JOB_NAMES, spelled here so --help need not load SQLAlchemy (a
+# test keeps the two equal).
 JOB_NAMES = ("features-build", "materialize-incremental", "retrain", "drift", "outcomes")
 
 app = typer.Typer(help="Scheduled jobs: run one, list their last successes.", no_args_is_help=True)
@@ -34,7 +34,7 @@ def run(
 @app.command("list")
 def list_command() -> None:
     """Each job's latest success, or ``never``."""
-    from decisioning.operations import operations_store
+    from decisioning.adapters.operations import operations_store
 
     with operations_store(load_settings().operations.url) as store:
         successes = store.last_successes()

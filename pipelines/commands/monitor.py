@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from decisioning.events import utc_now
+from decisioning.core.events import utc_now
 from decisioning.settings import load_settings
 from pipelines.commands.reading import DateFormat, Timezone, reading_config
 

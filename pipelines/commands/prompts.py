@@ -21,7 +21,7 @@ from pipelines.commands.registry import audit_trail
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from decisioning.conduct.llm import LlmGateway
+    from decisioning.adapters.llm.gateway import LlmGateway
     from registry.prompt_promotion import GatedEvaluation
 
 app = typer.Typer(help="Prompts: evaluate on golden sets, promote.", no_args_is_help=True)
@@ -91,7 +91,7 @@ def _prompts_dir(settings: Settings) -> Path:
 
 def _gateway(prompts: Path) -> LlmGateway:
     """The configured provider; calls are kept in memory, since no decision is being made."""
-    from decisioning.conduct.llm import InMemoryLlmCallRecorder, LlmConfig, build_gateway
+    from decisioning.adapters.llm.gateway import InMemoryLlmCallRecorder, LlmConfig, build_gateway
 
     return build_gateway(LlmConfig.from_env(os.environ), prompts, InMemoryLlmCallRecorder())
 

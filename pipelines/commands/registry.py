@@ -17,7 +17,7 @@ import typer
 from decisioning.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from decisioning.audit import AuditStore
+    from decisioning.adapters.audit import AuditStore
     from registry.workflow import Promotion
 
 app = typer.Typer(help="MLflow registry: list, promote, roll back.", no_args_is_help=True)
@@ -84,7 +84,7 @@ def promote_and_record(settings: Settings, name: str, approver: str, reason: str
 @contextmanager
 def audit_trail(settings: Settings) -> Iterator[AuditStore]:
     """The profile's audit store, open while the move is made (the next checkpoint anchors it)."""
-    from decisioning.audit import AuditStore
+    from decisioning.adapters.audit import AuditStore
 
     store = AuditStore.open(settings.audit.url)
     try:

@@ -9,21 +9,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from decisioning.conduct.assessment import ConductAssessor
-from decisioning.conduct.embeddings import MODEL_ID, Embedder, build_embedding_cache
-from decisioning.conduct.errors import TrainingDataError
-from decisioning.conduct.evaluation import EvaluationReport, cross_validate
-from decisioning.conduct.pyfunc import (
+from decisioning.adapters.embeddings import build_embedding_cache, load_minilm_encoder
+from decisioning.adapters.mlflow.conduct_pyfunc import (
     MODEL_ARTIFACT,
     ConductPyfunc,
     assessments_frame,
     save_conduct_model,
 )
+from decisioning.conduct.assessment import ConductAssessor
+from decisioning.conduct.embeddings import MODEL_ID, Embedder
+from decisioning.conduct.errors import TrainingDataError
 from decisioning.conduct.rules import load_rules
 from decisioning.conduct.taxonomy import load_taxonomy
-from decisioning.conduct.training import TrainedConductModel, train_conduct_model
 from decisioning.settings import Settings
+from pipelines.conduct.evaluation import EvaluationReport, cross_validate
 from pipelines.conduct.run_details import log_run_details
+from pipelines.conduct.training import TrainedConductModel, train_conduct_model
 from pipelines.ingest import read_table
 from pipelines.progress import ProgressFactory, no_progress
 from registry.models import (
@@ -48,7 +49,9 @@ def read_text_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
 
 def settings_embedder(settings: Settings) -> Embedder:
     """The embedder with the profile's cache, so repeated runs skip the model."""
-    return Embedder(build_embedding_cache(settings.embeddings_cache))
+    return Embedder(
+        build_embedding_cache(settings.embeddings_cache), load_encoder=load_minilm_encoder
+    )
 
 
 def evaluate_table(

@@ -20,8 +20,8 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from decisioning.conduct.embeddings import MODEL_ID
-from decisioning.conduct.training import HOLDOUT_BUCKETS, TrainedConductModel
 from pipelines.conduct.plots import write_confusion_matrix, write_reliability_diagram
+from pipelines.conduct.training import HOLDOUT_BUCKETS, TrainedConductModel
 from registry.tracking import log_datasets
 
 CALIBRATION_BINS = 10

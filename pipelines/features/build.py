@@ -4,7 +4,7 @@ Every row describes one payment as of its own time: velocity counts the payment 
 it, the profile only earlier payments, terminal risk only earlier payments and only the labels
 available at that time. Windows are answered with sorted arrays and binary search (no loop per
 row), so a six-month file of 1.75 million payments builds in seconds. The online counterpart,
-which must give the same numbers one payment at a time, is ``decisioning.features.activity``.
+which must give the same numbers one payment at a time, is ``decisioning.fraud.activity``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from decisioning import storage
-from decisioning.features.activity import VELOCITY_WINDOWS
-from decisioning.storage import Location
+from decisioning.adapters import storage
+from decisioning.adapters.storage import Location
+from decisioning.fraud.activity import VELOCITY_WINDOWS
 
 logger = logging.getLogger(__name__)
 

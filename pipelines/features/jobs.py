@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from decisioning import storage
-from decisioning.events import utc_now
-from decisioning.features.store import open_feature_store, open_payment_history
+from decisioning.adapters import storage
+from decisioning.adapters.feast.store import open_feature_store, open_payment_history
+from decisioning.adapters.storage import Location
+from decisioning.core.events import utc_now
 from decisioning.settings import Settings
-from decisioning.storage import Location
 from pipelines.features.build import build_feature_tables
 from pipelines.features.repo import (
     MaterializedInterval,

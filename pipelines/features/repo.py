@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore, FeatureView, FileSource, PushSource
 
-from decisioning import storage
-from decisioning.features.activity import LONGEST_WINDOW_NS, CustomerHistory, RecentPayment
-from decisioning.features.history import PaymentHistory
-from decisioning.features.materialized import marker_row
-from decisioning.storage import Location
+from decisioning.adapters import storage
+from decisioning.adapters.feast.history import PaymentHistory
+from decisioning.adapters.feast.materialized import marker_row
+from decisioning.adapters.storage import Location
+from decisioning.fraud.activity import LONGEST_WINDOW_NS, CustomerHistory, RecentPayment
 from feature_repo.definitions import DEFINITIONS
 from pipelines.features.errors import FeatureTablesMissing
 
@@ -169,8 +169,8 @@ def mark_materialized(store: FeatureStore, end: datetime) -> list[str]:
     """Write each batch view's marker row as of ``end``: the store now holds the view.
 
     The decision service reads it beside a payment's own row, to tell a new terminal or customer
-    (no row, marker present) from a store that lost its memory (neither): ``decisioning.features.
-    materialized``. Returns the views marked.
+    (no row, marker present) from a store that lost its memory (neither): ``decisioning.adapters.
+    feast.materialized``. Returns the views marked.
     """
     marked = []
     # FeatureStore.write_to_online_store drops a row whose features are all null, which the

@@ -27,7 +27,7 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession, Window, WindowSpec
 from pyspark.sql import functions as F
 
-from decisioning.features.activity import VELOCITY_WINDOWS
+from decisioning.fraud.activity import VELOCITY_WINDOWS
 from pipelines.features.build import (
     CONFIRMED_WINDOWS,
     LABEL_DELAY_WHEN_UNKNOWN,

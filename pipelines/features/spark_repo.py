@@ -15,7 +15,7 @@ from feast import FeatureStore, FeatureView, FileSource, PushSource, RepoConfig
 from feast.data_source import DataSource
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 
-from decisioning.features.store import read_feast_config
+from decisioning.adapters.feast.store import read_feast_config
 from decisioning.settings import Settings
 from pipelines.features.repo import feature_definitions
 from pipelines.features.spark_session import SparkSettings

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pyspark.sql import SparkSession
 
-from decisioning.errors import SettingsError
+from decisioning.core.errors import SettingsError
 from decisioning.settings import PROFILES, expand_variables
 
 SPARK_CONFIG = "spark.yaml"

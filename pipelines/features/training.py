@@ -5,7 +5,11 @@ from __future__ import annotations
 import pandas as pd
 from feast import FeatureStore
 
-from decisioning.features.online import FRAUD_FEATURE_SERVICE, feature_names, get_feature_service
+from decisioning.adapters.feast.online import (
+    FRAUD_FEATURE_SERVICE,
+    feature_names,
+    get_feature_service,
+)
 from pipelines.features.errors import EntityFrameInvalid
 
 ENTITY_COLUMNS = ("customer_id", "terminal_id", "occurred_at", "amount")

@@ -284,7 +284,8 @@ def score_payments(scorer: FraudScorer, frame: pd.DataFrame) -> pd.DataFrame:
             "score": decided["score"].to_numpy(),
             "action": decided["action"].to_numpy(),
             "reason_codes": [
-                json.dumps([reason.as_dict() for reason in row]) for row in decided["reason_codes"]
+                json.dumps([reason.model_dump() for reason in row])
+                for row in decided["reason_codes"]
             ],
         }
     )

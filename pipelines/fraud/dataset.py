@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from decisioning.features.online import FRAUD_FEATURE_SERVICE, feature_names
-from decisioning.features.store import open_feature_store
+from decisioning.adapters.feast.online import FRAUD_FEATURE_SERVICE, feature_names
+from decisioning.adapters.feast.store import open_feature_store
 from decisioning.fraud.errors import FraudTrainingDataError
 from decisioning.settings import Settings
 from pipelines.features.build import FeatureTables, build_feature_tables

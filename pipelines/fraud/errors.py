@@ -1,6 +1,6 @@
 """Failures of the offline fraud jobs, one class per failure mode."""
 
-from decisioning.errors import RiskPlatformError
+from decisioning.core.errors import RiskPlatformError
 from decisioning.fraud.errors import FraudTrainingDataError
 
 

@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from decisioning.fraud.config import FraudConfig, load_fraud_config
-from decisioning.fraud.model import ANOMALY_FEATURE, FraudScorer, fit_fraud_scorer
-from decisioning.fraud.pyfunc import (
+from decisioning.adapters.mlflow.fraud_pyfunc import (
     MODEL_ARTIFACT,
     FraudPyfunc,
     decisions_frame,
     save_fraud_scorer,
 )
+from decisioning.adapters.mlflow.model_store import FEATURE_SERVICE_TAG
+from decisioning.fraud.config import FraudConfig, load_fraud_config
+from decisioning.fraud.model import ANOMALY_FEATURE, FraudScorer, fit_fraud_scorer
 from decisioning.fraud.reason_codes import load_reason_codes
 from decisioning.fraud.thresholds import Thresholds, write_thresholds
-from decisioning.model_store import FEATURE_SERVICE_TAG
 from decisioning.settings import Settings
 from pipelines.features.jobs import customers_beside
 from pipelines.fraud.dataset import (

@@ -1,6 +1,6 @@
 """Failures of the scheduled jobs, one class per failure mode."""
 
-from decisioning.errors import RiskPlatformError
+from decisioning.core.errors import RiskPlatformError
 
 
 class UnknownJob(RiskPlatformError):

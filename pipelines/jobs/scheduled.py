@@ -17,11 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from decisioning import storage
-from decisioning.events import utc_now
-from decisioning.operations import JobRun, operations_store
+from decisioning.adapters import storage
+from decisioning.adapters.operations import JobRun, operations_store
+from decisioning.core.events import utc_now
 from decisioning.settings import Settings
 from pipelines.jobs.errors import NotEnoughHistory, UnknownJob
+from registry.names import FRAUD_DETECTOR
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def retrain_challenger(settings: Settings, now: datetime) -> Summary:
     from pipelines.fraud.training import train_and_register
 
     version, trained = train_and_register(settings, transactions_location(settings))
-    return {"model": "fraud-detector", "version": version, "metrics": dict(trained.metrics)}
+    return {"model": FRAUD_DETECTOR, "version": version, "metrics": dict(trained.metrics)}
 
 
 def drift_of_latest_week(settings: Settings, now: datetime) -> Summary:

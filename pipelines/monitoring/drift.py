@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from decisioning.events import TEXT_REQUIRED, TRANSACTION_REQUIRED
+from decisioning.core.events import TEXT_REQUIRED, TRANSACTION_REQUIRED
 from pipelines.monitoring.errors import DriftInputError
 
 EventKind = Literal["transactions", "texts"]

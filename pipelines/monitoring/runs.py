@@ -3,7 +3,7 @@ scheduled ``drift`` and ``outcomes`` jobs call.
 
 A run writes its report for people under the profile's reports location (local or S3) and its
 result for machines to the operations store, where every service task reads the latest one and
-publishes it (``decisioning.stored_results``).
+publishes it (``decisioning.telemetry.stored_results``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 
 import pandas as pd
 
-from decisioning import storage
-from decisioning.events import utc_now
-from decisioning.operations import FLAG_QUALITY_RESULT, drift_result_name, operations_store
+from decisioning.adapters import storage
+from decisioning.adapters.operations import FLAG_QUALITY_RESULT, drift_result_name, operations_store
+from decisioning.adapters.storage import Location
+from decisioning.core.events import utc_now
 from decisioning.settings import Settings
-from decisioning.storage import Location
 from pipelines.ingest import ReadingConfig, conform, load_events, read_table
 from pipelines.monitoring.drift import (
     FeatureDrift,
@@ -112,7 +112,7 @@ def run_outcomes(
     out: Location | None = None,
 ) -> OutcomesRun:
     """Precision and recall of the audited decisions against the labels known at ``as_of``."""
-    from decisioning.audit import AuditStore
+    from decisioning.adapters.audit import AuditStore
 
     moment = pd.Timestamp(as_of)
     moment = moment.tz_localize(UTC) if moment.tzinfo is None else moment.tz_convert(UTC)
@@ -171,9 +171,12 @@ def _embeddings(
     settings: Settings, reference: pd.DataFrame, current: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Embed both windows' texts with the one embeddings implementation (cached by content)."""
-    from decisioning.conduct.embeddings import Embedder, build_embedding_cache
+    from decisioning.adapters.embeddings import build_embedding_cache, load_minilm_encoder
+    from decisioning.conduct.embeddings import Embedder
     from pipelines.monitoring.drift import embedding_frame
 
-    embedder = Embedder(build_embedding_cache(settings.embeddings_cache))
+    embedder = Embedder(
+        build_embedding_cache(settings.embeddings_cache), load_encoder=load_minilm_encoder
+    )
     vectors = embedder.embed([*reference["text"], *current["text"]])
     return embedding_frame(vectors[: len(reference)]), embedding_frame(vectors[len(reference) :])

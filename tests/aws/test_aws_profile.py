@@ -21,10 +21,10 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-from decisioning import storage
-from decisioning.audit import AuditStore
-from decisioning.metrics import publish_stored_results
-from decisioning.operations import FLAG_QUALITY_RESULT, OperationsStore, drift_result_name
+from decisioning.adapters import storage
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.operations import FLAG_QUALITY_RESULT, OperationsStore, drift_result_name
+from decisioning.telemetry.metrics import publish_stored_results
 from pipelines.cli import main
 from pipelines.jobs.scheduled import run_job
 from pipelines.simulate import SimulationConfig, simulate_world, write_world
@@ -174,10 +174,10 @@ def _gates_this_small_world_can_pass(config_dir: Path) -> None:
 
 
 def _decide_last_day(settings: Any, world: Path) -> list[Any]:
-    from decisioning.engine import DecisionEngine, DecisionRequest
-    from decisioning.policy import load_policy
-    from decisioning.serving import fraud_pillar
-    from pipelines.commands.serve import sample_requests
+    from decisioning.core.engine import DecisionEngine, DecisionRequest
+    from decisioning.core.policy import load_policy
+    from decisioning.wiring import fraud_pillar
+    from pipelines.decision_requests import sample_requests
 
     requests = [
         DecisionRequest(transaction=body["transaction"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from decisioning.metrics import exposed_names
+from decisioning.telemetry.metrics import exposed_names
 from infra.alerts import DEFAULT_RUNBOOK_BASE_URL, JOB_GAUGE, render
 from infra.image import METRICS_JOB, SCHEDULED_JOBS
 
@@ -87,7 +87,9 @@ def test_every_expression_reads_only_metrics_the_code_defines(where: str, expr: 
 
     assert names, f"{where}: no metric in {expr!r}"
     unknown = names - exposed_names() - PROMETHEUS_SERIES
-    assert not unknown, f"{where}: {sorted(unknown)} not defined in decisioning/metrics.py"
+    assert not unknown, (
+        f"{where}: {sorted(unknown)} not defined in decisioning/telemetry/metrics.py"
+    )
 
 
 def test_dashboards_cover_what_the_issue_asks_for() -> None:

@@ -11,11 +11,11 @@ from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from decisioning.audit import AuditStore
-from decisioning.audit.chain import GENESIS, row_hash
-from decisioning.audit.roles import AuditRoles
-from decisioning.audit.store import _MIGRATIONS, _engine
-from decisioning.errors import AuditError
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.audit.chain import GENESIS, row_hash
+from decisioning.adapters.audit.roles import AuditRoles
+from decisioning.adapters.audit.store import _MIGRATIONS, _engine
+from decisioning.core.errors import AuditError
 from tests.clock import NOW
 from tests.unit.decisioning.audit.test_store import _append_many
 

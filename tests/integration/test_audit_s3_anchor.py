@@ -12,11 +12,11 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from moto.server import ThreadedMotoServer
 
-from decisioning.audit import AuditStore
-from decisioning.audit.anchor import S3Anchor
-from decisioning.audit.anchoring import verify_against_anchor, write_checkpoint
-from decisioning.audit.checkpoint import key_id
-from decisioning.errors import AnchorUnavailable
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.audit.anchor import S3Anchor
+from decisioning.adapters.audit.anchoring import verify_against_anchor, write_checkpoint
+from decisioning.adapters.audit.checkpoint import key_id
+from decisioning.core.errors import AnchorUnavailable
 from tests.served import free_port
 
 pytestmark = pytest.mark.integration

@@ -25,7 +25,7 @@ import pytest
 from bentoml._internal.bento import BentoStore
 
 from decisioning.settings import MlflowSettings
-from pipelines.commands.demo import stop_process
+from pipelines.serving_process import stop_process
 from registry.names import CHAMPION, CONDUCT_CLASSIFIER, FRAUD_DETECTOR
 from registry.tracking import mlflow_session
 from tests.integration.worlds import (

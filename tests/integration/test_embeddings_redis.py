@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import redis
 
-from decisioning.conduct.embeddings import DIMENSION, Embedder, RedisEmbeddingCache
+from decisioning.adapters.embeddings import RedisEmbeddingCache
+from decisioning.conduct.embeddings import DIMENSION, Embedder
 
 pytestmark = pytest.mark.integration
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from decisioning.audit import AuditStore
-from pipelines.commands.demo import stop_process
+from decisioning.adapters.audit import AuditStore
+from pipelines.serving_process import stop_process
 from tests.integration.worlds import (
     KEY,
     POSTGRES,

@@ -18,10 +18,10 @@ import psycopg
 import pytest
 from feast import FeatureStore
 
-from decisioning.events import TransactionEvent
-from decisioning.features.history import PaymentHistory, RedisPaymentHistory
-from decisioning.features.online import OnlineFeatureService, online_features
-from decisioning.features.store import open_feature_store, open_payment_history
+from decisioning.adapters.feast.history import PaymentHistory, RedisPaymentHistory
+from decisioning.adapters.feast.online import OnlineFeatureService, online_features
+from decisioning.adapters.feast.store import open_feature_store, open_payment_history
+from decisioning.core.events import TransactionEvent
 from decisioning.settings import load_settings
 from pipelines.features.build import build_feature_tables
 from pipelines.features.repo import apply_definitions, materialize

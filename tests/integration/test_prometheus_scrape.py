@@ -30,7 +30,7 @@ import pytest
 import time_machine
 import yaml
 
-from pipelines.commands.demo import stop_process
+from pipelines.serving_process import stop_process
 from tests.served import free_port, post_decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -186,11 +186,11 @@ def riskctl(*argv: str) -> None:
 
 def audited_degraded_decisions(payments: pd.DataFrame) -> None:
     """Decide payments in process with no models, as the bento would: degraded, audited."""
-    from decisioning.audit import AuditStore
-    from decisioning.engine import DecisionEngine, DecisionRequest
-    from decisioning.policy import load_policy
+    from decisioning.adapters.audit import AuditStore
+    from decisioning.core.engine import DecisionEngine, DecisionRequest
+    from decisioning.core.policy import load_policy
     from decisioning.settings import load_settings
-    from pipelines.commands.serve import request_fields
+    from pipelines.decision_requests import request_fields
 
     settings = load_settings()
     store = AuditStore.open(settings.audit.url)
@@ -290,7 +290,7 @@ def record_scheduled_job_successes() -> None:
     The jobs themselves run in the aws tier (tests/aws); here retrain alone would cost minutes.
     What this module checks is that a served process publishes what the store holds.
     """
-    from decisioning.operations import operations_store
+    from decisioning.adapters.operations import operations_store
     from decisioning.settings import load_settings
     from pipelines.jobs.scheduled import JOBS
 
@@ -389,7 +389,7 @@ def api(prometheus_url: str, path: str, **params: str) -> Any:
 @pytest.fixture(scope="module")
 def scraped(bento: tuple[str, Path], prometheus: str) -> str:
     """Load sent through the bento, then several scrapes and rule evaluations after it."""
-    from pipelines.commands.serve import sample_requests
+    from pipelines.decision_requests import sample_requests
 
     url, world = bento
     bodies = sample_requests(world, 36)  # payments, messages and both, in turn

@@ -19,7 +19,7 @@ import pytest
 from mlflow import MlflowClient
 from sqlalchemy import create_engine, text
 
-from decisioning.audit import AuditStore
+from decisioning.adapters.audit import AuditStore
 from decisioning.settings import Settings, load_settings
 from pipelines.cli import main
 from registry.names import CONDUCT_CLASSIFIER, model_uri

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.commands.demo import stop_process
+from pipelines.serving_process import stop_process
 from tests.clock import NOW
 from tests.integration.worlds import (
     KEY,

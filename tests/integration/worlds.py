@@ -28,7 +28,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from pipelines.commands.demo import stop_process
+from pipelines.serving_process import stop_process
 from tests.clock import subprocess_env
 from tests.served import free_port
 

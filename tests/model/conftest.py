@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from decisioning.adapters.embeddings import load_minilm_encoder
 from decisioning.conduct.assessment import ConductAssessor, ConductModel
 from decisioning.conduct.classifier import TextClassifier
 from decisioning.conduct.embeddings import Embedder
@@ -63,7 +64,7 @@ def assessor() -> ConductAssessor:
     """Loads the real model once for every behavioural test."""
     taxonomy = load_taxonomy(CONFIGS / "taxonomy.yaml")
     rules = load_rules(CONFIGS / "rules.yaml", taxonomy)
-    embedder = Embedder()
+    embedder = Embedder(load_encoder=load_minilm_encoder)
     texts = [text for texts in TRAINING.values() for text in texts]
     labels = [label for label, texts in TRAINING.items() for _ in texts]
     classifier = TextClassifier().fit(texts, embedder.embed(texts), labels)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decisioning.features.online import FRAUD_FEATURE_SERVICE
+from decisioning.adapters.feast.online import FRAUD_FEATURE_SERVICE
 from decisioning.fraud.model import FraudScorer
 from decisioning.settings import load_settings
 from pipelines.fraud.backtest import BacktestWindows, run_backtest

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from decisioning.features.store import open_feature_store
+from decisioning.adapters.feast.store import open_feature_store
 from decisioning.settings import load_settings
 from pipelines.features.repo import apply_definitions, feature_table_path
 from pipelines.features.spark_build import (

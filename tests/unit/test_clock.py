@@ -1,5 +1,5 @@
-"""One clock: the platform reads time through ``decisioning.events.utc_now`` and tests never read
-the calendar (issue 23: a test that moved with the calendar turned ``make test`` red)."""
+"""One clock: the platform reads time through ``decisioning.core.events.utc_now`` and tests never
+read the calendar (issue 23: a test that moved with the calendar turned ``make test`` red)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ WALL_CLOCK = re.compile(
 )
 # The one place the platform reads it; a line may also say why it must compare with another
 # process's real clock (a Prometheus server's scrape times, say) by carrying this mark.
-THE_CLOCK = ROOT / "decisioning" / "events.py"
+THE_CLOCK = ROOT / "decisioning" / "core" / "events.py"
 EXEMPT = "# wall clock:"
 
 
@@ -37,7 +37,7 @@ def test_code_reads_time_only_through_the_platform_clock(package: str) -> None:
         for read in wall_clock_reads(path, WALL_CLOCK)
     ]
 
-    assert not found, "read the time through decisioning.events.utc_now:\n" + "\n".join(found)
+    assert not found, "read the time through decisioning.core.events.utc_now:\n" + "\n".join(found)
 
 
 def test_tests_take_their_dates_from_tests_clock() -> None:

@@ -1,4 +1,5 @@
-"""The layout rules of ADR 0001, checked rather than hoped."""
+"""The layout rules of ADR 0001 (packages) and ADR 0018 (inside ``decisioning``), checked rather
+than hoped."""
 
 import ast
 import importlib
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT_PACKAGES = {"decisioning", "feature_repo", "registry", "pipelines", "bentos"}
 ALLOWED = {
     "decisioning": set(),
-    "feature_repo": set(),
+    "feature_repo": {"decisioning"},  # decisioning.core.names only (below)
     "registry": {"decisioning"},
     "bentos": {"decisioning"},
     "pipelines": {"decisioning", "registry", "feature_repo"},
@@ -37,6 +38,94 @@ def test_packages_import_only_what_the_layout_allows(package: str) -> None:
         assert not foreign, f"{path.relative_to(ROOT)} imports {sorted(foreign)}"
 
 
+# Inside decisioning: what each part may import. The core is the decision and its ports; fraud and
+# conduct are scoring logic; adapters hold one technology each; pillars and wiring compose them.
+LAYERS = {
+    "core": {"core"},
+    "fraud": {"core", "fraud"},
+    "conduct": {"core", "conduct"},
+    "telemetry": {"core", "conduct", "telemetry", "settings", "adapters"},
+    "adapters": {"core", "fraud", "conduct", "telemetry", "settings", "adapters"},
+    "settings": {"core", "adapters"},
+}
+# The core does no I/O: besides the standard library it may use these, nothing else.
+CORE_THIRD_PARTY = {"pydantic", "yaml", "opentelemetry"}
+NAMES_MODULE = "decisioning.core.names"
+SHARED_NAMES = ("fraud-detector", "conduct-classifier", "fraud_v3", "customer_activity_push")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every absolute module an import statement names, anywhere in the file."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+    return modules
+
+
+def layer_of(module: str) -> str:
+    """``decisioning.adapters.audit.store`` -> ``adapters``; a top-level module is its own."""
+    return module.split(".")[1] if module.count(".") else ""
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_decisioning_layers_import_only_what_they_may(layer: str) -> None:
+    root = ROOT / "decisioning"
+    paths = (
+        [root / f"{layer}.py"]
+        if (root / f"{layer}.py").exists()
+        else root.joinpath(layer).rglob("*.py")
+    )
+    for path in paths:
+        used = {layer_of(m) for m in imported_modules(path) if m.startswith("decisioning.")}
+        assert used <= LAYERS[layer], (
+            f"{path.relative_to(ROOT)} imports {sorted(used - LAYERS[layer])}"
+        )
+
+
+def test_the_core_uses_no_library_beyond_its_short_list() -> None:
+    for path in (ROOT / "decisioning" / "core").rglob("*.py"):
+        libraries = {m.split(".")[0] for m in imported_modules(path)} - {
+            "decisioning",
+            "__future__",
+        }
+        foreign = libraries - set(sys.stdlib_module_names) - CORE_THIRD_PARTY
+        assert not foreign, f"{path.relative_to(ROOT)} imports {sorted(foreign)}"
+
+
+def test_feature_repo_takes_only_the_shared_names_from_decisioning() -> None:
+    for path in (ROOT / "feature_repo").rglob("*.py"):
+        used = {m for m in imported_modules(path) if m.startswith("decisioning")}
+        assert used <= {NAMES_MODULE}, f"{path.relative_to(ROOT)} imports {sorted(used)}"
+
+
+def test_names_shared_across_layers_are_spelled_once() -> None:
+    """A model, feature service or push source name as a literal anywhere but the names module
+    is a second spelling that a rename would miss."""
+    for package in [*sorted(PROJECT_PACKAGES), "bench"]:
+        for path in (ROOT / package).rglob("*.py"):
+            if path == ROOT / "decisioning" / "core" / "names.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and node.value in SHARED_NAMES:
+                    pytest.fail(f"{path.relative_to(ROOT)}:{node.lineno} spells {node.value!r}")
+
+
+def test_every_entry_point_builds_the_engine_through_the_one_wiring_function() -> None:
+    """Only ``decisioning/wiring.py`` constructs a ``DecisionEngine`` (tests build their own)."""
+    builders = []
+    for package in [*sorted(PROJECT_PACKAGES), "bench"]:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                called = node.func if isinstance(node, ast.Call) else None
+                name = getattr(called, "id", None) or getattr(called, "attr", None)
+                if name == "DecisionEngine":
+                    builders.append(str(path.relative_to(ROOT)))
+    assert builders == ["decisioning/wiring.py"], builders
+
+
 def test_importing_the_cli_creates_nothing(tmp_path: Path) -> None:
     code = "import pipelines.cli, decisioning.settings"
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
@@ -46,3 +135,41 @@ def test_importing_the_cli_creates_nothing(tmp_path: Path) -> None:
 
 def test_the_cli_module_loads() -> None:
     assert callable(importlib.import_module("pipelines.cli").main)
+
+
+# Tests whose subject is a ``riskctl`` command: they may import its module. Everything else in
+# tests/ and bench/ calls the library the commands call (pipelines.jobs and the rest).
+COMMAND_TESTS = {
+    "tests/unit/pipelines/test_cli.py",  # the CLI's own wiring and its --help
+    "tests/unit/pipelines/test_bento_build.py",  # riskctl bento build
+    "tests/unit/pipelines/test_demo_explanations.py",  # riskctl demo's checks and its table
+    "tests/unit/pipelines/test_jobs.py",  # riskctl jobs offers the scheduled jobs' names
+    "tests/unit/pipelines/test_serve.py",  # riskctl serve's BentoML home
+    "tests/unit/registry/test_prompt_promotion.py",  # riskctl prompts evaluate's exit code
+}
+
+
+def imports_of_commands(path: Path) -> list[str]:
+    """Each ``pipelines.commands`` module the file imports, ``from pipelines import commands``
+    included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    return sorted({m for m in found if m.split(".")[:2] == ["pipelines", "commands"]})
+
+
+def test_benches_and_tests_call_the_library_not_the_cli_modules() -> None:
+    """The command modules only parse options and print; a bench or a test that needs a step
+    imports it from the library, unless the command itself is what it tests."""
+    offenders = {}
+    for folder in ("bench", "tests"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            relative = str(path.relative_to(ROOT))
+            if relative not in COMMAND_TESTS and (commands := imports_of_commands(path)):
+                offenders[relative] = commands
+    assert not offenders, f"import the library instead of the CLI's modules: {offenders}"
+    missing = sorted(name for name in COMMAND_TESTS if not (ROOT / name).is_file())
+    assert not missing, f"exceptions naming no file (moved? rename them here): {missing}"

@@ -8,10 +8,10 @@ import time
 
 from bentos.service import ConductScorer
 from decisioning.conduct.assessment import ConductAssessment
-from decisioning.decision import ModelVersion
-from decisioning.engine import ConductResult
-from decisioning.events import TextEvent
-from decisioning.policy import ConductInput
+from decisioning.core.decision import ModelVersion
+from decisioning.core.events import TextEvent
+from decisioning.core.policy import ConductInput
+from decisioning.core.ports import ConductResult
 
 MODEL = ModelVersion(name="conduct-classifier", version="2")
 TEXT = TextEvent.model_validate(

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from decisioning.engine import DecisionRequest
+from decisioning.core.engine import DecisionRequest
 from tests.clock import NOW
 from tests.served import audit_rows
 from tests.unit.bentos.asgi import KEY

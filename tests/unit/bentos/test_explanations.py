@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from decisioning.audit import AuditStore
-from decisioning.conduct.explanation import stored_explanation
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.llm.explanation import stored_explanation
 from decisioning.settings import load_settings
 from tests.events import PAYMENT
 from tests.unit.bentos.asgi import KEY

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from decisioning.observability import configure_logging
+from decisioning.telemetry.observability import configure_logging
 from tests.clock import NOW
 from tests.events import PAYMENT
 from tests.served import audit_rows

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bentos.service import FraudScorer, ScorerUnavailable
-from decisioning.events import TransactionEvent
+from decisioning.core.events import TransactionEvent
 
 PAYMENT = TransactionEvent.model_validate(
     {

@@ -15,8 +15,7 @@ import pytest
 from bentoml._internal.models import ModelStore
 from mlflow import MlflowClient
 
-from decisioning.decision import ModelVersion
-from decisioning.model_store import (
+from decisioning.adapters.mlflow.model_store import (
     ARTIFACT_MANIFEST_TAG,
     ArtifactIntegrityError,
     ModelNotAvailable,
@@ -25,8 +24,8 @@ from decisioning.model_store import (
     served_models,
     verified_model_dir,
 )
+from decisioning.core.decision import ModelVersion
 from decisioning.settings import MlflowSettings
-from pipelines.commands.bento import with_models
 from registry.names import CONDUCT_CLASSIFIER
 from registry.tracking import mlflow_session
 from tests.unit.registry.lookup_models import register_lookup_model
@@ -152,12 +151,3 @@ def test_a_stored_version_without_its_manifest_is_refused(
 
 def test_outside_a_bentoml_server_models_come_from_mlflow_only(unreachable: str) -> None:
     assert served_models(unreachable).bento_store is None, "replay and the demo read MLflow"
-
-
-def test_the_bento_lists_each_imported_model_once_beside_the_bentofiles_own() -> None:
-    bentofile = {"service": "bentos.service:RiskService", "models": ["embedder:1"]}
-
-    options = with_models(bentofile, ["fraud-detector:3", "conduct-classifier:2", "embedder:1"])
-
-    assert options["models"] == ["embedder:1", "fraud-detector:3", "conduct-classifier:2"]
-    assert bentofile["models"] == ["embedder:1"], "the bentofile read is left as it was"

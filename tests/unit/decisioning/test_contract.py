@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from decisioning.contract import load_contract_limits, refusals
-from decisioning.engine import DecisionRequest
-from decisioning.events import TextEvent, TransactionEvent
+from decisioning.core.contract import load_contract_limits, refusals
+from decisioning.core.engine import DecisionRequest
+from decisioning.core.events import TextEvent, TransactionEvent
 from tests.events import MESSAGE, PAYMENT
 
 LIMITS = load_contract_limits(Path(__file__).resolve().parents[3] / "configs" / "contract.yaml")

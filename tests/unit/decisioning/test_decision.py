@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from decisioning.decision import (
+from decisioning.core.decision import (
     DecisionTimestamps,
     RiskDecision,
     canonical_json,

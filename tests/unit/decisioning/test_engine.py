@@ -3,23 +3,19 @@
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import create_engine
 
-from decisioning.audit import AuditStore
-from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCode
-from decisioning.engine import (
-    ConductResult,
-    DecisionEngine,
-    DecisionRequest,
-    FraudResult,
-    PillarUnavailable,
-)
-from decisioning.errors import AuditUnavailable
-from decisioning.events import TextEvent, TransactionEvent
-from decisioning.policy import ConductInput, FraudInput, load_policy
+from decisioning.adapters.audit import AuditStore
+from decisioning.core.decision import Evidence, FeatureValue, ModelVersion, ReasonCode, RiskDecision
+from decisioning.core.engine import DecisionEngine, DecisionRequest
+from decisioning.core.errors import AuditUnavailable
+from decisioning.core.events import TextEvent, TransactionEvent
+from decisioning.core.policy import ConductInput, FraudInput, load_policy
+from decisioning.core.ports import ConductResult, FraudResult, PillarUnavailable
 from tests.events import MESSAGE, PAYMENT
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "policy.yaml"
@@ -59,6 +55,16 @@ class StandInConduct:
     def reassess(self, event: TextEvent, model: ModelVersion) -> ConductInput:
         span = Evidence(kind="span", reference="m1:rule", quote=event.text, start=0, end=12)
         return ConductInput("conduct.vulnerable_customer", "high", 0.8, "rule", (), (span,))
+
+    def replay_facts(self, decision: RiskDecision, event: TextEvent, audit: Any) -> tuple[str, ...]:
+        return ()
+
+
+class AssessOnlyConduct:
+    """A conduct pillar that only assesses, as the served one over HTTP does."""
+
+    def assess(self, event: TextEvent) -> ConductResult:
+        return StandInConduct().assess(event)
 
 
 @pytest.fixture
@@ -127,6 +133,17 @@ def test_replay_recomputes_the_same_decision(audit: AuditStore) -> None:
     report = engine(audit, StandInFraud(count=0), StandInConduct()).replay(decided.decision_id)
 
     assert report.identical, report.differences
+
+
+def test_replay_of_a_text_decision_needs_a_pillar_that_can_replay(audit: AuditStore) -> None:
+    """A conduct pillar served over HTTP assesses only: replaying a text decision with it says
+    so instead of comparing against nothing (replay runs in process)."""
+    decided = engine(audit, None, AssessOnlyConduct()).decide(
+        DecisionRequest.model_validate({"text": MESSAGE})
+    )
+
+    with pytest.raises(TypeError, match="AssessOnlyConduct cannot replay"):
+        engine(audit, None, AssessOnlyConduct()).replay(decided.decision_id)
 
 
 def test_replay_reports_what_a_changed_model_would_decide(audit: AuditStore) -> None:

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from decisioning.audit import AuditStore
-from decisioning.decision import FeatureValue, ModelVersion
-from decisioning.engine import DecisionEngine, DecisionRequest, FraudResult
-from decisioning.errors import AuditUnavailable, IdempotencyConflict
-from decisioning.events import TransactionEvent
-from decisioning.policy import FraudInput, load_policy
+from decisioning.adapters.audit import AuditStore
+from decisioning.core.decision import FeatureValue, ModelVersion
+from decisioning.core.engine import DecisionEngine, DecisionRequest
+from decisioning.core.errors import AuditUnavailable, IdempotencyConflict
+from decisioning.core.events import TransactionEvent
+from decisioning.core.policy import FraudInput, load_policy
+from decisioning.core.ports import FraudResult
 from tests.events import MESSAGE, PAYMENT
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "policy.yaml"

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from decisioning.decision import ModelVersion
-from decisioning.engine import PillarUnavailable
-from decisioning.events import TransactionEvent
-from decisioning.features.online import OnlineRead
+from decisioning.adapters.feast.online import OnlineRead
+from decisioning.core.decision import ModelVersion
+from decisioning.core.events import TransactionEvent
+from decisioning.core.policy import load_policy
+from decisioning.core.ports import PillarUnavailable
 from decisioning.fraud.model import FraudScorer
 from decisioning.pillars import FraudScorerPillar, feature_problems, model_input
-from decisioning.policy import load_policy
 from tests.events import PAYMENT
 from tests.unit.decisioning.fraud.test_scorer import scorer  # noqa: F401 - the fixture
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from decisioning.decision import ModelVersion
-from decisioning.model_store import ModelNotAvailable, version_tag
-from decisioning.serving import require_served_features
+from decisioning.adapters.mlflow.model_store import ModelNotAvailable, version_tag
+from decisioning.core.decision import ModelVersion
+from decisioning.wiring import require_served_features
 
 
 @pytest.fixture

@@ -10,14 +10,14 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from pydantic import ValidationError
 
-from decisioning.events import TextEvent
-from decisioning.observability import (
+from decisioning.core.events import TextEvent
+from decisioning.settings import ObservabilitySettings
+from decisioning.telemetry.observability import (
     TracingConfigError,
     build_tracer_provider,
     configure_logging,
     span_exporter,
 )
-from decisioning.settings import ObservabilitySettings
 
 CARD = "4111 1111 1111 1111"
 EMAIL = "jane.doe@example.co.uk"
@@ -43,7 +43,7 @@ def lines(buffer: io.StringIO) -> list[dict[str, object]]:
 
 def test_each_line_is_json_with_the_decision_and_model_versions(log_lines: io.StringIO) -> None:
     # given a decision logged by library code with its ids passed as extras
-    logger = logging.getLogger("decisioning.engine")
+    logger = logging.getLogger("decisioning.core.engine")
 
     # when it logs
     logger.info(

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import REGISTRY
 
-from decisioning.decision import DecisionTimestamps, Degradation, ModelVersion, RiskDecision
-from decisioning.metrics import (
+from decisioning.core.decision import DecisionTimestamps, Degradation, ModelVersion, RiskDecision
+from decisioning.telemetry.metrics import (
     exposed_names,
     initialise_known_series,
     publish_drift_scores,

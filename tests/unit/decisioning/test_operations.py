@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from decisioning.metrics import publish_stored_results
-from decisioning.operations import (
+from decisioning.adapters.operations import (
     FLAG_QUALITY_RESULT,
     JOB_NAMES,
     OperationsStore,
     drift_result_name,
 )
-from decisioning.stored_results import StoredResultsWatch
+from decisioning.telemetry.metrics import publish_stored_results
+from decisioning.telemetry.stored_results import StoredResultsWatch
 
 
 @pytest.fixture
@@ -83,9 +83,9 @@ def test_the_service_publishes_stored_results_and_jobs_never_run_read_zero(
         == succeeded.timestamp()
     )
     never = [job for job in JOB_NAMES if job != "materialize-incremental"]
-    assert all(
-        gauge("risk_job_last_success_timestamp_seconds", job=job) == 0.0 for job in never
-    ), "a job that never succeeded reads 0, so its lateness alert fires"
+    assert all(gauge("risk_job_last_success_timestamp_seconds", job=job) == 0.0 for job in never), (
+        "a job that never succeeded reads 0, so its lateness alert fires"
+    )
 
 
 def test_the_watch_survives_a_store_it_cannot_open() -> None:

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 import redis
 
-from decisioning.features.errors import FeatureStoreUnavailable
-from decisioning.features.history import RedisPaymentHistory
+from decisioning.adapters.feast.errors import FeatureStoreUnavailable
+from decisioning.adapters.feast.history import RedisPaymentHistory
 
 
 class _FailingPipeline:

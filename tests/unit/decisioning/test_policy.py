@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from decisioning.decision import Evidence, ReasonCode
-from decisioning.policy import ConductInput, FraudInput, Policy, apply_policy, load_policy
+from decisioning.core.decision import Evidence, ReasonCode
+from decisioning.core.policy import ConductInput, FraudInput, Policy, apply_policy, load_policy
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "policy.yaml"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from decisioning.audit import AuditStore
-from decisioning.serving import extraction_gateway
+from decisioning.adapters.audit import AuditStore
 from decisioning.settings import load_settings
+from decisioning.wiring import extraction_gateway
 
 
 def test_extraction_calls_go_to_the_engines_store_and_open_no_other(

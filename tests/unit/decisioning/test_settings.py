@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from decisioning.errors import SettingsError
+from decisioning.core.errors import SettingsError
 from decisioning.settings import DEFAULT_CONFIG_DIR, load_settings
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from decisioning import storage
+from decisioning.adapters import storage
 
 
 def test_a_uri_keeps_its_double_slash_where_path_would_fold_it() -> None:

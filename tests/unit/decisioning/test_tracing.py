@@ -10,21 +10,21 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from decisioning.audit import AuditStore
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.evidence import SqliteEvidenceIndex
+from decisioning.adapters.feast.online import OnlineRead
+from decisioning.adapters.llm.gateway import InMemoryLlmCallRecorder, LlmGateway, OfflineProvider
 from decisioning.conduct.assessment import ConductAssessor, ConductModel
 from decisioning.conduct.classifier import TextClassifier
 from decisioning.conduct.embeddings import Embedder
-from decisioning.conduct.evidence import SqliteEvidenceIndex, load_policy_documents
-from decisioning.conduct.llm import InMemoryLlmCallRecorder, LlmGateway, OfflineProvider
+from decisioning.conduct.evidence import load_policy_documents
 from decisioning.conduct.rules import load_rules
 from decisioning.conduct.taxonomy import load_taxonomy
-from decisioning.decision import ModelVersion
-from decisioning.engine import DecisionEngine, DecisionRequest
-from decisioning.events import TextEvent
-from decisioning.features.online import OnlineRead
-from decisioning.fraud.model import FraudAssessment
+from decisioning.core.decision import ModelVersion
+from decisioning.core.engine import DecisionEngine, DecisionRequest
+from decisioning.core.events import TextEvent
+from decisioning.core.policy import FraudInput, load_policy
 from decisioning.pillars import ConductAssessorPillar, FraudScorerPillar
-from decisioning.policy import load_policy
 from tests.events import MESSAGE, PAYMENT
 from tests.unit.decisioning.conduct.conftest import HashingEncoder
 
@@ -37,8 +37,8 @@ CONDUCT_MODEL = ModelVersion(name="conduct-classifier", version="3")
 class StandInScorer:
     features = ("velocity_10m_count",)
 
-    def assess(self, features: Any) -> FraudAssessment:
-        return FraudAssessment(score=0.01, action="approve", reason_codes=(), contributions={})
+    def assess(self, features: Any) -> FraudInput:
+        return FraudInput(score=0.01, action="approve", reason_codes=())
 
 
 @pytest.fixture

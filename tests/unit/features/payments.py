@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from decisioning.events import TransactionEvent
-from decisioning.features.activity import CustomerHistory, record_payment
+from decisioning.core.events import TransactionEvent
+from decisioning.fraud.activity import CustomerHistory, record_payment
 
 T0 = pd.Timestamp("2024-03-01 12:00", tz="UTC")
 

@@ -200,8 +200,8 @@ def test_online_replay_equals_offline_point_in_time(seed: int) -> None:
 def test_a_payment_arriving_late_counts_only_what_happened_before_it() -> None:
     from datetime import UTC, datetime
 
-    from decisioning.events import TransactionEvent
-    from decisioning.features.activity import CustomerHistory, record_payment
+    from decisioning.core.events import TransactionEvent
+    from decisioning.fraud.activity import CustomerHistory, record_payment
 
     def paid(hour: int, minute: int) -> TransactionEvent:
         return TransactionEvent(
@@ -228,7 +228,7 @@ def test_a_payment_arriving_late_counts_only_what_happened_before_it() -> None:
 def test_a_history_document_round_trips_and_matches_its_fields() -> None:
     from dataclasses import asdict
 
-    from decisioning.features.activity import CustomerHistory, RecentPayment
+    from decisioning.fraud.activity import CustomerHistory, RecentPayment
 
     history = CustomerHistory(
         recent=[RecentPayment(1, 2.5, "m1"), RecentPayment(3, 4.0, "m2")],

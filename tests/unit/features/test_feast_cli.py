@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from decisioning.features.store import read_feast_config
+from decisioning.adapters.feast.store import read_feast_config
 from decisioning.settings import load_settings
 from feature_repo.definitions import DEFINITIONS
 

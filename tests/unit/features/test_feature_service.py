@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
-from decisioning.features.history import PaymentHistory
-from decisioning.features.online import OnlineFeatureService, feature_names, online_features
-from decisioning.features.store import open_feature_store, open_payment_history
+from decisioning.adapters.feast.history import PaymentHistory
+from decisioning.adapters.feast.online import OnlineFeatureService, feature_names, online_features
+from decisioning.adapters.feast.store import open_feature_store, open_payment_history
 from decisioning.settings import load_settings
 from pipelines.features.build import build_feature_tables
 from pipelines.features.repo import apply_definitions, materialize

@@ -12,15 +12,15 @@ import pytest
 from feast import FeatureStore
 from prometheus_client import REGISTRY
 
-from decisioning.features import freshness
-from decisioning.features.errors import FeatureStoreUnavailable
-from decisioning.features.freshness import (
+from decisioning.adapters.feast import freshness
+from decisioning.adapters.feast.errors import FeatureStoreUnavailable
+from decisioning.adapters.feast.freshness import (
     FeatureFreshnessWatch,
     materialized_until,
     not_ready_reason,
     watch_feature_freshness,
 )
-from decisioning.features.store import open_feature_store
+from decisioning.adapters.feast.store import open_feature_store
 from decisioning.settings import Settings, load_settings
 from feature_repo import feature_views
 from pipelines.features.repo import apply_definitions

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from decisioning.features.online import OnDemandTransform
+from decisioning.adapters.feast.online import OnDemandTransform
 from feature_repo.on_demand_views import payment_context
 
 

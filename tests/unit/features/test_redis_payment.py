@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 
-from decisioning.features.history import RedisPaymentHistory
-from decisioning.features.redis_payment import shares_feast_redis
+from decisioning.adapters.feast.history import RedisPaymentHistory
+from decisioning.adapters.feast.redis_payment import shares_feast_redis
 
 HISTORY = RedisPaymentHistory("redis://127.0.0.1:6379/0", "project")  # connects only when used
 

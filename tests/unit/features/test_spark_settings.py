@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from decisioning.errors import SettingsError
+from decisioning.core.errors import SettingsError
 from decisioning.settings import DEFAULT_CONFIG_DIR, PROFILES
 from pipelines.features.spark_session import FIXED_CONF, load_spark_settings
 

@@ -7,7 +7,7 @@ import pytest
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.value_type import ValueType
 
-from decisioning.features.online import _proto, _python
+from decisioning.adapters.feast.online import _proto, _python
 
 CASES = [
     (ValueType.INT64, [0, 5, -3, True, None, np.int64(7), 2**40, "7"]),

@@ -9,13 +9,19 @@ import pytest
 import yaml
 from bentoml.bentos import BentoBuildConfig
 
-from decisioning.decision import ModelVersion
-from decisioning.model_store import ModelNotAvailable
-from decisioning.serving import PINNED_VERSION_VARIABLES, pinned_or_champion
+from decisioning.adapters.mlflow.model_store import ModelNotAvailable
+from decisioning.core.decision import ModelVersion
 from decisioning.settings import load_settings
+from decisioning.wiring import PINNED_VERSION_VARIABLES, pinned_or_champion
 from pipelines.cli import main
 from pipelines.commands import bento
-from pipelines.commands.bento import BENTOFILE, PROJECT_ROOT, pin_versions, resolve_champions
+from pipelines.commands.bento import (
+    BENTOFILE,
+    PROJECT_ROOT,
+    pin_versions,
+    resolve_champions,
+    with_models,
+)
 
 CHAMPIONS = {"fraud-detector": "3", "conduct-classifier": "2"}
 
@@ -85,7 +91,7 @@ def test_cli_exits_1_with_one_line_and_builds_nothing_without_champions(
     # given a registry with no champion at all, and a builder that must not be reached
     registry = fake_registry({})
     monkeypatch.setattr(
-        "decisioning.model_store.resolve", lambda _uri, name, _alias: registry(name)
+        "decisioning.adapters.mlflow.model_store.resolve", lambda _uri, name, _alias: registry(name)
     )
     monkeypatch.setattr(bento, "build_bento", lambda *_: pytest.fail("built without champions"))
 
@@ -104,3 +110,12 @@ def test_bentofile_builds_from_the_lock_without_re_resolving_it(bentofile: dict[
     assert python["lock_packages"] is False, "locking would re-resolve packages over the network"
     assert bentofile["service"] == "bentos.service:RiskService"
     assert (PROJECT_ROOT / python["requirements_txt"]).is_file(), "relative to the build context"
+
+
+def test_the_bento_lists_each_imported_model_once_beside_the_bentofiles_own() -> None:
+    bentofile = {"service": "bentos.service:RiskService", "models": ["embedder:1"]}
+
+    options = with_models(bentofile, ["fraud-detector:3", "conduct-classifier:2", "embedder:1"])
+
+    assert options["models"] == ["embedder:1", "fraud-detector:3", "conduct-classifier:2"]
+    assert bentofile["models"] == ["embedder:1"], "the bentofile read is left as it was"

@@ -77,7 +77,16 @@ def test_validate_names_exactly_the_quality_suites() -> None:
 
 def test_help_loads_no_data_or_model_library() -> None:
     # riskctl --help imports every command module; their heavy imports wait for the command
-    heavy = ("pandas", "scipy", "great_expectations", "feast", "mlflow", "torch", "xgboost")
+    heavy = (
+        "pandas",
+        "pyarrow",
+        "scipy",
+        "great_expectations",
+        "feast",
+        "mlflow",
+        "torch",
+        "xgboost",
+    )
     probe = f"import sys, pipelines.cli; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120

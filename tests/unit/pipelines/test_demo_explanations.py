@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from decisioning.conduct.explanation import UNAVAILABLE, DecisionExplanation
+from decisioning.adapters.llm.explanation import UNAVAILABLE, DecisionExplanation
 from pipelines.commands.demo import DemoFailed, require_explained
 from pipelines.commands.serve import decision_table
 

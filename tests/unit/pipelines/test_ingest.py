@@ -3,7 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from decisioning.errors import SchemaError
+from decisioning.core.errors import SchemaError
 from pipelines.cli import main
 from pipelines.ingest import ReadingConfig, load_events, load_reading_config
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from decisioning.operations import JOB_NAMES, drift_result_name, operations_store
+from decisioning.adapters.operations import JOB_NAMES, drift_result_name, operations_store
 from decisioning.settings import load_settings
 from pipelines.cli import main
 from pipelines.commands.jobs import JOB_NAMES as SPELLED_IN_CLI

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from decisioning.engine import DecisionRequest
-from pipelines.commands.serve import sample_requests
+from decisioning.core.engine import DecisionRequest
+from pipelines.decision_requests import sample_requests
 
 
 def test_samples_are_valid_requests_with_no_ground_truth(small_world_dir: Path) -> None:

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from decisioning.decision import ModelVersion
-from decisioning.model_store import (
+from decisioning.adapters.mlflow.model_store import (
     ARTIFACT_MANIFEST_TAG,
     ArtifactIntegrityError,
     ModelNotAvailable,
     pyfunc_artifact,
 )
+from decisioning.core.decision import ModelVersion
 from decisioning.settings import MlflowSettings
 from registry.models import register_challenger
 from registry.names import CONDUCT_CLASSIFIER

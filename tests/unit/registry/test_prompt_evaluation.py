@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from decisioning.conduct.llm import (
+from decisioning.adapters.llm.gateway import (
     Completion,
     InMemoryLlmCallRecorder,
     LlmGateway,

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from decisioning.audit import AuditStore
-from decisioning.conduct.llm import InMemoryLlmCallRecorder, LlmGateway, OfflineProvider
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.llm.gateway import InMemoryLlmCallRecorder, LlmGateway, OfflineProvider
 from decisioning.conduct.prompts import champion_prompt_versions
 from decisioning.settings import MlflowSettings
 from registry.errors import GateFailed, PromptNotRegisteredError
@@ -159,7 +159,7 @@ def test_no_tracking_store_leaves_file_versions_and_creates_none(tmp_path: Path)
 def test_cli_evaluate_exits_non_zero_when_a_gate_fails(
     risk_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from decisioning.conduct.llm import Completion, RenderedPrompt
+    from decisioning.adapters.llm.gateway import Completion, RenderedPrompt
     from pipelines import cli
     from pipelines.commands import prompts as command
 

@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from decisioning.audit import AuditStore
+from decisioning.adapters.audit import AuditStore
 from decisioning.settings import MlflowSettings
 from registry.errors import GateFailed, NoChallengerError, NoPreviousChampionError
 from registry.gates import load_gates

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from decisioning.audit import AuditStore
-from decisioning.audit import checkpointer as checkpointer_module
-from decisioning.audit.anchor import FileAnchor
-from decisioning.audit.anchoring import verify_against_anchor, write_checkpoint
-from decisioning.audit.checkpoint import ChainHead, Checkpoint, key_id, sign_checkpoint
-from decisioning.audit.checkpointer import BackgroundCheckpointer
-from decisioning.audit.keys import load_signing_key, public_key_pem, trusted_public_keys
-from decisioning.errors import AuditChainBroken, SigningKeyUnavailable
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.audit import checkpointer as checkpointer_module
+from decisioning.adapters.audit.anchor import FileAnchor
+from decisioning.adapters.audit.anchoring import verify_against_anchor, write_checkpoint
+from decisioning.adapters.audit.checkpoint import ChainHead, Checkpoint, key_id, sign_checkpoint
+from decisioning.adapters.audit.checkpointer import BackgroundCheckpointer
+from decisioning.adapters.audit.keys import load_signing_key, public_key_pem, trusted_public_keys
+from decisioning.core.errors import AuditChainBroken, SigningKeyUnavailable
 from decisioning.settings import AuditAnchorSettings, load_settings
 from pipelines.cli import main
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from decisioning.audit import AuditStore
-from decisioning.audit.anchor import FileAnchor
-from decisioning.audit.checkpoint import Checkpoint
-from decisioning.audit.checkpoint_process import CheckpointFailed, CheckpointProcess
-from decisioning.audit.keys import load_signing_key
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.audit.anchor import FileAnchor
+from decisioning.adapters.audit.checkpoint import Checkpoint
+from decisioning.adapters.audit.checkpoint_process import CheckpointFailed, CheckpointProcess
+from decisioning.adapters.audit.keys import load_signing_key
 from decisioning.settings import AuditSettings, load_settings
 
 
@@ -137,8 +137,8 @@ def test_signatures_checked_once_are_not_checked_again_but_an_altered_checkpoint
 ) -> None:
     from dataclasses import replace
 
-    from decisioning.audit.chain import trusted_checkpoints
-    from decisioning.audit.checkpoint import key_id
+    from decisioning.adapters.audit.chain import trusted_checkpoints
+    from decisioning.adapters.audit.checkpoint import key_id
 
     process = CheckpointProcess(audit.url, audit.anchor, may_begin=True)
     append(store, 0, 1)

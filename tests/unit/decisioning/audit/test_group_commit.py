@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from decisioning.audit import AuditStore
-from decisioning.audit.writer import GroupCommitWriter, PendingAppend
-from decisioning.errors import AuditUnavailable
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.audit.writer import GroupCommitWriter, PendingAppend
+from decisioning.core.errors import AuditUnavailable
 
 
 def pending(record_id: str) -> PendingAppend[str]:

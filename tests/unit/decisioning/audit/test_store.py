@@ -10,10 +10,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from decisioning.audit import AuditStore
-from decisioning.audit.store import ChainOrderError, _engine, _insert_at_head
-from decisioning.audit.writer import PendingAppend
-from decisioning.errors import AuditUnavailable
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.audit.store import ChainOrderError, _engine, _insert_at_head
+from decisioning.adapters.audit.writer import PendingAppend
+from decisioning.core.errors import AuditUnavailable
 
 
 @pytest.fixture

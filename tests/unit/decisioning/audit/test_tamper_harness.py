@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from decisioning.audit import AuditStore
-from decisioning.audit.anchor import FileAnchor
-from decisioning.audit.anchoring import verify_against_anchor, write_checkpoint
-from decisioning.audit.chain import row_hash
-from decisioning.audit.checkpoint import key_id
-from decisioning.audit.store import _engine
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.audit.anchor import FileAnchor
+from decisioning.adapters.audit.anchoring import verify_against_anchor, write_checkpoint
+from decisioning.adapters.audit.chain import row_hash
+from decisioning.adapters.audit.checkpoint import key_id
+from decisioning.adapters.audit.store import _engine
 from tests.clock import NOW
 
 ROWS, CHECKPOINT_EVERY, TRIALS = 500, 100, 1000

@@ -12,10 +12,14 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from decisioning.audit import AuditStore
-from decisioning.audit.anchor import FileAnchor
-from decisioning.audit.anchoring import unanchored_overdue, verifying_keys, write_checkpoint
-from decisioning.audit.chain import (
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.audit.anchor import FileAnchor
+from decisioning.adapters.audit.anchoring import (
+    unanchored_overdue,
+    verifying_keys,
+    write_checkpoint,
+)
+from decisioning.adapters.audit.chain import (
     GENESIS,
     AnchoredReport,
     ChainReport,
@@ -23,14 +27,14 @@ from decisioning.audit.chain import (
     row_hash,
     verify_rows,
 )
-from decisioning.audit.checkpoint import ChainHead, key_id, sign_checkpoint
-from decisioning.audit.keys import (
+from decisioning.adapters.audit.checkpoint import ChainHead, key_id, sign_checkpoint
+from decisioning.adapters.audit.keys import (
     PRIVATE_KEY_FILE,
     load_signing_key,
     private_key_pem,
     trusted_public_keys,
 )
-from decisioning.errors import GenesisRefused, TrustedKeysUnavailable
+from decisioning.core.errors import GenesisRefused, TrustedKeysUnavailable
 from decisioning.settings import AuditAnchorSettings, load_settings
 from pipelines.cli import main
 from tests.clock import NOW

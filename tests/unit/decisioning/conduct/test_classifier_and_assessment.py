@@ -5,9 +5,9 @@ from decisioning.conduct.assessment import ConductAssessor, ConductModel, senten
 from decisioning.conduct.classifier import TextClassifier
 from decisioning.conduct.embeddings import Embedder
 from decisioning.conduct.errors import ModelNotFittedError, TrainingDataError
-from decisioning.conduct.evaluation import cross_validate
 from decisioning.conduct.rules import RuleSet
 from decisioning.conduct.taxonomy import Taxonomy
+from pipelines.conduct.evaluation import cross_validate
 
 from .conftest import HashingEncoder
 

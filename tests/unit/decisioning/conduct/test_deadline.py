@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from decisioning.adapters.llm.extraction import extract_facts
+from decisioning.adapters.llm.gateway import InMemoryLlmCallRecorder, LlmConfig, build_gateway
 from decisioning.conduct.errors import LlmProviderError
-from decisioning.conduct.extraction import extract_facts
-from decisioning.conduct.llm import InMemoryLlmCallRecorder, LlmConfig, build_gateway
 from decisioning.pillars import ConductAssessorPillar
 
 from .conftest import CONFIGS, QuietHandler, local_server
@@ -62,7 +62,7 @@ def trickling() -> Iterator[TricklingServer]:
 
 
 def on_path_config(server: TricklingServer) -> LlmConfig:
-    """As ``decisioning.serving.extraction_gateway`` sizes it: one attempt, 1 s."""
+    """As ``decisioning.wiring.extraction_gateway`` sizes it: one attempt, 1 s."""
     return LlmConfig(
         provider="openai_compatible",
         base_url=server.url,
@@ -120,7 +120,7 @@ class HangingThenBroken:
 
 
 def test_a_hanging_then_broken_provider_neither_delays_nor_changes_a_conduct_result() -> None:
-    from decisioning.conduct.llm import LlmGateway
+    from decisioning.adapters.llm.gateway import LlmGateway
 
     provider = HangingThenBroken()
     gateway = LlmGateway(provider, PROMPTS, InMemoryLlmCallRecorder(), deadline_seconds=0.5)  # type: ignore[arg-type]

@@ -3,13 +3,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from decisioning.adapters.embeddings import MiniLmEncoder, SqliteEmbeddingCache, load_minilm_encoder
 from decisioning.conduct.embeddings import (
     DIMENSION,
     Embedder,
-    MiniLmEncoder,
-    SqliteEmbeddingCache,
     cache_key,
-    load_minilm_encoder,
     pool_token_ranges,
     range_cache_key,
 )

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from decisioning.adapters.evidence import OpenSearchEvidenceIndex, SqliteEvidenceIndex
 from decisioning.conduct.embeddings import Embedder
 from decisioning.conduct.evidence import (
     EvidenceDocument,
     EvidenceIndex,
-    OpenSearchEvidenceIndex,
-    SqliteEvidenceIndex,
     load_policy_documents,
     make_snippet,
     reciprocal_rank_fusion,

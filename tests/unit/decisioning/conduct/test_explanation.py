@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from decisioning.audit import AuditStore
-from decisioning.conduct.breaker import CircuitBreaker
-from decisioning.conduct.errors import LlmProviderError
-from decisioning.conduct.explanation import (
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.llm.breaker import CircuitBreaker
+from decisioning.adapters.llm.explanation import (
     EXPLANATION_KIND,
     UNAVAILABLE,
     Explainer,
@@ -30,7 +29,7 @@ from decisioning.conduct.explanation import (
     replay_explanation,
     stored_explanation,
 )
-from decisioning.conduct.llm import (
+from decisioning.adapters.llm.gateway import (
     AuditLlmCallRecorder,
     Completion,
     InMemoryLlmCallRecorder,
@@ -38,10 +37,12 @@ from decisioning.conduct.llm import (
     OfflineProvider,
     RenderedPrompt,
 )
-from decisioning.decision import Evidence, FeatureValue, ModelVersion, ReasonCode, RiskDecision
-from decisioning.engine import ConductResult, DecisionEngine, DecisionRequest, FraudResult
-from decisioning.events import TextEvent, TransactionEvent
-from decisioning.policy import ConductInput, FraudInput, load_policy
+from decisioning.conduct.errors import LlmProviderError
+from decisioning.core.decision import Evidence, FeatureValue, ModelVersion, ReasonCode, RiskDecision
+from decisioning.core.engine import DecisionEngine, DecisionRequest
+from decisioning.core.events import TextEvent, TransactionEvent
+from decisioning.core.policy import ConductInput, FraudInput, load_policy
+from decisioning.core.ports import ConductResult, FraudResult
 from tests.events import MESSAGE, PAYMENT
 
 from .conftest import CONFIGS

@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from decisioning.audit import AuditStore
-from decisioning.conduct.assessment import ConductAssessment
-from decisioning.conduct.errors import LlmProviderError
-from decisioning.conduct.extraction import extract_facts, needs_extraction, validated_facts
-from decisioning.conduct.llm import (
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.llm.extraction import extract_facts, needs_extraction, validated_facts
+from decisioning.adapters.llm.gateway import (
     AuditLlmCallRecorder,
     Completion,
     InMemoryLlmCallRecorder,
@@ -21,11 +19,14 @@ from decisioning.conduct.llm import (
     OfflineProvider,
     RenderedPrompt,
 )
-from decisioning.decision import ModelVersion
-from decisioning.engine import ConductResult, DecisionEngine, DecisionRequest
-from decisioning.events import TextEvent
+from decisioning.conduct.assessment import ConductAssessment
+from decisioning.conduct.errors import LlmProviderError
+from decisioning.core.decision import ModelVersion
+from decisioning.core.engine import DecisionEngine, DecisionRequest
+from decisioning.core.events import TextEvent
+from decisioning.core.policy import load_policy
+from decisioning.core.ports import ConductResult
 from decisioning.pillars import ConductAssessorPillar
-from decisioning.policy import load_policy
 
 from .conftest import CONFIGS
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from decisioning.conduct.errors import LlmProviderError, PromptNotFoundError
-from decisioning.conduct.llm import (
+from decisioning.adapters.llm.gateway import (
     InMemoryLlmCallRecorder,
     LlmConfig,
     LlmGateway,
@@ -23,6 +22,7 @@ from decisioning.conduct.llm import (
     OpenAICompatibleProvider,
     SqliteLlmCallRecorder,
 )
+from decisioning.conduct.errors import LlmProviderError, PromptNotFoundError
 from decisioning.conduct.prompts import load_prompt
 
 from .conftest import CONFIGS
@@ -161,8 +161,8 @@ def test_config_from_env_defaults_to_offline() -> None:
 
 
 def test_calls_recorded_in_the_audit_store_join_the_hash_chain(tmp_path: Path) -> None:
-    from decisioning.audit import AuditStore
-    from decisioning.conduct.llm import AuditLlmCallRecorder
+    from decisioning.adapters.audit import AuditStore
+    from decisioning.adapters.llm.gateway import AuditLlmCallRecorder
 
     store = AuditStore.open(f"sqlite:///{tmp_path / 'audit.db'}")
     gateway = LlmGateway(OfflineProvider(), PROMPTS, AuditLlmCallRecorder(store))

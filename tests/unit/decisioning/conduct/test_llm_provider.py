@@ -15,15 +15,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from decisioning.conduct.breaker import CircuitBreaker
-from decisioning.conduct.errors import LlmCircuitOpen, LlmProviderError
-from decisioning.conduct.llm import (
+from decisioning.adapters.llm.breaker import CircuitBreaker
+from decisioning.adapters.llm.gateway import (
     InMemoryLlmCallRecorder,
     LlmConfig,
     LlmGateway,
     OpenAICompatibleProvider,
     RenderedPrompt,
 )
+from decisioning.conduct.errors import LlmCircuitOpen, LlmProviderError
 
 from .conftest import CONFIGS
 
@@ -201,7 +201,7 @@ def test_the_breaker_opens_on_an_outage_and_later_calls_never_reach_the_server(
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:
-    from decisioning.conduct.llm import _retry_after
+    from decisioning.adapters.llm.gateway import _retry_after
 
     assert _retry_after("7") == 7.0
     assert _retry_after(None) is None and _retry_after("soon") is None

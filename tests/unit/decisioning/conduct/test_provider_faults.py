@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from decisioning.audit import AuditStore
-from decisioning.conduct.breaker import CircuitBreaker
-from decisioning.conduct.errors import LlmProviderError
-from decisioning.conduct.explanation import UNAVAILABLE, Explainer, stored_explanation
-from decisioning.conduct.extraction import validated_facts
-from decisioning.conduct.llm import (
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.llm.breaker import CircuitBreaker
+from decisioning.adapters.llm.explanation import UNAVAILABLE, Explainer, stored_explanation
+from decisioning.adapters.llm.extraction import validated_facts
+from decisioning.adapters.llm.gateway import (
     InMemoryLlmCallRecorder,
     LlmCallRecord,
     LlmConfig,
@@ -28,6 +27,7 @@ from decisioning.conduct.llm import (
     RenderedPrompt,
     _retry_after,
 )
+from decisioning.conduct.errors import LlmProviderError
 from decisioning.conduct.prompts import PromptTemplate, load_prompt
 from decisioning.pillars import ConductAssessorPillar
 from tests.events import PAYMENT

@@ -6,10 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from decisioning.adapters.mlflow.fraud_pyfunc import (
+    decisions_frame,
+    load_fraud_scorer,
+    save_fraud_scorer,
+)
 from decisioning.fraud.config import BoosterConfig, FraudConfig, ReviewRule
 from decisioning.fraud.errors import FeatureFrameError, FraudConfigError, FraudTrainingDataError
 from decisioning.fraud.model import ANOMALY_FEATURE, FraudScorer, fit_fraud_scorer
-from decisioning.fraud.pyfunc import decisions_frame, load_fraud_scorer, save_fraud_scorer
 from decisioning.fraud.reason_codes import ReasonCodeBook, ReasonCodeSpec
 from decisioning.fraud.thresholds import Thresholds
 

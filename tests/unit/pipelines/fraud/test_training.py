@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from decisioning.audit import AuditStore
-from decisioning.features.online import FRAUD_FEATURE_SERVICE
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.feast.online import FRAUD_FEATURE_SERVICE
 from decisioning.fraud.thresholds import read_thresholds
 from decisioning.settings import load_settings
 from feature_repo.feature_services import fraud_v3

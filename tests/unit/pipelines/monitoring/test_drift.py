@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from decisioning.operations import drift_result_name, operations_store
+from decisioning.adapters.operations import drift_result_name, operations_store
 from decisioning.settings import load_settings
 from pipelines.cli import main
 from pipelines.monitoring.drift import (

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from decisioning.audit import AuditStore
-from decisioning.decision import DecisionTimestamps, RiskDecision
-from decisioning.operations import FLAG_QUALITY_RESULT, operations_store
+from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.operations import FLAG_QUALITY_RESULT, operations_store
+from decisioning.core.decision import DecisionTimestamps, RiskDecision
 from decisioning.settings import load_settings
 from pipelines.cli import main
 from pipelines.monitoring.errors import OutcomeInputError

@@ -1,0 +1,292 @@
+"""One payment's online-store work in two Redis round trips, when the history shares Feast's Redis.
+
+The general path (:class:`~decisioning.adapters.feast.online.OnlineFeatureService` over any
+store) spends eleven round trips a payment: the history's WATCH, GET and EXEC, a timestamp read
+and a write for each of three pushed views (Feast's write skips a value older than the stored
+one), and a read for each of two batch views: about 1.3 ms of CPU and 1.6 ms of wall time here
+(docs/benchmarks.md).
+Here one pipeline reads the history, the pushed views' timestamps and the batch views; one script
+then stores the history and the pushed views, but only if the history is still the one that was
+read (else read again). The keys, fields and bytes are Feast's Redis store's own (its helpers build
+them), and the integration tests read them back with Feast's ``get_online_features``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from feast import FeatureView, RepoConfig
+from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value
+from feast.utils import make_tzaware
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from decisioning.adapters.feast.errors import FeatureStoreUnavailable
+from decisioning.adapters.feast.history import RedisPaymentHistory, decode_history, encode_history
+from decisioning.adapters.feast.materialized import marker_row
+from decisioning.fraud.activity import CustomerHistory
+
+logger = logging.getLogger(__name__)
+
+Proto = Callable[[Any, Any], Value]
+# Redis keys of recent customers and terminals: Feast serialises an entity key in ~20 µs of CPU
+# and a payment needs one per view (five); 16,384 keys take a few MB.
+KEY_CACHE_SIZE = 16_384
+EntityKeyOf = Callable[[FeatureView, Mapping[str, Any]], EntityKey]
+
+# KEYS: the history, then each pushed view's key. ARGV: the SHA-1 of the history as read ('' when
+# there was none), the new history, then per pushed view a field count and its field/value pairs.
+_STORE_IF_UNCHANGED = """
+local current = redis.call('GET', KEYS[1])
+local seen = ''
+if current then seen = redis.sha1hex(current) end
+if seen ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+local at = 3
+for view = 2, #KEYS do
+  local count = tonumber(ARGV[at])
+  if count > 0 then
+    redis.call('HSET', KEYS[view], unpack(ARGV, at + 1, at + 2 * count))
+  end
+  at = at + 1 + 2 * count
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class _View:
+    """A feature view's Redis layout, worked out once: stored name, hash fields, value types."""
+
+    view: FeatureView
+    stored_name: str  # with a version suffix when Feast versions views online
+    features: tuple[tuple[str, bytes, Any], ...]  # (name, hash field, value type)
+    entity_names: tuple[str, ...]  # the join keys that make the view's Redis key
+
+    @property
+    def timestamp_field(self) -> str:
+        return f"_ts:{self.stored_name}"
+
+    @classmethod
+    def of(cls, view: FeatureView, config: RepoConfig) -> _View:
+        stored_name = _versioned_fv_name(view, config)
+        return cls(
+            view=view,
+            stored_name=stored_name,
+            features=tuple(
+                (f.name, _mmh3(f"{stored_name}:{f.name}"), f.dtype.to_value_type())
+                for f in view.features
+            ),
+            entity_names=tuple(column.name for column in view.entity_columns),
+        )
+
+
+class RedisPaymentRoundTrips:
+    """Push one payment and read its batch features in two round trips (module docstring)."""
+
+    def __init__(
+        self,
+        history: RedisPaymentHistory,
+        config: RepoConfig,
+        pushed: list[FeatureView],
+        stored: list[FeatureView],
+        to_proto: Proto,
+        to_python: Callable[[Value], Any],
+        entity_key: EntityKeyOf,
+    ) -> None:
+        self._history = history
+        self._config = config
+        self._pushed = [_View.of(view, config) for view in pushed]
+        self._stored = [_View.of(view, config) for view in stored]
+        self._proto = to_proto
+        self._python = to_python
+        self._entity_key = entity_key
+        self._store_if_unchanged = history.client.register_script(_STORE_IF_UNCHANGED)
+        self._markers = [self._key(view, marker_row(view.view)) for view in self._stored]
+        self._views = {view.stored_name: view for view in [*self._pushed, *self._stored]}
+        self._cached_key = lru_cache(maxsize=KEY_CACHE_SIZE)(self._key_of)
+
+    def push_and_read(
+        self,
+        customer_id: str,
+        entities: Mapping[str, Any],
+        at: datetime,
+        record: Callable[[CustomerHistory], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Record the payment in the history and the pushed views; return every view's values."""
+        values, push, _, _ = self.read(customer_id, entities, at, record)
+        push()
+        return values
+
+    def read(
+        self,
+        customer_id: str,
+        entities: Mapping[str, Any],
+        at: datetime,
+        record: Callable[[CustomerHistory], dict[str, Any]],
+    ) -> tuple[dict[str, Any], Callable[[], None], dict[str, datetime | None], set[str]]:
+        """Every view's values as if the payment were recorded, the push that records it, when
+        each batch view's row was written (None: the store has no row for the payment), and the
+        batch views whose marker row the store holds (``decisioning.adapters.feast.materialized``).
+
+        Nothing is written until the push is called (the decision service calls it once the
+        decision is in the audit store), so a payment never decided leaves no trace. ``record``
+        adds the payment to a history and returns the activity row the pushed views store; the
+        push runs it again on the history as it then is, if another payment landed meanwhile.
+        """
+        import redis
+
+        history_key = self._history.key(customer_id)
+        pushed_keys = [self._payment_key(view, entities) for view in self._pushed]
+        stored_keys = [self._payment_key(view, entities) for view in self._stored]
+        written = _timestamp(at)
+
+        def read_history(with_stored: bool) -> tuple[bytes | None, list[Any], list[Any]]:
+            with self._history.client.pipeline(transaction=False) as pipe:
+                pipe.get(history_key)
+                for view, key in zip(self._pushed, pushed_keys, strict=True):
+                    pipe.hget(key, view.timestamp_field)
+                for view, key, marker in zip(self._stored, stored_keys, self._markers, strict=True):
+                    if with_stored:
+                        fields = [field for _, field, _ in view.features]
+                        pipe.hmget(key, [*fields, view.timestamp_field])
+                        pipe.hget(marker, view.timestamp_field)
+                raw, *replies = pipe.execute()
+            return raw, replies[: len(self._pushed)], replies[len(self._pushed) :]
+
+        def prepare(raw: bytes | None, stamps: list[Any]) -> tuple[dict[str, Any], list[Any]]:
+            history = decode_history(raw)
+            row = record(history)
+            values, arguments = self._pushed_values(row, stamps, written)
+            seen = hashlib.sha1(raw).hexdigest() if raw is not None else ""
+            return values, [seen, encode_history(history), *arguments]
+
+        try:
+            raw, stamps, stored = read_history(with_stored=True)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise FeatureStoreUnavailable(f"online store in Redis unreachable: {exc}") from exc
+        values, script_args = prepare(raw, stamps)
+        written_at: dict[str, datetime | None] = {}
+        marked: set[str] = set()
+        for view, reply, marker in zip(self._stored, stored[::2], stored[1::2], strict=True):
+            values.update(self._stored_values(view, reply[:-1]))
+            written_at[view.view.name] = _datetime(reply[-1])
+            if marker is not None:
+                marked.add(view.view.name)
+
+        def push() -> None:
+            arguments = script_args
+            try:
+                while not self._store_if_unchanged(
+                    keys=[history_key, *pushed_keys], args=arguments
+                ):
+                    logger.debug("concurrent update of %s; reading again", customer_id)
+                    arguments = prepare(*read_history(with_stored=False)[:2])[1]
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise FeatureStoreUnavailable(f"online store in Redis unreachable: {exc}") from exc
+
+        return values, push, written_at, marked
+
+    def _pushed_values(
+        self, row: Mapping[str, Any], stored_timestamps: list[Any], written: Timestamp
+    ) -> tuple[dict[str, Any], list[Any]]:
+        """The pushed views' values for this payment, and the script's arguments that store them.
+
+        A view whose stored value is as new as this payment or newer keeps it, as Feast's own
+        write decides; the payment still gets its values (they come from the history).
+        """
+        values: dict[str, Any] = {}
+        arguments: list[Any] = []
+        stamp = written.SerializeToString()
+        for view, stored in zip(self._pushed, stored_timestamps, strict=True):
+            fields: list[Any] = []
+            for name, field, value_type in view.features:
+                proto = self._proto(row.get(name), value_type)
+                values[name] = self._python(proto)
+                fields += [field, proto.SerializeToString()]
+            if _newer(written, stored):
+                arguments += [len(fields) // 2 + 1, view.timestamp_field, stamp, *fields]
+            else:
+                arguments.append(0)
+        return values, arguments
+
+    def _stored_values(self, view: _View, reply: list[bytes | None]) -> dict[str, Any]:
+        out = {}
+        for (name, _, _), raw in zip(view.features, reply, strict=True):
+            proto = Value()
+            if raw:
+                proto.ParseFromString(raw)
+            out[name] = self._python(proto)
+        return out
+
+    def _payment_key(self, view: _View, entities: Mapping[str, Any]) -> bytes:
+        """The view's Redis key for a payment's entities, from a cache of recent ones."""
+        values = tuple(entities[name] for name in view.entity_names)
+        return self._cached_key(view.stored_name, values)
+
+    def _key_of(self, stored_name: str, values: tuple[Any, ...]) -> bytes:
+        view = self._views[stored_name]
+        return self._key(view, dict(zip(view.entity_names, values, strict=True)))
+
+    def _key(self, view: _View, entities: Mapping[str, Any]) -> bytes:
+        return _redis_key(
+            self._config.project,
+            self._entity_key(view.view, entities),
+            entity_key_serialization_version=self._config.entity_key_serialization_version,
+        )
+
+
+def shares_feast_redis(history: RedisPaymentHistory, config: RepoConfig) -> bool:
+    """Whether Feast's online store is a plain Redis on the history's server and database.
+
+    Only then can one script store both atomically; a cluster, a sentinel, another server (or the
+    same one under another name: hosts are compared as written) or expiring keys
+    (``key_ttl_seconds``) keep the general path. The script writes Feast's keys with the
+    history's connection, so its Redis user needs write access to both. Feast's ``skip_dedup``
+    is not honoured here: an older payment never replaces newer stored values.
+    """
+    store = config.online_store
+    if getattr(store, "type", None) != "redis" or getattr(store, "key_ttl_seconds", None):
+        return False
+    if getattr(store, "redis_type", None) != RedisType.redis:
+        return False
+    nodes, params = RedisOnlineStore._parse_connection_string(store.connection_string)
+    history_side = history.client.connection_pool.connection_kwargs
+    return (
+        len(nodes) == 1
+        and str(nodes[0].get("host")) == str(history_side.get("host"))
+        and int(nodes[0].get("port", 6379)) == int(history_side.get("port", 6379))
+        and int(params.get("db", 0)) == int(history_side.get("db", 0))
+    )
+
+
+def _timestamp(at: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(make_tzaware(at))  # as Feast's own write does
+    return stamp
+
+
+def _datetime(stamp: bytes | None) -> datetime | None:
+    """When a view's row was written; None when there is no row. A row stamped at the epoch
+    (static attributes) is stored as empty bytes, which is a row, not its absence."""
+    if stamp is None:
+        return None
+    written = Timestamp()
+    written.ParseFromString(stamp)
+    return written.ToDatetime(tzinfo=UTC)
+
+
+def _newer(written: Timestamp, stored: bytes | None) -> bool:
+    if not stored:
+        return True
+    previous = Timestamp()
+    previous.ParseFromString(stored)
+    return (written.seconds, written.nanos) > (previous.seconds, previous.nanos)

@@ -1,0 +1,1 @@
+"""MLflow: the registry's alias -> version -> verified artifact, and the two pyfunc models."""

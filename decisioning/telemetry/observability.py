@@ -1,0 +1,258 @@
+"""JSON logs without personal data, and OpenTelemetry tracing, configured by entry points only.
+
+Every log line is one JSON object on stderr carrying the current span's ``trace_id`` and
+``span_id`` and, when the caller passes them with ``extra=``, the ``decision_id`` and model
+versions, so a decision, its trace and its log lines join up. Personal data is removed by a filter
+on the handler, so it applies to every logger's records, including libraries': card-like digit
+runs, e-mail addresses, phone numbers and account numbers are masked in messages and exceptions
+(the one redaction of ``decisioning.conduct.redaction``), long free-text arguments (message text)
+are replaced by their length, and fields named like personal data are dropped from ``extra``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+)
+
+from decisioning.conduct.redaction import redact_text
+from decisioning.core.errors import RiskPlatformError
+from decisioning.settings import ObservabilitySettings, Settings
+
+REDACTED = "[REDACTED]"
+# Fields that hold personal data or raw inputs by their nature: dropped whatever their value.
+SENSITIVE_FIELDS = frozenset(
+    {
+        "text",
+        "message_text",
+        "body",
+        "quote",
+        "request",
+        "transaction",
+        "email",
+        "phone",
+        "name",
+        "customer_name",
+        "card_number",
+        "pan",
+        "iban",
+    }
+)
+# A %-argument with this many words is prose someone wrote (a message, a complaint), not a value.
+PROSE_MIN_WORDS = 6
+# Hex ids (trace, span, decision) contain digit runs that look like card numbers: keep them whole.
+_IDENTIFIER = re.compile(r"\b(?:[a-z]{1,8}_)?(?=[0-9a-f]*[a-f])[0-9a-f]{16,64}\b")
+# Pydantic echoes the rejected value into its error text; it may be the customer's message.
+_ECHOED_INPUT = re.compile(r"input_value=(?:'[^']*'|\"[^\"]*\"|\S+?)(?=[,\]])")
+_LOG_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_THIRD_PARTY_LOGGERS = ("bentoml", "uvicorn", "uvicorn.error", "uvicorn.access", "circus")
+
+
+class TracingConfigError(RiskPlatformError):
+    """The observability settings ask for an exporter that cannot be built."""
+
+
+def redact_line(text: str) -> str:
+    """Mask personal data in a rendered line, leaving trace, span and decision ids intact."""
+    text = _ECHOED_INPUT.sub(f"input_value={REDACTED}", text)
+    pieces, last = [], 0
+    for match in _IDENTIFIER.finditer(text):
+        pieces.append(redact_text(text[last : match.start()]) + match.group())
+        last = match.end()
+    pieces.append(redact_text(text[last:]))
+    return "".join(pieces)
+
+
+def _mask_prose(value: object) -> object:
+    """Strings of several words are someone's text; exceptions pass, their patterns masked."""
+    if isinstance(value, str) and len(value.split()) >= PROSE_MIN_WORDS:
+        return f"[TEXT {len(value)} chars]"
+    return value
+
+
+class PersonalDataFilter(logging.Filter):
+    """Rewrites each record so that no personal data can reach a handler's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, dict):
+            record.args = {key: _mask_prose(value) for key, value in record.args.items()}
+        elif record.args:
+            record.args = tuple(_mask_prose(value) for value in record.args)
+        record.msg, record.args = redact_line(record.getMessage()), None
+        if record.exc_info:
+            record.exc_text = redact_line(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact_line(record.stack_info)
+        for key in _extra_fields(record):
+            value = getattr(record, key)
+            if key.lower() in SENSITIVE_FIELDS:
+                setattr(record, key, REDACTED)
+            elif isinstance(value, str):
+                setattr(record, key, redact_line(value))
+        return True
+
+
+class ClientErrorFilter(logging.Filter):
+    """A refused request is the caller's mistake: INFO with its reason, never ERROR or a traceback.
+
+    BentoML logs every exception of a route at ERROR with its traceback, validation errors
+    included, and a pydantic traceback quotes the input (a form body's whole text is a field
+    name there). Such a record becomes one INFO line naming the fields and error types only, so
+    the runbook's "level ERROR" triage sees failures of ours and no request body is written.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        status = client_error_status(error)
+        if status is None:
+            return True
+        where = record.args[0] if isinstance(record.args, tuple) and record.args else "a route"
+        record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        record.msg, record.args = "refused %s: %d %s", (where, status, refusal_reason(error))
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def client_error_status(error: BaseException | None) -> int | None:
+    """The 4xx status a route answers for this exception, None for a failure of ours."""
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError):
+        return 400  # what BentoML answers for a body that fails its model
+    code = getattr(getattr(error, "error_code", None), "value", None)
+    return code if isinstance(code, int) and 400 <= code < 500 else None
+
+
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def refusal_reason(error: BaseException | None) -> str:
+    """Which fields failed and how, without their values; an unknown key is not quoted either."""
+    from pydantic import ValidationError
+
+    if not isinstance(error, ValidationError):
+        return type(error).__name__
+    problems = []
+    for item in error.errors(include_input=False, include_context=False)[:10]:
+        where = ".".join(
+            str(part) if isinstance(part, int) or _FIELD_NAME.match(part) else "<key>"
+            for part in item["loc"]
+        )
+        problems.append(f"{where or '<body>'}:{item['type']}")
+    return f"{error.error_count()} validation error(s): {', '.join(problems)}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, trace context and extras."""
+
+    def __init__(self, service_name: str) -> None:
+        super().__init__()
+        self.service_name = service_name
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "service": self.service_name,
+            "message": record.getMessage(),
+            **_trace_context(),
+        }
+        line.update({key: getattr(record, key) for key in _extra_fields(record)})
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+def configure_logging(
+    service_name: str, level: int | str = logging.INFO, stream: TextIO | None = None
+) -> logging.Handler:
+    """Send every logger's records to one redacting JSON handler on stderr; safe to call twice.
+
+    BentoML and uvicorn install their own text handlers in a worker; those are removed and their
+    loggers propagate to ours, so a service writes one format only.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter(service_name))
+    handler.addFilter(ClientErrorFilter())  # first: it drops the traceback the next would keep
+    handler.addFilter(PersonalDataFilter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in _THIRD_PARTY_LOGGERS:
+        third_party = logging.getLogger(name)
+        third_party.handlers.clear()
+        third_party.propagate = True
+    # bentoml.access logs each request with its status and latency; uvicorn's line says less.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    return handler
+
+
+def span_exporter(settings: ObservabilitySettings) -> SpanExporter | None:
+    """The exporter the profile asks for: none, console (stderr) or OTLP over HTTP."""
+    if settings.trace_exporter == "none":
+        return None
+    if settings.trace_exporter == "console":
+        return ConsoleSpanExporter(out=sys.stderr)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    endpoint = settings.otlp_endpoint.rstrip("/")
+    if not endpoint:
+        # The exporter then reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT itself.
+        return OTLPSpanExporter()
+    if not endpoint.startswith(("http://", "https://")):
+        raise TracingConfigError(f"otlp_endpoint {endpoint!r} is not an http(s) URL")
+    return OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")
+
+
+def build_tracer_provider(settings: ObservabilitySettings, service_name: str) -> TracerProvider:
+    """A provider that always makes real trace ids, exporting only where the profile says."""
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    exporter = span_exporter(settings)
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def configure_tracing(settings: Settings, service_name: str) -> TracerProvider:
+    """Install the process-wide tracer provider from the profile's ``observability`` section.
+
+    OpenTelemetry keeps the first provider a process installs and ignores later ones, so call
+    this once, from the entry point (a service's ``__init__``, a job's command).
+    """
+    provider = build_tracer_provider(settings.observability, service_name)
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def _trace_context() -> dict[str, str]:
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {
+        "trace_id": trace.format_trace_id(context.trace_id),
+        "span_id": trace.format_span_id(context.span_id),
+    }
+
+
+def _extra_fields(record: logging.LogRecord) -> list[str]:
+    return [key for key in vars(record) if key not in _LOG_RECORD_FIELDS]
