@@ -109,7 +109,7 @@ def validate_frame(frame: pd.DataFrame, suite_name: str, rows: bool = False) -> 
 
 def validate_spark_frame(
     frame: SparkDataFrame, suite_name: str, nanosecond_columns: frozenset[str] = frozenset()
-) -> GateResult:
+) -> SuiteResult:
     """The same suite on a Spark frame, through GX's Spark engine; the verdict only (no rows).
 
     Spark keeps microseconds, so the Spark engine carries the contract's times as integer
@@ -164,7 +164,7 @@ def _validate(
     configs: list[Any],
     result_format: str,
     nanosecond_columns: frozenset[str],
-) -> GateResult:
+) -> SuiteResult:
     import great_expectations as gx
 
     suite = gx.ExpectationSuite(name=suite_name, expectations=[c.to_domain_obj() for c in configs])

@@ -25,7 +25,7 @@ from pyspark.sql import functions as F
 from pipelines.errors import QualityGateFailed
 from pipelines.features.spark_ingest import ROW, SparkEvents
 from pipelines.ingest import CONTRACTS, ReadingConfig
-from pipelines.quality import FailedExpectation, GateResult, validate_spark_frame
+from pipelines.quality import FailedExpectation, SuiteResult, validate_spark_frame
 from pipelines.quarantine import Quarantine, too_many_bad_rows
 
 logger = logging.getLogger(__name__)
@@ -80,11 +80,11 @@ def gate_events_spark(
     return SparkCheckedEvents(kept, quarantine)
 
 
-def _validate(events: SparkEvents, kind: str) -> GateResult:
+def _validate(events: SparkEvents, kind: str) -> SuiteResult:
     return validate_spark_frame(events.events, kind, events.nanosecond_columns)
 
 
-def _require(result: GateResult) -> None:
+def _require(result: SuiteResult) -> None:
     if not result.success:
         raise QualityGateFailed(result.summary(), result.report())
 

@@ -28,10 +28,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from decisioning import storage
-from decisioning.errors import SchemaError
-from decisioning.events import ColumnKind
-from decisioning.storage import Location
+from decisioning.adapters import storage
+from decisioning.adapters.storage import Location
+from decisioning.core.errors import SchemaError
+from decisioning.core.events import ColumnKind
 from pipelines.ingest import CONTRACTS, ReadingConfig
 from pipelines.timestamps import DAY_MONTH, HOW_TO_ZONE, SHOWN_ROWS, ZONE_SUFFIX, time_zone
 

@@ -27,7 +27,7 @@ from pipelines.progress import Progress
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from decisioning.storage import Location
+    from decisioning.adapters.storage import Location
     from pipelines.features.spark_gate import SparkCheckedEvents
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
-from decisioning.errors import RiskPlatformError
+from decisioning.core.errors import RiskPlatformError
 from decisioning.settings import load_settings
 from pipelines.features.build import build_feature_tables
 from pipelines.features.jobs import load_transactions
