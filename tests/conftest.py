@@ -1,5 +1,5 @@
 """Shared fixtures: a small simulated world, made once per session, an isolated RISK_HOME and
-the platform's clock frozen at the tests' fixed "now" (tests/clock.py)."""
+the platform's clock frozen at the tests' fixed "now" (tests/support/clock.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import time_machine
 
 from pipelines.simulate import SimulatedWorld, SimulationConfig, simulate_world, write_world
-from tests.clock import NOW, at_now, subprocess_env
+from tests.support.clock import NOW, at_now, subprocess_env
 
 SMALL_WORLD = SimulationConfig(customers=120, days=14, seed=3)
 
@@ -40,14 +40,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--today",
         metavar="YYYY-MM-DD",
-        help="start the session's clock at this day's noon, not at tests.clock.NOW",
+        help="start the session's clock at this day's noon, not at tests.support.clock.NOW",
     )
 
 
 @pytest.fixture(scope="session", autouse=True)
 def session_clock(request: pytest.FixtureRequest) -> Iterator[datetime]:
-    """The whole session runs on a clock that starts at ``tests.clock.NOW`` (or ``--today``'s
-    noon) and ticks on, in this process and in every Python process a test starts."""
+    """The whole session runs on a clock that starts at ``tests.support.clock.NOW`` (or
+    ``--today``'s noon) and ticks on, in this process and in every Python process a test
+    starts."""
     today = request.config.getoption("--today")
     start = NOW if today is None else datetime.fromisoformat(today).replace(hour=12, tzinfo=UTC)
     with pytest.MonkeyPatch.context() as environment:
@@ -59,7 +60,7 @@ def session_clock(request: pytest.FixtureRequest) -> Iterator[datetime]:
 
 @pytest.fixture
 def fixed_now() -> Iterator[datetime]:
-    """The platform's clock starts at ``tests.clock.NOW`` for the test (see ``at_now``)."""
+    """The platform's clock starts at ``tests.support.clock.NOW`` for the test (see ``at_now``)."""
     with at_now() as now:
         yield now
 

@@ -21,7 +21,7 @@ import redis
 from moto.server import ThreadedMotoServer
 
 from decisioning.settings import Settings, load_settings
-from tests.served import free_port
+from tests.support.served import free_port
 
 REGION = "eu-west-2"
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -29,7 +29,7 @@ from pipelines.cli import main
 from pipelines.jobs.scheduled import run_job
 from pipelines.simulate import SimulationConfig, simulate_world, write_world
 from tests.aws.conftest import AwsWorld, files_under
-from tests.clock import TRAINING_WORLD_START
+from tests.support.clock import TRAINING_WORLD_START
 
 JOBS_RUN = ("features-build", "materialize-incremental", "drift", "retrain", "outcomes")
 

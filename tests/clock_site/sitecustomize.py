@@ -1,8 +1,9 @@
 """Moves the clock of a process the tests start (``riskctl``, the served bento and its workers).
 
-Python imports ``sitecustomize`` at start-up from the path; ``tests.clock.subprocess_env`` puts
-this folder first on ``PYTHONPATH`` and names the instant in ``RISK_TEST_CLOCK``. Production
-never sets either, and nothing in the platform imports this module.
+Python imports ``sitecustomize`` at start-up from the path; ``subprocess_env`` of
+``tests.support.clock`` puts this folder first on ``PYTHONPATH`` and names the instant in
+``RISK_TEST_CLOCK``. Production never sets either, and nothing in the platform imports this
+module.
 """
 
 import os

@@ -11,7 +11,7 @@ from pipelines.errors import QualityGateFailed
 from pipelines.ingest import conform
 from pipelines.quality import require_valid, validate_frame
 from pipelines.simulate import SimulatedWorld
-from tests.clock import NOW
+from tests.support.clock import NOW
 
 # "Future" means after the platform's clock, which every test here reads frozen at NOW.
 pytestmark = [pytest.mark.calendar, pytest.mark.usefixtures("fixed_now")]

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.worlds import TrainedWorld, build_trained_world, drop_databases
+from tests.support.worlds import TrainedWorld, build_trained_world, drop_databases
 
 
 @pytest.fixture(scope="session")

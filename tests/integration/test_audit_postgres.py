@@ -16,8 +16,8 @@ from decisioning.adapters.audit.chain import GENESIS, row_hash
 from decisioning.adapters.audit.roles import AuditRoles
 from decisioning.adapters.audit.store import _MIGRATIONS, _engine
 from decisioning.core.errors import AuditError
-from tests.clock import NOW
-from tests.unit.decisioning.audit.test_store import _append_many
+from tests.support.clock import NOW
+from tests.unit.decisioning.adapters.audit.test_store import _append_many
 
 pytestmark = pytest.mark.integration
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"

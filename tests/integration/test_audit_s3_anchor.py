@@ -17,7 +17,7 @@ from decisioning.adapters.audit.anchor import S3Anchor
 from decisioning.adapters.audit.anchoring import verify_against_anchor, write_checkpoint
 from decisioning.adapters.audit.checkpoint import key_id
 from decisioning.core.errors import AnchorUnavailable
-from tests.served import free_port
+from tests.support.served import free_port
 
 pytestmark = pytest.mark.integration
 BUCKET = "risk-audit-anchor-test"

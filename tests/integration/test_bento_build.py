@@ -26,7 +26,7 @@ from decisioning.settings import Settings, load_settings
 from pipelines.cli import main
 from registry.names import CHAMPION, CONDUCT_CLASSIFIER, FRAUD_DETECTOR
 from registry.tracking import mlflow_session
-from tests.unit.registry.lookup_models import register_lookup_model
+from tests.support.lookup_models import register_lookup_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

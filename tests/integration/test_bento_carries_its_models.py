@@ -28,7 +28,9 @@ from decisioning.settings import MlflowSettings
 from pipelines.serving_process import stop_process
 from registry.names import CHAMPION, CONDUCT_CLASSIFIER, FRAUD_DETECTOR
 from registry.tracking import mlflow_session
-from tests.integration.worlds import (
+from tests.support.lookup_models import register_lookup_model
+from tests.support.served import free_port, post_decision
+from tests.support.worlds import (
     KEY,
     PrivateRedis,
     TrainedWorld,
@@ -38,8 +40,6 @@ from tests.integration.worlds import (
     riskctl,
     serve_command,
 )
-from tests.served import free_port, post_decision
-from tests.unit.registry.lookup_models import register_lookup_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

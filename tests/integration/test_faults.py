@@ -25,7 +25,8 @@ import pytest
 
 from decisioning.adapters.audit import AuditStore
 from pipelines.serving_process import stop_process
-from tests.integration.worlds import (
+from tests.support.served import free_port, post_decision
+from tests.support.worlds import (
     KEY,
     POSTGRES,
     PrivateRedis,
@@ -36,7 +37,6 @@ from tests.integration.worlds import (
     riskctl,
     serve,
 )
-from tests.served import free_port, post_decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.calendar]
 

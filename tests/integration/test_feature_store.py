@@ -25,7 +25,7 @@ from decisioning.core.events import TransactionEvent
 from decisioning.settings import load_settings
 from pipelines.features.build import build_feature_tables
 from pipelines.features.repo import apply_definitions, materialize
-from tests.unit.features.payments import (
+from tests.support.payments import (
     T0,
     as_event,
     assert_frames_agree,

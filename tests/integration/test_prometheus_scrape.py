@@ -31,7 +31,7 @@ import time_machine
 import yaml
 
 from pipelines.serving_process import stop_process
-from tests.served import free_port, post_decision
+from tests.support.served import free_port, post_decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

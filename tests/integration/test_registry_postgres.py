@@ -25,7 +25,7 @@ from pipelines.cli import main
 from registry.names import CONDUCT_CLASSIFIER, model_uri
 from registry.tracking import mlflow_session
 from registry.workflow import list_versions
-from tests.unit.registry.lookup_models import HOLDOUT, register_lookup_model
+from tests.support.lookup_models import HOLDOUT, register_lookup_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"

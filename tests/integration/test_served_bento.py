@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.events import PAYMENT
-from tests.served import audit_rows, free_port, post_decision
+from tests.support.events import PAYMENT
+from tests.support.served import audit_rows, free_port, post_decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KEY = "test-key"

@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 
 from pipelines.serving_process import stop_process
-from tests.clock import NOW
-from tests.integration.worlds import (
+from tests.support.clock import NOW
+from tests.support.served import free_port, post_decision
+from tests.support.worlds import (
     KEY,
     PrivateRedis,
     TrainedWorld,
@@ -34,7 +35,6 @@ from tests.integration.worlds import (
     riskctl,
     serve,
 )
-from tests.served import free_port, post_decision
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

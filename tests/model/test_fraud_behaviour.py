@@ -22,7 +22,7 @@ from pipelines.fraud.dataset import FeatureSet, point_in_time_features
 from pipelines.fraud.training import fit_on_period, load_fraud_settings
 from pipelines.ingest import conform
 from pipelines.simulate import FraudIncidents, SimulationConfig, simulate_world, write_world
-from tests.clock import BACKTEST_WORLD_START, MODEL_WORLD_START, at_now
+from tests.support.clock import BACKTEST_WORLD_START, MODEL_WORLD_START, at_now
 
 pytestmark = [pytest.mark.slow, pytest.mark.calendar]
 DAYS = 28

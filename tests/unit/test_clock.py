@@ -41,7 +41,8 @@ def test_code_reads_time_only_through_the_platform_clock(package: str) -> None:
 
 
 def test_tests_take_their_dates_from_tests_clock() -> None:
-    # utc_now() in a test is the calendar too: worlds start on fixed days, "now" is tests.clock.NOW
+    # utc_now() in a test is the calendar too: worlds start on fixed days, "now" is
+    # tests.support.clock.NOW
     pattern = re.compile(WALL_CLOCK.pattern + r"|\butc_now\(")
     allowed = {ROOT / "tests" / "clock_site" / "sitecustomize.py", Path(__file__).resolve()}
     found = [
@@ -51,6 +52,6 @@ def test_tests_take_their_dates_from_tests_clock() -> None:
         for read in wall_clock_reads(path, pattern)
     ]
 
-    assert not found, "use tests.clock (NOW, at_now, fixed_now, a fixed start):\n" + "\n".join(
-        found
+    assert not found, (
+        "use tests.support.clock (NOW, at_now, fixed_now, a fixed start):\n" + "\n".join(found)
     )

@@ -141,10 +141,10 @@ def test_the_cli_module_loads() -> None:
 # tests/ and bench/ calls the library the commands call (pipelines.jobs and the rest).
 COMMAND_TESTS = {
     "tests/unit/pipelines/test_cli.py",  # the CLI's own wiring and its --help
-    "tests/unit/pipelines/test_bento_build.py",  # riskctl bento build
-    "tests/unit/pipelines/test_demo_explanations.py",  # riskctl demo's checks and its table
-    "tests/unit/pipelines/test_jobs.py",  # riskctl jobs offers the scheduled jobs' names
-    "tests/unit/pipelines/test_serve.py",  # riskctl serve's BentoML home
+    "tests/unit/pipelines/commands/test_bento.py",  # riskctl bento build
+    "tests/unit/pipelines/commands/test_demo.py",  # riskctl demo's checks and its table
+    "tests/unit/pipelines/commands/test_serve.py",  # riskctl serve's BentoML home
+    "tests/unit/pipelines/jobs/test_scheduled.py",  # riskctl jobs offers the jobs' names
     "tests/unit/registry/test_prompt_promotion.py",  # riskctl prompts evaluate's exit code
 }
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from tests.events import PAYMENT
-from tests.served import audit_rows
+from tests.support.events import PAYMENT
+from tests.support.served import audit_rows
 from tests.unit.bentos.asgi import KEY
 
 pytestmark = pytest.mark.slow

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from decisioning.core.engine import DecisionRequest
-from tests.clock import NOW
-from tests.served import audit_rows
+from tests.support.clock import NOW
+from tests.support.served import audit_rows
 from tests.unit.bentos.asgi import KEY
 
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from decisioning.adapters.audit import AuditStore
 from decisioning.adapters.llm.explanation import stored_explanation
 from decisioning.settings import load_settings
-from tests.events import PAYMENT
+from tests.support.events import PAYMENT
 from tests.unit.bentos.asgi import KEY
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from tests.events import PAYMENT
+from tests.support.events import PAYMENT
 from tests.unit.bentos.asgi import KEY
 
 AUTH = {"Authorization": f"Bearer {KEY}"}

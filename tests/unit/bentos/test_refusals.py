@@ -14,9 +14,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from decisioning.telemetry.observability import configure_logging
-from tests.clock import NOW
-from tests.events import PAYMENT
-from tests.served import audit_rows
+from tests.support.clock import NOW
+from tests.support.events import PAYMENT
+from tests.support.served import audit_rows
 from tests.unit.bentos.asgi import KEY
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from decisioning.core.policy import load_policy
 from decisioning.core.ports import PillarUnavailable
 from decisioning.fraud.model import FraudScorer
 from decisioning.pillars import FraudScorerPillar, feature_problems, model_input
-from tests.events import PAYMENT
+from tests.support.events import PAYMENT
 from tests.unit.decisioning.fraud.test_scorer import scorer  # noqa: F401 - the fixture
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"

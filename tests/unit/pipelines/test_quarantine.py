@@ -10,7 +10,7 @@ from pipelines.cli import main
 from pipelines.errors import QualityGateFailed, TooManyBadRows
 from pipelines.ingest import ReadingConfig, conform
 from pipelines.quarantine import gate_events
-from tests.clock import FRAUD_BYO_START
+from tests.support.clock import FRAUD_BYO_START
 
 pytestmark = pytest.mark.usefixtures("fixed_now")  # the gate's "not in the future"
 

@@ -25,8 +25,7 @@ from decisioning.settings import MlflowSettings
 from registry.models import register_challenger
 from registry.names import CONDUCT_CLASSIFIER
 from registry.tracking import ensure_experiment, mlflow_session
-
-from .lookup_models import lookup_package
+from tests.support.lookup_models import lookup_package
 
 pytestmark = pytest.mark.slow  # a real MLflow store and a pyfunc round trip: seconds per test
 

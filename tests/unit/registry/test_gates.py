@@ -3,8 +3,7 @@ import pytest
 
 from registry.errors import GatesConfigError
 from registry.gates import GateSpec, evaluate_gates, load_gates
-
-from ..decisioning.conduct.conftest import CONFIGS
+from tests.support.configs import CONFIGS
 
 HOLDOUT = pd.DataFrame({"text": ["a", "b", "c", "d"], "label": ["x", "y", "x", "y"]})
 

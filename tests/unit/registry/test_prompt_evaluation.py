@@ -23,8 +23,7 @@ from registry.prompt_evaluation import (
     unsupported_facts,
 )
 from registry.prompt_promotion import evaluate_against_gates
-
-from ..decisioning.conduct.conftest import CONFIGS
+from tests.support.configs import CONFIGS
 
 PROMPTS = CONFIGS / "prompts"
 NAMES = sorted(p.parent.name for p in PROMPTS.glob("*/v1.yaml"))

@@ -19,8 +19,7 @@ from registry.prompt_evaluation import PromptGates, load_prompt_gates
 from registry.prompt_promotion import promote_prompt_if_gates_pass, prompt_champion
 from registry.prompts import register_prompts
 from registry.tracking import mlflow_session
-
-from ..decisioning.conduct.conftest import CONFIGS
+from tests.support.configs import CONFIGS
 
 pytestmark = pytest.mark.slow  # a fresh MLflow sqlite store per test: seconds each
 

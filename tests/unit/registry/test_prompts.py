@@ -15,8 +15,7 @@ from decisioning.conduct.prompts import load_prompt
 from decisioning.settings import MlflowSettings
 from registry.prompts import register_prompts
 from registry.tracking import mlflow_session
-
-from ..decisioning.conduct.conftest import CONFIGS
+from tests.support.configs import CONFIGS
 
 pytestmark = pytest.mark.slow  # a fresh MLflow sqlite store per test: seconds each
 

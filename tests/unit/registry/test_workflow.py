@@ -18,9 +18,8 @@ from registry.gates import load_gates
 from registry.names import CONDUCT_CLASSIFIER, model_uri
 from registry.tracking import mlflow_session
 from registry.workflow import list_versions, promote_if_gates_pass, rollback
-
-from ..decisioning.conduct.conftest import CONFIGS
-from .lookup_models import HOLDOUT, register_lookup_model
+from tests.support.configs import CONFIGS
+from tests.support.lookup_models import HOLDOUT, register_lookup_model
 
 pytestmark = pytest.mark.slow  # a real MLflow store and pyfunc round trips: seconds per test
 

@@ -8,8 +8,7 @@ from decisioning.conduct.errors import ModelNotFittedError, TrainingDataError
 from decisioning.conduct.rules import RuleSet
 from decisioning.conduct.taxonomy import Taxonomy
 from pipelines.conduct.evaluation import cross_validate
-
-from .conftest import HashingEncoder
+from tests.support.encoders import HashingEncoder
 
 TRAINING = {
     "none": [

@@ -12,8 +12,7 @@ from decisioning.conduct.embeddings import (
     range_cache_key,
 )
 from decisioning.conduct.errors import EmbeddingModelError
-
-from .conftest import HashingEncoder
+from tests.support.encoders import HashingEncoder
 
 
 def test_constructing_an_embedder_loads_no_model() -> None:

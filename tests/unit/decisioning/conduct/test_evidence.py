@@ -18,8 +18,7 @@ from decisioning.conduct.evidence import (
     make_snippet,
     reciprocal_rank_fusion,
 )
-
-from .conftest import CONFIGS
+from tests.support.configs import CONFIGS
 
 OPENSEARCH_URL = os.environ.get("OPENSEARCH_URL", "")
 

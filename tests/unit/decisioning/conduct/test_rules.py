@@ -6,8 +6,7 @@ import yaml
 from decisioning.conduct.errors import ConductConfigError
 from decisioning.conduct.rules import RuleSet, load_rules
 from decisioning.conduct.taxonomy import Taxonomy
-
-from .conftest import CONFIGS
+from tests.support.configs import CONFIGS
 
 RULES = yaml.safe_load((CONFIGS / "rules.yaml").read_text())["rules"]
 POSITIVES = [(r["id"], text) for r in RULES for text in r["examples"]["positive"]]

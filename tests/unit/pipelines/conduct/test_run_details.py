@@ -29,7 +29,7 @@ from pipelines.conduct.run_details import (
 )
 from registry.names import CONDUCT_CLASSIFIER
 from registry.tracking import mlflow_session
-from tests.unit.decisioning.conduct.conftest import HashingEncoder
+from tests.support.encoders import HashingEncoder
 
 PHRASES = {
     "none": ["please update my address", "what time does the branch open", "thanks for the help"],

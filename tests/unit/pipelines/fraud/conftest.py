@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.clock import FRAUD_BYO_START
+from tests.support.clock import FRAUD_BYO_START
 
 DAYS = 24
 

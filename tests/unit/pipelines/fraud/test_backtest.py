@@ -15,9 +15,10 @@ from pipelines.cli import main
 from pipelines.fraud.backtest import BacktestWindows, labels_known_at_cutoff, run_backtest
 from pipelines.fraud.dataset import labels_known_at, with_label_times
 from pipelines.fraud.errors import BacktestWindowError, LabelsUnavailable
-from tests.clock import FRAUD_BYO_START
+from tests.support.clock import FRAUD_BYO_START
 
-# The byo world is fixed in time (conftest); the gate's "not in the future" reads tests.clock.NOW.
+# The byo world is fixed in time (conftest); the gate's "not in the future" reads
+# tests.support.clock.NOW.
 pytestmark = [pytest.mark.calendar, pytest.mark.usefixtures("fixed_now")]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.fraud.evaluation import backtest_quality, quality_path, write_quality
 from pipelines.fraud.metrics import daily_card_precision_at_k
-from tests.clock import BACKTEST_WORLD_START
+from tests.support.clock import BACKTEST_WORLD_START
 
 DAY_1 = pd.Timestamp(BACKTEST_WORLD_START, tz="UTC") + pd.Timedelta(hours=10)
 DAY_2 = DAY_1 + pd.Timedelta(days=1)

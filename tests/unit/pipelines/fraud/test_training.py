@@ -19,7 +19,7 @@ from registry.errors import GateFailed
 from registry.gates import load_gates
 from registry.tracking import mlflow_session
 from registry.workflow import promote_if_gates_pass
-from tests.clock import TRAINING_WORLD_START
+from tests.support.clock import TRAINING_WORLD_START
 
 pytestmark = pytest.mark.calendar
 
