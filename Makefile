@@ -35,7 +35,7 @@ test-unit: setup
 	$(BIN)/pytest -m "not integration and not slow and not spark"
 
 # The tests that once moved with the calendar (marker `calendar`), with the session's clock at three
-# days months apart: every outcome must follow from tests/clock.py, not from the day they run.
+# days months apart: every outcome must follow from tests/support/clock.py, not from the day they run.
 CALENDAR_DAYS ?= 2026-01-15 2026-12-02 2027-06-30
 test-calendar: setup
 	for day in $(CALENDAR_DAYS); do \

@@ -147,7 +147,7 @@ def score_payment(
     try:
         return FraudScore.of(pillar.assess(transaction))
     except PillarUnavailable as exc:
-        record_error("/v1/fraud/score", f"fraud-detector:{pillar.model.version}")
+        record_error("/v1/fraud/score", f"{pillar.model.name}:{pillar.model.version}")
         raise ScorerUnavailable(f"{exc.cause}: {exc.detail}") from exc
 
 

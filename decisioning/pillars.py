@@ -16,7 +16,6 @@ from typing import Any, Protocol
 import numpy as np
 from opentelemetry import trace
 
-from decisioning.adapters.audit import AuditStore
 from decisioning.adapters.llm.extraction import (
     FactExtraction,
     extract_facts,
@@ -29,8 +28,9 @@ from decisioning.conduct.assessment import ConductAssessment, ConductAssessor
 from decisioning.conduct.errors import LlmProviderError
 from decisioning.core.decision import Evidence, FeatureValue, ModelVersion, ReasonCode, RiskDecision
 from decisioning.core.events import TextEvent, TransactionEvent
+from decisioning.core.names import CONDUCT_CLASSIFIER, FRAUD_DETECTOR
 from decisioning.core.policy import ConductInput, DegradationCause, FraudInput
-from decisioning.core.ports import ConductResult, FraudResult, PillarUnavailable
+from decisioning.core.ports import AuditTrail, ConductResult, FraudResult, PillarUnavailable
 from decisioning.fraud.model import FraudScorer
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class FraudScorerPillar:
             raise PillarUnavailable("features_unavailable", f"{type(exc).__name__}: {exc}") from exc
         values, unusable = model_input(read.values, self._scorer.features)
         problems = feature_problems(values, unusable, read.missing)
-        with tracer.start_as_current_span("model.fraud-detector") as span:
+        with tracer.start_as_current_span(f"model.{FRAUD_DETECTOR}") as span:
             span.set_attribute("risk.model_version", self._model.version)
             try:
                 assessment = self._scorer.assess(values)
@@ -143,7 +143,7 @@ class ConductAssessorPillar:
 
     def classify(self, event: TextEvent) -> ConductAssessment:
         """Rules, classifier and evidence retrieval: CPU and the embeddings cache, no network."""
-        with tracer.start_as_current_span("model.conduct-classifier") as span:
+        with tracer.start_as_current_span(f"model.{CONDUCT_CLASSIFIER}") as span:
             span.set_attribute("risk.model_version", self._model.version)
             return self._assessor.assess(event.text)
 
@@ -179,7 +179,7 @@ class ConductAssessorPillar:
         return conduct_input(assessor.assess(event.text), event.message_id)
 
     def replay_facts(
-        self, decision: RiskDecision, event: TextEvent, audit: AuditStore
+        self, decision: RiskDecision, event: TextEvent, audit: AuditTrail
     ) -> tuple[str, ...]:
         """What does not hold replaying the decision's extraction on its stored completion."""
         if decision.prompt_version is None:

@@ -82,6 +82,9 @@ def build_engine(
     champion that is not there leaves its pillar out, and the engine then applies the policy's
     fallback, as the service does.
     """
+    for given in (fraud, conduct):
+        if isinstance(given, str) and given != IN_PROCESS:
+            raise TypeError(f"a pillar is an object, None or {IN_PROCESS!r}, not {given!r}")
     policy = load_policy(settings.config_path("configs/policy.yaml"))
     audit = AuditStore.from_settings(settings.audit)  # checkpoints in the background (ADR 0009)
     return DecisionEngine(

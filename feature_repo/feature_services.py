@@ -8,7 +8,6 @@ the features that decision used.
 
 from feast import FeatureService
 
-from decisioning.core.names import FRAUD_FEATURE_SERVICE
 from feature_repo.feature_views import (
     customer_attributes,
     customer_profile,
@@ -75,7 +74,7 @@ fraud_v2 = FeatureService(
 )
 
 fraud_v3 = FeatureService(
-    name=FRAUD_FEATURE_SERVICE,
+    name="fraud_v3",  # frozen; decisioning.core.names says which service new models train on
     features=[
         customer_velocity,
         customer_profile[PROFILE],

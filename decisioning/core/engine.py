@@ -195,7 +195,9 @@ class DecisionEngine(Generic[Trail]):
             model = versions.get(FRAUD_DETECTOR)
             if model is not None:
                 fraud_input = self.fraud.rescore(stored.feature_values, model)
-        conduct = self._conduct_replay() if request.text is not None else None
+        # Only a text the conduct pillar scored, or extracted facts from, needs its replay side.
+        needed = versions.get(CONDUCT_CLASSIFIER) is not None or stored.prompt_version is not None
+        conduct = self._conduct_replay() if request.text is not None and needed else None
         if request.text is not None and conduct is not None:
             model = versions.get(CONDUCT_CLASSIFIER)
             if model is not None:

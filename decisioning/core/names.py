@@ -10,7 +10,8 @@ MODEL_NAMES = (FRAUD_DETECTOR, CONDUCT_CLASSIFIER)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
-# Feast: the feature service new fraud models train on (a served model reads the one its version
-# was trained on, from its tags), and the push source that records a decided payment's activity.
+# Feast: the feature service new fraud models train on, one of feature_repo's frozen services
+# (each keeps its own name there; a served model reads the one its version was trained on, from
+# its tags), and the push source that records a decided payment's activity.
 FRAUD_FEATURE_SERVICE = "fraud_v3"
 CUSTOMER_ACTIVITY_PUSH = "customer_activity_push"

@@ -52,6 +52,9 @@ class StoredRecord(Protocol):
     """One record of the audit trail, as the engine reads it back."""
 
     @property
+    def record_id(self) -> str: ...
+
+    @property
     def kind(self) -> str: ...
 
     @property

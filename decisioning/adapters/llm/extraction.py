@@ -20,7 +20,6 @@ from typing import Any, Literal, get_args
 
 from opentelemetry import trace
 
-from decisioning.adapters.audit import AuditStore
 from decisioning.adapters.llm.gateway import (
     FACTS_PROMPT,
     LlmGateway,
@@ -32,6 +31,7 @@ from decisioning.conduct.errors import LlmProviderError, PromptNotFoundError
 from decisioning.conduct.prompts import load_prompt
 from decisioning.conduct.redaction import redact
 from decisioning.core.decision import Evidence, RiskDecision
+from decisioning.core.ports import AuditTrail
 from decisioning.telemetry.metrics import record_spans_dropped
 
 logger = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def is_extraction_call(evidence: Evidence) -> bool:
 
 
 def replay_extraction(
-    audit: AuditStore, decision: RiskDecision, message_id: str, text: str, prompts_dir: Path
+    audit: AuditTrail, decision: RiskDecision, message_id: str, text: str, prompts_dir: Path
 ) -> tuple[str, ...]:
     """Problems replaying a decision's fact extraction against its stored completion.
 

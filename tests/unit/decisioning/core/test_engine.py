@@ -146,6 +146,18 @@ def test_replay_of_a_text_decision_needs_a_pillar_that_can_replay(audit: AuditSt
         engine(audit, None, AssessOnlyConduct()).replay(decided.decision_id)
 
 
+def test_a_text_decision_conduct_never_scored_replays_without_the_replay_side(
+    audit: AuditStore,
+) -> None:
+    """Decided while conduct was unavailable, a text decision holds no conduct model: replaying
+    it asks nothing of the pillar, so an assess-only one replays it as before."""
+    decided = engine(audit, None, None).decide(DecisionRequest.model_validate({"text": MESSAGE}))
+
+    report = engine(audit, None, AssessOnlyConduct()).replay(decided.decision_id)
+
+    assert report.identical, report.differences
+
+
 def test_replay_reports_what_a_changed_model_would_decide(audit: AuditStore) -> None:
     decided = engine(audit, StandInFraud(count=10)).decide(
         DecisionRequest.model_validate({"transaction": PAYMENT})
