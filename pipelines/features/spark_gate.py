@@ -103,7 +103,9 @@ def failing_rows(failure: FailedExpectation) -> Column:
             f"{failure.expectation} {kwargs}: no Spark predicate for its rows; add one to "
             "pipelines/features/spark_gate.py before using it in a suite with quarantine"
         )
-    return translate(kwargs)
+    # Never NULL: a row whose predicate is NULL would pass neither `bad` nor `~bad`, and would
+    # vanish from both the kept events and the quarantine.
+    return F.coalesce(translate(kwargs), F.lit(False))
 
 
 def _between(kwargs: dict[str, Any]) -> Column:
@@ -204,13 +206,13 @@ def _append(
 ) -> None:
     """Rows in the types pandas' conformed frame has, so the CSV is written alike."""
     frame = pd.DataFrame.from_records(chunk, columns=columns)
-    contract = {column: kind for spec in CONTRACTS[kind] for column, kind in spec.items()}
+    contract = {column: type_ for spec in CONTRACTS[kind] for column, type_ in spec.items()}
     for column in events.columns:
-        kind = contract.get(column)
+        column_type = contract.get(column)
         if column in events.nanosecond_columns:
             frame[column] = pd.to_datetime(frame[column].astype("Int64"), utc=True)
-        elif kind == "label":
+        elif column_type == "label":
             frame[column] = frame[column].astype("Int8")
-        elif kind == "float":
+        elif column_type == "float":
             frame[column] = frame[column].astype("float64")
     frame.to_csv(path, index=False, mode="w" if first else "a", header=first)

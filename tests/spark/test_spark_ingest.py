@@ -19,9 +19,11 @@ from decisioning.settings import load_settings
 from pipelines.features.build import build_feature_tables
 from pipelines.features.jobs import load_transactions
 from pipelines.features.spark_build import TABLES
+from pipelines.features.spark_gate import failing_rows
 from pipelines.features.spark_ingest import ROW
 from pipelines.features.spark_jobs import build_features_on_spark, check_transactions_on_spark
 from pipelines.ingest import ReadingConfig
+from pipelines.quality import FailedExpectation
 from tests.spark.tables import KEYS, assert_same_values
 
 pytestmark = pytest.mark.spark
@@ -208,3 +210,26 @@ def test_the_spark_engine_builds_an_odd_export_without_pandas_holding_it(
         got = pd.read_parquet(built.paths[name]).set_index(KEYS[name]).reindex(want.index)
         for column in want.columns:
             assert_same_values(want[column], got[column], f"{name}.{column}")
+
+
+@pytest.mark.parametrize(
+    "expectation",
+    [
+        ("expect_column_values_to_not_be_in_set", {"column": "v", "value_set": ["x"]}),
+        ("expect_column_values_to_be_in_set", {"column": "v", "value_set": ["x"]}),
+        ("expect_column_values_to_match_regex", {"column": "v", "regex": "^x$"}),
+        ("expect_column_values_to_be_unique", {"column": "v"}),
+    ],
+)
+def test_an_empty_value_is_never_neither_kept_nor_quarantined(
+    spark: SparkSession, expectation: tuple[str, dict[str, object]]
+) -> None:
+    """A predicate that is NULL for a row would put it in neither ``bad`` nor ``~bad``: the
+    gate would lose it silently. Every row's predicate is true or false."""
+    name, kwargs = expectation
+    frame = spark.createDataFrame([("x",), (None,), ("y",)], "v string")
+    failure = FailedExpectation(name, "v", 1, (), None, None, (), kwargs)
+
+    flags = [row[0] for row in frame.select(failing_rows(failure)).collect()]
+
+    assert None not in flags, flags
