@@ -76,11 +76,11 @@ async def run(
             try:
                 status = await _send(reader, writer, requests[index % len(requests)])
             except (OSError, asyncio.IncompleteReadError, ValueError):
-                status, sent = 0, reconnect_every  # reopen below
+                status = 0  # the connection is unusable: reopened below, whatever the setting
             latencies.append((time.perf_counter() - scheduled) * 1e3)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
             sent += 1
-            if reconnect_every and sent >= reconnect_every:
+            if status == 0 or (reconnect_every and sent >= reconnect_every):
                 writer.close()
                 reader, writer = await asyncio.open_connection(target.hostname, target.port)
                 sent = 0
