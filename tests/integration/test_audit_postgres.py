@@ -1,20 +1,32 @@
 """The audit chain on a real PostgreSQL: one database and pair of roles per test, dropped after."""
 
+import logging
 import multiprocessing
+import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.audit import AuditStore, postgres_append
 from decisioning.adapters.audit.chain import GENESIS, row_hash
+from decisioning.adapters.audit.postgres_append import (
+    CHAIN_LOCK,
+    NewRow,
+    PostgresAppender,
+    conninfo_of,
+)
 from decisioning.adapters.audit.roles import AuditRoles
 from decisioning.adapters.audit.store import _MIGRATIONS, _engine
+from decisioning.core.decision import canonical_json
 from decisioning.core.errors import AuditError
 from tests.support.clock import NOW
 from tests.unit.decisioning.adapters.audit.test_store import _append_many
@@ -266,3 +278,165 @@ def test_migration_0003_names_the_role_it_needs(audit_url: str, audit_roles: Aud
     owner.append("decision", "d1", {"action": "review"})
     assert owner.verify().ok
     owner.close()
+
+
+# The one-statement append (postgres_append.py): the database finishes each row's hash.
+
+NASTY = [
+    "",
+    '"',
+    "\\",
+    '\\"prev_hash\\":\\"',
+    "\u2028\u2029",
+    "\x01\x1f\x7f",
+    "\n\r\t\b\f",
+    "ünïcødé ✓ 𝄞 中文",
+    "0" * 64,
+    '{"body":"x"}',
+]
+
+
+def _random_texts(count: int) -> list[str]:
+    rng = random.Random(19)
+    alphabet = [chr(c) for c in [*range(1, 0x80), *range(0xA0, 0x800), 0x2028, 0x1F600, 0x10FFFF]]
+    return ["".join(rng.choices(alphabet, k=rng.randint(0, 40))) for _ in range(count)]
+
+
+def test_the_database_hashes_every_row_as_verification_recomputes_it(audit_url: str) -> None:
+    # given texts with every kind of character JSON escapes, or does not
+    store = AuditStore.open(audit_url)
+    texts = NASTY + _random_texts(40)
+    appender = PostgresAppender(conninfo_of(store._engine.url))
+    body, at = canonical_json, NOW.isoformat()
+    # when they are appended one by one through the store and as batches through the appender
+    for i, value in enumerate(texts):
+        store.append(value[:32] or "k", f"one-{i}-{value}"[:128], {"value": value})
+    for start in range(0, len(texts), 7):
+        batch = [
+            NewRow(f"many-{start + i}-{value}"[:128], value[:32] or "k", at, body(value))
+            for i, value in enumerate(texts[start : start + 7])
+        ]
+        appended = appender.append(batch)
+        assert [row.record_id for row in appended] == [row.record_id for row in batch]
+    appender.close()
+    # then every hash is the one Python computes over the stored text
+    report = store.verify()
+    assert report.ok and report.checked == 2 * len(texts), report
+    store.close()
+
+
+def test_an_append_that_meets_a_newer_head_goes_again_behind_the_lock(
+    audit_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=postgres_append.__name__)
+    # given a chain of one record, and another writer holding the chain lock
+    store = AuditStore.open(audit_url)
+    first = store.append("decision", "first", {"n": 1})
+    other = psycopg.connect(conninfo_of(store._engine.url))
+    other.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+    # when an append starts meanwhile (its statement reads the head before the lock is free)
+    done: list[object] = []
+    appending = threading.Thread(target=lambda: done.append(store.append("decision", "late", {})))
+    appending.start()
+    _wait_for_a_lock_waiter(other)
+    # and the other writer puts a row on the head and commits
+    at = first.recorded_at
+    linked = row_hash("decision", "between", at, "{}", first.row_hash)
+    other.execute(
+        "INSERT INTO audit_records (record_id, kind, recorded_at, body, prev_hash, row_hash) "
+        "VALUES ('between', 'decision', %s, '{}', %s, %s)",
+        (at, first.row_hash, linked),
+    )
+    other.commit()
+    appending.join(timeout=30)
+    other.close()
+    # then the append was refused off the head, went again behind the lock, and chains on
+    assert [r.record_id for r in store.records()] == ["first", "between", "late"]
+    [late] = done
+    assert late.prev_hash == linked  # type: ignore[attr-defined]
+    assert "another writer appended meanwhile" in caplog.text
+    assert store.verify().ok
+    store.close()
+
+
+def _wait_for_a_lock_waiter(connection: psycopg.Connection) -> None:
+    for _ in range(200):
+        waiting = connection.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()
+        if waiting and waiting[0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no append waited for the chain lock")
+
+
+def test_a_connection_the_server_dropped_is_replaced_and_appends_go_on(
+    audit_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a store that appended, and its connection then ended by the server
+    store = AuditStore.open(audit_url)
+    store.append("decision", "d1", {})
+    with psycopg.connect(conninfo_of(store._engine.url), autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND query LIKE %s",
+            ("%INSERT INTO audit_records%",),
+        ).fetchall()
+    assert ended, "the store's connection was not found"
+    # when the next decision is appended, then it is recorded once, on the chain
+    store.append("decision", "d2", {})
+    assert [r.record_id for r in store.records()] == ["d1", "d2"]
+    assert store.verify().ok
+    assert "audit connection lost" in caplog.text
+    store.close()
+
+
+def test_an_append_whose_answer_was_lost_after_its_commit_is_not_written_twice(
+    audit_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a store whose first statement commits but whose answer never arrives
+    store = AuditStore.open(audit_url)
+    store.append("decision", "d1", {})
+    answered = postgres_append._appended
+    lost: list[bool] = []
+
+    def lose_the_first_answer(cursor: psycopg.Cursor) -> list[postgres_append.Appended]:
+        rows = answered(cursor)
+        if not lost:
+            lost.append(True)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return rows
+
+    monkeypatch.setattr(postgres_append, "_appended", lose_the_first_answer)
+    # when a decision is appended, then it is answered with the row that committed
+    record = store.append("decision", "d2", {"n": 2})
+    assert lost and record.record_id == "d2" and record.body == {"n": 2}
+    assert [r.record_id for r in store.records()] == ["d1", "d2"]
+    assert store.verify().ok
+    store.close()
+
+
+def test_without_the_head_trigger_every_append_takes_the_chain_lock_first(
+    audit_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a table whose head trigger the owner disabled
+    AuditStore.open(audit_url).close()
+    with psycopg.connect(conninfo_of(make_url(audit_url)), autocommit=True) as owner:
+        owner.execute("ALTER TABLE audit_records DISABLE TRIGGER audit_records_on_the_head")
+    store = AuditStore.open(audit_url)
+    # when four threads append at once
+    threads = [
+        threading.Thread(
+            target=lambda w=w: [store.append("decision", f"w{w}-{n}", {}) for n in range(25)]
+        )
+        for w in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # then the chain is still one, and the log says why appends are slower
+    assert store.verify().ok and store.head().records == 100  # type: ignore[union-attr]
+    assert "every append takes the chain lock first" in caplog.text
+    store.close()

@@ -78,7 +78,10 @@ class AnchoredReport:
 
 
 def row_hash(kind: str, record_id: str, recorded_at: str, body: str, prev_hash: str) -> str:
-    """The hash a row must carry: over its content and the hash of the row before it."""
+    """The hash a row must carry: over its content and the hash of the row before it.
+
+    The hashed text is the canonical JSON of the five fields; verification computes it so.
+    """
     material = canonical_json(
         {
             "kind": kind,
@@ -89,6 +92,23 @@ def row_hash(kind: str, record_id: str, recorded_at: str, body: str, prev_hash: 
         }
     )
     return sha256_hex(material)
+
+
+def row_material(kind: str, record_id: str, recorded_at: str, body: str) -> tuple[str, str]:
+    """The text :func:`row_hash` hashes, as the parts before and after the JSON of ``prev_hash``.
+
+    ``prefix + json(prev_hash) + suffix`` is that canonical JSON for any ``prev_hash`` (keys sorted:
+    body, kind, prev_hash, record_id, recorded_at), so a database that knows the head but not the
+    row can finish the hash (PostgreSQL's ``to_json(text)`` escapes as ``json.dumps`` does;
+    ``postgres_append.py``, a test holds the two equal).
+    """
+
+    def text(value: str) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    prefix = f'{{"body":{text(body)},"kind":{text(kind)},"prev_hash":'
+    suffix = f',"record_id":{text(record_id)},"recorded_at":{text(recorded_at)}}}'
+    return prefix, suffix
 
 
 def trusted_checkpoints(

@@ -38,6 +38,14 @@ from decisioning.adapters.audit.checkpoint import ChainHead, Checkpoint
 from decisioning.adapters.audit.checkpoint_process import CheckpointProcess
 from decisioning.adapters.audit.checkpointer import BackgroundCheckpointer
 from decisioning.adapters.audit.keys import load_signing_key
+from decisioning.adapters.audit.postgres_append import (
+    CHAIN_LOCK,
+    CONNECT_TIMEOUT_S,
+    NewRow,
+    PostgresAppender,
+    conninfo_of,
+)
+from decisioning.adapters.audit.postgres_append import UNREACHABLE as _PG_UNREACHABLE
 from decisioning.adapters.audit.roles import AuditRoles
 from decisioning.adapters.audit.schema import AuditRow
 from decisioning.adapters.audit.writer import GroupCommitWriter, PendingAppend
@@ -49,11 +57,9 @@ from decisioning.settings import AuditAnchorSettings, AuditSettings
 logger = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-_PG_CHAIN_LOCK = 0x5249534B  # "RISK": one advisory lock id for the chain
 _INSUFFICIENT_PRIVILEGE = "42501"
-_PG_CONNECT_TIMEOUT_S = 5  # an unreachable server fails the decision fast instead of hanging it
 # The server could not be reached, the connection broke, or no pooled connection came free.
-_UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
+_UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout, *_PG_UNREACHABLE)
 _TABLE = AuditRow.__tablename__
 _INSERTED = ("record_id", "kind", "recorded_at", "body", "prev_hash", "row_hash")
 _HEAD_SQL = f"SELECT row_hash FROM {_TABLE} ORDER BY seq DESC LIMIT 1"
@@ -86,6 +92,12 @@ class AuditStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # PostgreSQL appends in one statement on a held connection (postgres_append.py).
+        self._postgres = (
+            PostgresAppender(conninfo_of(engine.url))
+            if engine.dialect.name == "postgresql"
+            else None
+        )
         self._writer: GroupCommitWriter[AuditRecord] = GroupCommitWriter(self._commit_batch)
         self._checkpointer: BackgroundCheckpointer | None = None
         self._on_close: Callable[[], None] | None = None
@@ -184,6 +196,8 @@ class AuditStore:
             self._checkpointer.close()
         if self._on_close is not None:
             self._on_close()
+        if self._postgres is not None:
+            self._postgres.close()
         self._engine.dispose()
 
     def append(self, kind: str, record_id: str, body: dict[str, Any]) -> AuditRecord:
@@ -202,8 +216,11 @@ class AuditStore:
     def _commit_batch(self, batch: Sequence[PendingAppend[AuditRecord]]) -> list[AuditRecord]:
         """Chain and insert the batch in one transaction; every record or none."""
         try:
-            with self._engine.begin() as connection:
-                records = _insert_at_head(connection, batch)
+            if self._postgres is not None:
+                records = _append_on_postgres(self._postgres, batch)
+            else:
+                with self._engine.begin() as connection:
+                    records = _insert_at_head(connection, batch)
         except _UNREACHABLE as exc:
             cause = type(getattr(exc, "orig", None) or exc).__name__
             ids = ", ".join(pending.record_id for pending in batch)
@@ -316,7 +333,7 @@ def _insert_at_head(
     ``AuditRow``'s.
     """
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_CHAIN_LOCK})")
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})")
     head = connection.exec_driver_sql(_HEAD_SQL).scalar()
     prev_hash, rows = head or GENESIS, []
     for pending in batch:
@@ -346,6 +363,25 @@ def _insert_at_head(
     ]
 
 
+def _append_on_postgres(
+    appender: PostgresAppender, batch: Sequence[PendingAppend[AuditRecord]]
+) -> list[AuditRecord]:
+    """The batch appended in one statement, chained in the database onto its head."""
+    rows = [NewRow(p.record_id, p.kind, p.recorded_at, p.body_text) for p in batch]
+    appended = appender.append(rows)
+    if [row.record_id for row in appended] != [row.record_id for row in rows] or any(
+        later.seq <= earlier.seq for earlier, later in pairwise(appended)
+    ):
+        # The trigger refuses a row off the head, so this cannot commit; checked all the same.
+        raise ChainOrderError(f"rows {[(r.seq, r.record_id) for r in appended]} out of order")
+    return [
+        AuditRecord(
+            row.seq, row.record_id, p.kind, p.recorded_at, p.body, row.prev_hash, row.row_hash
+        )
+        for row, p in zip(appended, batch, strict=True)
+    ]
+
+
 def _record(row: Any) -> AuditRecord:
     return AuditRecord(
         seq=row.seq,
@@ -362,7 +398,7 @@ def _engine(url: str) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend != "sqlite":
-        timeout = {"connect_timeout": _PG_CONNECT_TIMEOUT_S} if backend == "postgresql" else {}
+        timeout = {"connect_timeout": CONNECT_TIMEOUT_S} if backend == "postgresql" else {}
         return create_engine(url, pool_pre_ping=True, connect_args=timeout)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-_CHAIN_LOCK = 0x5249534B  # store.py's _PG_CHAIN_LOCK: the writer holds it while it inserts
+_CHAIN_LOCK = 0x5249534B  # postgres_append.CHAIN_LOCK: the writer holds it while it inserts
 _GENESIS = "0" * 64
 _CONTENT_COLUMNS = "record_id, kind, recorded_at, body, prev_hash, row_hash"
 
