@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from feast import FeatureView, RepoConfig
@@ -26,7 +26,9 @@ from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
+from feast.protos.feast.types.Value_pb2 import ValueType as SerializedType
 from feast.utils import make_tzaware
+from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from decisioning.adapters.feast.errors import FeatureStoreUnavailable
@@ -37,10 +39,8 @@ from decisioning.fraud.activity import CustomerHistory
 logger = logging.getLogger(__name__)
 
 Proto = Callable[[Any, Any], Value]
-# Redis keys of recent customers and terminals: Feast serialises an entity key in ~20 µs of CPU
-# and a payment needs one per view (five); 16,384 keys take a few MB.
-KEY_CACHE_SIZE = 16_384
 EntityKeyOf = Callable[[FeatureView, Mapping[str, Any]], EntityKey]
+_STRING = struct.pack("<I", SerializedType.STRING)  # the type tag Feast writes before a string
 
 # KEYS: the history, then each pushed view's key. ARGV: the SHA-1 of the history as read ('' when
 # there was none), the new history, then per pushed view a field count and its field/value pairs.
@@ -70,6 +70,8 @@ class _View:
     stored_name: str  # with a version suffix when Feast versions views online
     features: tuple[tuple[str, bytes, Any], ...]  # (name, hash field, value type)
     entity_names: tuple[str, ...]  # the join keys that make the view's Redis key
+    # Feast's serialised join keys, sorted, when every one is a string (else None: Feast's path).
+    string_keys: tuple[tuple[str, bytes], ...] | None
 
     @property
     def timestamp_field(self) -> str:
@@ -78,6 +80,8 @@ class _View:
     @classmethod
     def of(cls, view: FeatureView, config: RepoConfig) -> _View:
         stored_name = _versioned_fv_name(view, config)
+        columns = sorted(view.entity_columns, key=lambda column: column.name)
+        strings = all(c.dtype.to_value_type() == ValueType.STRING for c in columns)
         return cls(
             view=view,
             stored_name=stored_name,
@@ -86,6 +90,11 @@ class _View:
                 for f in view.features
             ),
             entity_names=tuple(column.name for column in view.entity_columns),
+            string_keys=(
+                tuple((c.name, _STRING + _sized(c.name.encode())) for c in columns)
+                if strings and config.entity_key_serialization_version == 3
+                else None
+            ),
         )
 
 
@@ -111,8 +120,7 @@ class RedisPaymentRoundTrips:
         self._entity_key = entity_key
         self._store_if_unchanged = history.client.register_script(_STORE_IF_UNCHANGED)
         self._markers = [self._key(view, marker_row(view.view)) for view in self._stored]
-        self._views = {view.stored_name: view for view in [*self._pushed, *self._stored]}
-        self._cached_key = lru_cache(maxsize=KEY_CACHE_SIZE)(self._key_of)
+        self._project = config.project.encode()
 
     def push_and_read(
         self,
@@ -228,13 +236,16 @@ class RedisPaymentRoundTrips:
         return out
 
     def _payment_key(self, view: _View, entities: Mapping[str, Any]) -> bytes:
-        """The view's Redis key for a payment's entities, from a cache of recent ones."""
-        values = tuple(entities[name] for name in view.entity_names)
-        return self._cached_key(view.stored_name, values)
-
-    def _key_of(self, stored_name: str, values: tuple[Any, ...]) -> bytes:
-        view = self._views[stored_name]
-        return self._key(view, dict(zip(view.entity_names, values, strict=True)))
+        """The view's Redis key for a payment's entities: Feast's bytes (``_redis_key``), built
+        directly for string keys (2 µs where Feast's protos take ~15 µs; a test compares them)."""
+        if view.string_keys is None or not all(
+            isinstance(entities[name], str) for name, _ in view.string_keys
+        ):
+            return self._key(view, entities)
+        header = [struct.pack("<I", len(view.string_keys))]
+        header += [key for _, key in view.string_keys]
+        values = [_STRING + _sized(entities[name].encode()) for name, _ in view.string_keys]
+        return b"".join([*header, *values, self._project])
 
     def _key(self, view: _View, entities: Mapping[str, Any]) -> bytes:
         return _redis_key(
@@ -266,6 +277,10 @@ def shares_feast_redis(history: RedisPaymentHistory, config: RepoConfig) -> bool
         and int(nodes[0].get("port", 6379)) == int(history_side.get("port", 6379))
         and int(params.get("db", 0)) == int(history_side.get("db", 0))
     )
+
+
+def _sized(value: bytes) -> bytes:
+    return struct.pack("<I", len(value)) + value
 
 
 def _timestamp(at: datetime) -> Timestamp:

@@ -6,10 +6,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from feast import FeatureView, Field, RepoConfig
+from feast.infra.online_stores.helpers import _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+from feast.types import String
+from hypothesis import given
+from hypothesis import strategies as st
 
 from decisioning.adapters.feast.history import RedisPaymentHistory
-from decisioning.adapters.feast.redis_payment import shares_feast_redis
+from decisioning.adapters.feast.online import _entity_key, _proto, _python
+from decisioning.adapters.feast.redis_payment import RedisPaymentRoundTrips, shares_feast_redis
+from feature_repo import feature_views
 
 HISTORY = RedisPaymentHistory("redis://127.0.0.1:6379/0", "project")  # connects only when used
 
@@ -36,3 +43,53 @@ def test_the_history_server_and_database_take_the_two_round_trips() -> None:
 )
 def test_anything_else_keeps_the_general_path(online_store: dict[str, Any], why: str) -> None:
     assert not shares_feast_redis(HISTORY, _feast(**online_store)), why
+
+
+# The Redis keys the two round trips read and write are Feast's own bytes.
+
+
+def _with_entity_columns(view: FeatureView, *join_keys: str) -> FeatureView:
+    """The view as ``feast apply`` leaves it: its entity columns inferred (none before)."""
+    applied = view.__copy__()
+    applied.entity_columns = [Field(name=key, dtype=String) for key in join_keys]
+    return applied
+
+
+VIEWS = [
+    _with_entity_columns(feature_views.customer_velocity, "customer_id"),
+    # two join keys, given out of order: Feast sorts them by name
+    _with_entity_columns(feature_views.customer_terminal_history, "terminal_id", "customer_id"),
+    _with_entity_columns(feature_views.terminal_risk, "terminal_id"),
+]
+
+
+def _round_trips() -> RedisPaymentRoundTrips:
+    config = RepoConfig(
+        project="keys_project",
+        registry="unused.db",
+        provider="local",
+        online_store=RedisOnlineStoreConfig(connection_string="127.0.0.1:6379"),
+        entity_key_serialization_version=3,
+    )
+    return RedisPaymentRoundTrips(HISTORY, config, VIEWS, [], _proto, _python, _entity_key)
+
+
+ROUND_TRIPS = _round_trips()
+
+
+@given(customer=st.text(), terminal=st.text())
+def test_the_payment_keys_are_feasts_own_bytes(customer: str, terminal: str) -> None:
+    entities = {"customer_id": customer, "terminal_id": terminal}
+    for view in ROUND_TRIPS._pushed:
+        assert view.string_keys, view.stored_name  # the fast path is taken, on real keys
+        expected = _redis_key("keys_project", _entity_key(view.view, entities), 3)
+        assert ROUND_TRIPS._payment_key(view, entities) == expected, view.stored_name
+
+
+def test_a_key_that_is_not_a_string_is_left_to_feast() -> None:
+    view = ROUND_TRIPS._pushed[0]
+    entities = {"customer_id": 42, "terminal_id": "T1"}
+
+    expected = _redis_key("keys_project", _entity_key(view.view, entities), 3)
+
+    assert ROUND_TRIPS._payment_key(view, entities) == expected
