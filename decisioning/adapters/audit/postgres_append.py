@@ -1,22 +1,23 @@
-"""Appends on PostgreSQL in one statement and one round trip, on a connection the store holds.
+"""Appends on PostgreSQL in one round trip, on a connection the store holds.
 
 The general path (``store._insert_at_head``) takes the chain lock, reads the head, inserts the rows
 it chained in Python and commits: five round trips through SQLAlchemy's pool, its pre-ping
 included, about 0.7 ms of CPU and 1.2 ms of wall time an append here (docs/benchmarks.md, issue
-19). On PostgreSQL the table's own trigger (migration 0003) already takes the chain lock and
-refuses a row that does not link onto the head, reading the head afresh; so one statement, in
-autocommit, reads the head, finishes each row's hash in the database from the text around its
-``prev_hash`` (``chain.row_material``), inserts and commits: about 0.12 ms of CPU and 0.4 ms.
+19). Here the same transaction is one query string sent once: ``BEGIN`` at READ COMMITTED, the
+chain lock, then one ``INSERT`` that reads the head (its snapshot follows the lock, so the head is
+the latest) and finishes each row's hash in the database from the text around its ``prev_hash``
+(``chain.row_material``), then ``COMMIT``: about 0.2 ms of CPU and 0.6 ms. The values go in as
+literals quoted by libpq (psycopg's ``sql.Literal``): a query string of several statements takes
+no parameters, and no prepared statement is left on a pooled server connection.
 
-The statement reads the head in its snapshot, taken before the trigger's lock: when another
-writer committed in between, the trigger refuses the first row and nothing is written; the batch
-then goes the long way, the lock taken first and the same statement after it in one transaction,
-whose snapshot follows the lock. A connection whose table lacks the trigger (dropped or disabled:
-the owner's doing) always goes the long way.
+Nothing here relies on the table's trigger, the server's default isolation or a session setting:
+the lock is taken first and the isolation level named in every transaction. The trigger (migration
+0003) still refuses a row off the head, as a second guard.
 
-A broken connection is replaced. If the statement may have reached the server, the batch's record
-ids are looked up on the new connection: all there with this batch's content, it committed;
-none, it did not, and it goes once more. Only then is the append reported unreachable.
+A connection that broke is replaced. If the transaction may have reached the server, the batch's
+record ids are looked up on the new connection: all there with this batch's content, it committed;
+none, it did not, and it goes once more. Any other error the server reports (a timeout, a refused
+row) rolls back and is raised at once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import psycopg
+from psycopg import pq, sql
+from sqlalchemy import Engine
 
 from decisioning.adapters.audit.chain import GENESIS, row_material
 from decisioning.adapters.audit.schema import AuditRow
@@ -34,38 +37,24 @@ from decisioning.adapters.audit.schema import AuditRow
 logger = logging.getLogger(__name__)
 
 CHAIN_LOCK = 0x5249534B  # "RISK": the advisory lock id the writers and the trigger share
-HEAD_TRIGGER = "audit_records_on_the_head"  # migration 0003
-CONNECT_TIMEOUT_S = 5  # an unreachable server fails the decision fast instead of hanging it
-# A broken connection, an unreachable server, or the server shutting the session down.
+# A connection that broke or a server that cannot be reached (psycopg raises both as these).
 UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError)
+# The server ended the session (admin shutdown, crash, restart) or the connection failed.
+_SESSION_ENDED = ("57P01", "57P02", "57P03")
 _TABLE = AuditRow.__tablename__
-_OFF_THE_HEAD = "P0001"  # raise_exception: the trigger refused a row that is not on the head
 
-# One row: the head read and the hash finished in the statement (the common case, no arrays).
-_APPEND_ONE = f"""
-INSERT INTO {_TABLE} (record_id, kind, recorded_at, body, prev_hash, row_hash)
-SELECT %(id)s, %(kind)s, %(at)s, %(body)s, head.prev,
-       encode(sha256(convert_to(%(prefix)s || to_json(head.prev)::text || %(suffix)s, 'UTF8')),
-              'hex')
-  FROM (SELECT coalesce((SELECT row_hash FROM {_TABLE} ORDER BY seq DESC LIMIT 1), %(genesis)s)
-          AS prev) head
-RETURNING seq, record_id, prev_hash, row_hash
-"""
-
-# Several rows: each hashed onto the one before it, in the batch's order.
-_APPEND_MANY = f"""
+_APPEND = sql.SQL(
+    f"""BEGIN ISOLATION LEVEL READ COMMITTED;
+SELECT pg_advisory_xact_lock({CHAIN_LOCK});
 WITH RECURSIVE
-  batch AS (
-    SELECT * FROM unnest(%(ids)s::text[], %(kinds)s::text[], %(ats)s::text[], %(bodies)s::text[],
-                         %(prefixes)s::text[], %(suffixes)s::text[]) WITH ORDINALITY
-      AS b (record_id, kind, recorded_at, body, prefix, suffix, n)),
+  batch (n, record_id, kind, recorded_at, body, prefix, suffix) AS (VALUES {{rows}}),
   chain (n, prev_hash, row_hash) AS (
     SELECT b.n, head.prev,
            encode(sha256(convert_to(b.prefix || to_json(head.prev)::text || b.suffix, 'UTF8')),
                   'hex')
       FROM batch b,
            (SELECT coalesce((SELECT row_hash FROM {_TABLE} ORDER BY seq DESC LIMIT 1),
-                            %(genesis)s) AS prev) head
+                            {{genesis}}) AS prev) head
      WHERE b.n = 1
     UNION ALL
     SELECT b.n, c.row_hash,
@@ -75,16 +64,13 @@ WITH RECURSIVE
 INSERT INTO {_TABLE} (record_id, kind, recorded_at, body, prev_hash, row_hash)
 SELECT b.record_id, b.kind, b.recorded_at, b.body, c.prev_hash, c.row_hash
   FROM batch b JOIN chain c USING (n) ORDER BY n
-RETURNING seq, record_id, prev_hash, row_hash
-"""
-
+RETURNING seq, record_id, prev_hash, row_hash;
+COMMIT"""
+)
+_ROW = sql.SQL("({}::int, {}::text, {}::text, {}::text, {}::text, {}::text, {}::text)")
 _STORED = (
     f"SELECT seq, record_id, prev_hash, row_hash, kind, recorded_at, body FROM {_TABLE} "
     "WHERE record_id = ANY(%s) ORDER BY seq"
-)
-_TRIGGER_ENABLED = (
-    "SELECT tgenabled IN ('O', 'A') FROM pg_trigger "
-    "WHERE tgrelid = to_regclass(%s) AND tgname = %s AND NOT tgisinternal"
 )
 
 
@@ -107,57 +93,91 @@ class Appended(NamedTuple):
 
 
 class PostgresAppender:
-    """Appends batches of rows onto the chain; one caller at a time (the group-commit leader)."""
+    """Appends batches of rows onto the chain; one caller at a time (the group-commit leader).
 
-    def __init__(self, conninfo: str) -> None:
-        self._conninfo = conninfo
+    Its connection comes from the store's SQLAlchemy engine (same hosts, credentials and connect
+    arguments), detached from the pool and kept.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self._connection: psycopg.Connection[Any] | None = None
-        self._trigger = False  # whether this connection's table refuses rows off the head
         self._lock = threading.Lock()
 
     def append(self, rows: Sequence[NewRow]) -> list[Appended]:
-        """Insert ``rows`` on the head, in order, committed; raises ``UNREACHABLE`` errors when
-        the server cannot be reached or did not confirm, and the database's own refusals (a
-        repeated record id) as they are."""
+        """Insert ``rows`` on the head, in order, committed.
+
+        Raises ``UNREACHABLE`` errors when the server cannot be reached or did not confirm, and
+        what the server refused (a repeated record id, a timeout) as psycopg raised it.
+        """
+        query = _query(rows)
         with self._lock:
             connection = self._connect()  # unreachable here: nothing was sent
             try:
-                return self._append(connection, rows)
-            except UNREACHABLE as exc:
+                return self._send(connection, query)
+            except psycopg.Error as exc:
+                if not _connection_lost(connection, exc):
+                    raise
                 logger.warning("audit connection lost (%s); reconnecting", type(exc).__name__)
                 self._discard()
             connection = self._connect()
             try:
                 committed = self._stored(connection, rows)
-                return committed if committed is not None else self._append(connection, rows)
-            except UNREACHABLE:
+                if committed is not None:
+                    return committed
+                try:
+                    return self._send(connection, query)
+                except psycopg.IntegrityError:
+                    # The lost transaction may have committed after the lookup (the server was
+                    # still running it): then it is ours, and stored once.
+                    committed = self._stored(connection, rows)
+                    if committed is None:
+                        raise
+                    return committed
+            except psycopg.Error as exc:
+                if _connection_lost(connection, exc):
+                    self._discard()
+                raise
+
+    def read(self, statement: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of a read on the held connection, once more on a new one if it broke (a
+        read can be repeated); waits for an append in flight."""
+        with self._lock:
+            connection = self._connect()
+            try:
+                return connection.execute(statement, parameters).fetchall()
+            except psycopg.Error as exc:
+                if not _connection_lost(connection, exc):
+                    raise
                 self._discard()
+            connection = self._connect()
+            try:
+                return connection.execute(statement, parameters).fetchall()
+            except psycopg.Error as exc:
+                if _connection_lost(connection, exc):
+                    self._discard()
                 raise
 
     def close(self) -> None:
         with self._lock:
             self._discard()
 
-    def _append(
-        self, connection: psycopg.Connection[Any], rows: Sequence[NewRow]
-    ) -> list[Appended]:
-        statement, parameters = _statement(rows)
-        if self._trigger:
-            try:
-                return _appended(connection.execute(statement, parameters))
-            except psycopg.errors.RaiseException as exc:
-                if exc.sqlstate != _OFF_THE_HEAD or _TABLE not in str(exc):
-                    raise
-                logger.debug("another writer appended meanwhile; taking the chain lock first")
-        with connection.transaction():
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
-            return _appended(connection.execute(statement, parameters))
+    def _send(self, connection: psycopg.Connection[Any], query: sql.Composed) -> list[Appended]:
+        try:
+            cursor = connection.execute(query)
+        except psycopg.Error:
+            if not connection.closed and connection.info.transaction_status != _IDLE:
+                connection.execute("ROLLBACK")  # the statements after the error were skipped
+            raise
+        cursor.nextset()  # the lock's result, then the insert's
+        cursor.nextset()
+        return [Appended(*record) for record in cursor.fetchall()]
 
     def _stored(
         self, connection: psycopg.Connection[Any], rows: Sequence[NewRow]
     ) -> list[Appended] | None:
-        """The rows as committed, when the statement whose answer was lost had committed them;
-        None when it had not (then none of them is there: the statement is one transaction)."""
+        """The rows as committed, when the transaction whose answer was lost had committed them;
+        None when it had not (then none of them is there: the transaction is all or nothing)."""
         found = connection.execute(_STORED, ([row.record_id for row in rows],)).fetchall()
         by_id = {record[1]: record for record in found}
         ours = [
@@ -173,24 +193,12 @@ class PostgresAppender:
     def _connect(self) -> psycopg.Connection[Any]:
         if self._connection is not None and not self._connection.closed:
             return self._connection
-        connection = psycopg.connect(
-            self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-        )
-        try:
-            # The trigger reads the head afresh only at READ COMMITTED, whatever the server's
-            # default: at REPEATABLE READ it would see the statement's stale head and let it by.
-            connection.execute("SET default_transaction_isolation TO 'read committed'")
-            enabled = connection.execute(_TRIGGER_ENABLED, (_TABLE, HEAD_TRIGGER)).fetchone()
-        except BaseException:
-            connection.close()
-            raise
-        self._trigger = bool(enabled and enabled[0])
-        if not self._trigger:
-            logger.warning(
-                "%s has no enabled %s trigger: every append takes the chain lock first",
-                _TABLE,
-                HEAD_TRIGGER,
-            )
+        pooled = self._engine.raw_connection()
+        connection = pooled.driver_connection
+        pooled.detach()  # this appender's from now on; closed by it
+        assert isinstance(connection, psycopg.Connection)
+        connection.autocommit = True  # every transaction here is written out in its query
+        connection.prepare_threshold = None  # nothing prepared: safe behind a pooling proxy
         self._connection = connection
         return connection
 
@@ -200,24 +208,25 @@ class PostgresAppender:
             self._connection = None
 
 
-def _statement(rows: Sequence[NewRow]) -> tuple[str, dict[str, Any]]:
-    parameters: dict[str, Any]
-    materials = [row_material(row.kind, row.record_id, row.recorded_at, row.body) for row in rows]
-    if len(rows) == 1:
-        [row], [(prefix, suffix)] = rows, materials
-        parameters = {"id": row.record_id, "kind": row.kind, "at": row.recorded_at}
-        parameters |= {"body": row.body, "prefix": prefix, "suffix": suffix}
-        return _APPEND_ONE, parameters | {"genesis": GENESIS}
-    columns = list(zip(*rows, strict=True))
-    parameters = {"ids": list(columns[0]), "kinds": list(columns[1]), "ats": list(columns[2])}
-    parameters |= {"bodies": list(columns[3]), "prefixes": [m[0] for m in materials]}
-    return _APPEND_MANY, parameters | {"suffixes": [m[1] for m in materials], "genesis": GENESIS}
+_IDLE = pq.TransactionStatus.IDLE
 
 
-def _appended(cursor: psycopg.Cursor[Any]) -> list[Appended]:
-    return [Appended(*record) for record in cursor.fetchall()]
+def _connection_lost(connection: psycopg.Connection[Any], error: psycopg.Error) -> bool:
+    """Whether the connection is gone (then the transaction's outcome is unknown), rather than
+    the server having refused something on a connection that still works."""
+    state = error.sqlstate or ""
+    return (
+        connection.closed
+        or connection.broken
+        or state.startswith("08")
+        or (state in _SESSION_ENDED)
+    )
 
 
-def conninfo_of(url: Any) -> str:
-    """libpq's connection string for a SQLAlchemy PostgreSQL URL (any driver name)."""
-    return str(url.set(drivername="postgresql").render_as_string(hide_password=False))
+def _query(rows: Sequence[NewRow]) -> sql.Composed:
+    literals = []
+    for n, row in enumerate(rows, start=1):
+        prefix, suffix = row_material(row.kind, row.record_id, row.recorded_at, row.body)
+        values = (n, row.record_id, row.kind, row.recorded_at, row.body, prefix, suffix)
+        literals.append(_ROW.format(*map(sql.Literal, values)))
+    return _APPEND.format(rows=sql.SQL(", ").join(literals), genesis=sql.Literal(GENESIS))
