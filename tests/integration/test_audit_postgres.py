@@ -1,6 +1,7 @@
 """The audit chain on a real PostgreSQL: one database and pair of roles per test, dropped after."""
 
 import multiprocessing
+import os
 import random
 import threading
 import time
@@ -16,7 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from decisioning.adapters.audit import AuditStore
+from decisioning.adapters.audit import AuditStore, postgres_append
 from decisioning.adapters.audit.chain import GENESIS, row_hash
 from decisioning.adapters.audit.postgres_append import CHAIN_LOCK, NewRow, PostgresAppender
 from decisioning.adapters.audit.roles import AuditRoles
@@ -392,18 +393,18 @@ def test_an_append_whose_answer_was_lost_after_its_commit_is_not_written_twice(
     # given a store whose first transaction commits but whose connection then breaks
     store = AuditStore.open(audit_url)
     store.append("decision", "d1", {})
-    send = PostgresAppender._send
+    send = postgres_append._send
     lost: list[bool] = []
 
-    def lose_the_first_answer(self: PostgresAppender, connection: Any, query: Any) -> Any:
-        appended = send(self, connection, query)
+    def lose_the_first_answer(connection: Any, query: Any) -> Any:
+        appended = send(connection, query)
         if not lost:
             lost.append(True)
             connection.close()
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         return appended
 
-    monkeypatch.setattr(PostgresAppender, "_send", lose_the_first_answer)
+    monkeypatch.setattr(postgres_append, "_send", lose_the_first_answer)
     # when a decision is appended, then it is answered with the row that committed, stored once
     record = store.append("decision", "d2", {"n": 2})
     assert lost and record.record_id == "d2" and record.body == {"n": 2}
@@ -485,3 +486,70 @@ def test_two_writers_keep_one_chain_whatever_the_trigger_and_the_defaults(
     assert report.ok and report.checked == 2 + 4 * 40, report
     for store in stores:
         store.close()
+
+
+def test_an_append_interrupted_mid_query_leaves_no_connection_stuck_in_it(
+    audit_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given an append interrupted after its query was sent, before the answer was read
+    store = AuditStore.open(audit_url)
+    store.append("decision", "d1", {})
+    send = postgres_append._send
+
+    def interrupted(connection: Any, query: Any) -> Any:
+        connection.pgconn.send_query(b"SELECT pg_sleep(0.2)")  # the server is busy with it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(postgres_append, "_send", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.append("decision", "lost", {})
+    monkeypatch.setattr(postgres_append, "_send", send)
+    # when the next decisions are appended and read, then they are, on a fresh connection
+    store.append("decision", "d2", {})
+    assert store.get("d2") is not None
+    assert [r.record_id for r in store.records()] == ["d1", "d2"]
+    store.close()
+
+
+def test_a_read_does_not_wait_for_an_append_waiting_for_the_chain_lock(audit_url: str) -> None:
+    # given an append waiting for the chain lock another writer holds
+    store = AuditStore.open(audit_url)
+    store.append("decision", "d1", {})
+    other = psycopg.connect(_conninfo(audit_url))
+    other.execute("SELECT pg_advisory_xact_lock(%s)", (CHAIN_LOCK,))
+    appending = threading.Thread(target=lambda: store.append("decision", "d2", {}))
+    appending.start()
+    _wait_for_a_lock_waiter(other)
+    # when a record is read meanwhile, then it is answered without waiting for the lock
+    answered: list[object] = []
+    reading = threading.Thread(target=lambda: answered.append(store.get("d1")))
+    reading.start()
+    reading.join(timeout=5)
+    other.rollback()
+    other.close()
+    appending.join(timeout=30)
+    assert answered and answered[0] is not None, "the read waited behind the append"
+    store.close()
+
+
+def test_a_forked_process_appends_on_a_connection_of_its_own(audit_url: str) -> None:
+    # given a store that appended, then a fork (as a server forking its workers would)
+    store = AuditStore.open(audit_url)
+    store.append("decision", "parent-0", {})
+    child = os.fork()
+    if child == 0:  # the child appends and leaves at once, whatever happens
+        try:
+            for n in range(30):
+                store.append("decision", f"child-{n}", {})
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    # when the parent appends meanwhile
+    for n in range(1, 31):
+        store.append("decision", f"parent-{n}", {})
+    _, status = os.waitpid(child, 0)
+    # then both processes were answered (none read the other's answers on a shared socket)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(list(store.records())) == 61
+    assert store.verify().ok
+    store.close()

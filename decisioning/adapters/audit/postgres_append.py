@@ -23,6 +23,7 @@ row) rolls back and is raised at once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -42,9 +43,12 @@ UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 # The server ended the session (admin shutdown, crash, restart) or the connection failed.
 _SESSION_ENDED = ("57P01", "57P02", "57P03")
 _TABLE = AuditRow.__tablename__
+CLOSE_WAIT_S = 10.0  # how long closing waits for an append or read in flight before cancelling it
+LOCK_WAIT = "10s"  # an append waiting longer for the chain lock is refused, not left hanging
 
 _APPEND = sql.SQL(
     f"""BEGIN ISOLATION LEVEL READ COMMITTED;
+SET LOCAL lock_timeout = '{LOCK_WAIT}';
 SELECT pg_advisory_xact_lock({CHAIN_LOCK});
 WITH RECURSIVE
   batch (n, record_id, kind, recorded_at, body, prefix, suffix) AS (VALUES {{rows}}),
@@ -92,17 +96,68 @@ class Appended(NamedTuple):
     row_hash: str
 
 
-class PostgresAppender:
-    """Appends batches of rows onto the chain; one caller at a time (the group-commit leader).
+class _Held:
+    """One connection from the engine, detached from its pool and kept; one user at a time.
 
-    Its connection comes from the store's SQLAlchemy engine (same hosts, credentials and connect
-    arguments), detached from the pool and kept.
+    A connection interrupted mid-query (a signal, a timeout raised into the thread) or left in a
+    transaction is dropped, as is one inherited across a fork (left open: it is the parent's).
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._connection: psycopg.Connection[Any] | None = None
-        self._lock = threading.Lock()
+        self._pid = 0
+        self.lock = threading.Lock()
+
+    def connection(self) -> psycopg.Connection[Any]:
+        current = self._connection
+        if current is not None and not current.closed and self._pid == os.getpid():
+            return current
+        pooled = self._engine.raw_connection()
+        connection = pooled.driver_connection
+        if not isinstance(connection, psycopg.Connection):
+            pooled.close()
+            raise TypeError(f"the audit engine's driver is not psycopg 3: {type(connection)}")
+        pooled.detach()  # held from now on; closed here
+        connection.autocommit = True  # every transaction here is written out in its query
+        connection.prepare_threshold = None  # nothing prepared: safe behind a pooling proxy
+        self._connection, self._pid = connection, os.getpid()
+        return connection
+
+    def drop_unless_idle(self) -> None:
+        """After an interruption: keep the connection only if it is idle, out of a transaction."""
+        if not self._idle():
+            self.discard()
+
+    def _idle(self) -> bool:
+        connection = self._connection
+        if connection is None or connection.closed or self._pid != os.getpid():
+            return False
+        return connection.info.transaction_status == _IDLE
+
+    def discard(self) -> None:
+        if self._connection is not None and self._pid == os.getpid():
+            self._connection.close()
+        self._connection = None
+
+    def cancel(self) -> None:
+        """Ask the server to cancel what runs on the connection (safe from another thread)."""
+        connection = self._connection
+        if connection is not None and not connection.closed and self._pid == os.getpid():
+            connection.cancel_safe(timeout=CLOSE_WAIT_S)
+
+
+class PostgresAppender:
+    """Appends batches of rows onto the chain (one caller at a time: the group-commit leader),
+    and reads records on a second connection, so a read never waits for an append.
+
+    Both connections come from the store's SQLAlchemy engine (same hosts, credentials and
+    connect arguments), detached from the pool and kept.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._appends = _Held(engine)
+        self._reads = _Held(engine)
 
     def append(self, rows: Sequence[NewRow]) -> list[Appended]:
         """Insert ``rows`` on the head, in order, committed.
@@ -111,101 +166,101 @@ class PostgresAppender:
         what the server refused (a repeated record id, a timeout) as psycopg raised it.
         """
         query = _query(rows)
-        with self._lock:
-            connection = self._connect()  # unreachable here: nothing was sent
+        held = self._appends
+        with held.lock:
             try:
-                return self._send(connection, query)
-            except psycopg.Error as exc:
-                if not _connection_lost(connection, exc):
-                    raise
-                logger.warning("audit connection lost (%s); reconnecting", type(exc).__name__)
-                self._discard()
-            connection = self._connect()
-            try:
-                committed = self._stored(connection, rows)
-                if committed is not None:
-                    return committed
-                try:
-                    return self._send(connection, query)
-                except psycopg.IntegrityError:
-                    # The lost transaction may have committed after the lookup (the server was
-                    # still running it): then it is ours, and stored once.
-                    committed = self._stored(connection, rows)
-                    if committed is None:
-                        raise
-                    return committed
-            except psycopg.Error as exc:
-                if _connection_lost(connection, exc):
-                    self._discard()
+                return self._append(held, rows, query)
+            except BaseException:
+                held.drop_unless_idle()
                 raise
 
     def read(self, statement: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """The rows of a read on the held connection, once more on a new one if it broke (a
-        read can be repeated); waits for an append in flight."""
-        with self._lock:
-            connection = self._connect()
+        """The rows of a read, once more on a new connection if the held one broke (a read can
+        be repeated)."""
+        held = self._reads
+        with held.lock:
             try:
-                return connection.execute(statement, parameters).fetchall()
-            except psycopg.Error as exc:
-                if not _connection_lost(connection, exc):
-                    raise
-                self._discard()
-            connection = self._connect()
-            try:
-                return connection.execute(statement, parameters).fetchall()
-            except psycopg.Error as exc:
-                if _connection_lost(connection, exc):
-                    self._discard()
+                connection = held.connection()
+                try:
+                    return connection.execute(statement, parameters).fetchall()
+                except psycopg.Error as exc:
+                    if not _connection_lost(connection, exc):
+                        raise
+                    held.discard()
+                return held.connection().execute(statement, parameters).fetchall()
+            except BaseException:
+                held.drop_unless_idle()
                 raise
 
-    def close(self) -> None:
-        with self._lock:
-            self._discard()
+    def close(self, timeout: float = CLOSE_WAIT_S) -> None:
+        """Close both connections, cancelling what still runs on them after ``timeout``."""
+        for held in (self._appends, self._reads):
+            if not held.lock.acquire(timeout=timeout):
+                held.cancel()
+                if not held.lock.acquire(timeout=timeout):
+                    logger.warning("an audit connection is still busy; left to the process's end")
+                    continue
+            try:
+                held.discard()
+            finally:
+                held.lock.release()
 
-    def _send(self, connection: psycopg.Connection[Any], query: sql.Composed) -> list[Appended]:
+    def _append(self, held: _Held, rows: Sequence[NewRow], query: sql.Composed) -> list[Appended]:
+        connection = held.connection()  # unreachable here: nothing was sent
         try:
-            cursor = connection.execute(query)
-        except psycopg.Error:
-            if not connection.closed and connection.info.transaction_status != _IDLE:
-                connection.execute("ROLLBACK")  # the statements after the error were skipped
+            return _send(connection, query)
+        except psycopg.Error as exc:
+            if not _connection_lost(connection, exc):
+                raise
+            logger.warning("audit connection lost (%s); reconnecting", type(exc).__name__)
+            held.discard()
+        connection = held.connection()
+        try:
+            committed = _stored(connection, rows)
+            if committed is not None:
+                return committed
+            try:
+                return _send(connection, query)
+            except psycopg.IntegrityError:
+                # The lost transaction may have committed after the lookup (the server was
+                # still running it): then it is ours, and stored once.
+                committed = _stored(connection, rows)
+                if committed is None:
+                    raise
+                return committed
+        except psycopg.Error as exc:
+            if _connection_lost(connection, exc):
+                held.discard()
             raise
-        cursor.nextset()  # the lock's result, then the insert's
-        cursor.nextset()
-        return [Appended(*record) for record in cursor.fetchall()]
 
-    def _stored(
-        self, connection: psycopg.Connection[Any], rows: Sequence[NewRow]
-    ) -> list[Appended] | None:
-        """The rows as committed, when the transaction whose answer was lost had committed them;
-        None when it had not (then none of them is there: the transaction is all or nothing)."""
-        found = connection.execute(_STORED, ([row.record_id for row in rows],)).fetchall()
-        by_id = {record[1]: record for record in found}
-        ours = [
-            by_id[row.record_id]
-            for row in rows
-            if row.record_id in by_id and by_id[row.record_id][4:] == (row.kind, *row[2:])
-        ]
-        if len(ours) == len(rows):
-            logger.warning("the lost append of %d record(s) had committed", len(rows))
-            return [Appended(*record[:4]) for record in ours]
-        return None  # not ours: a record id stored before refuses the append again, as it should
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        if self._connection is not None and not self._connection.closed:
-            return self._connection
-        pooled = self._engine.raw_connection()
-        connection = pooled.driver_connection
-        pooled.detach()  # this appender's from now on; closed by it
-        assert isinstance(connection, psycopg.Connection)
-        connection.autocommit = True  # every transaction here is written out in its query
-        connection.prepare_threshold = None  # nothing prepared: safe behind a pooling proxy
-        self._connection = connection
-        return connection
+def _send(connection: psycopg.Connection[Any], query: sql.Composed) -> list[Appended]:
+    try:
+        cursor = connection.execute(query)
+    except psycopg.Error:
+        if not connection.closed and connection.info.transaction_status != _IDLE:
+            connection.execute("ROLLBACK")  # the statements after the error were skipped
+        raise
+    while cursor.description is None or len(cursor.description) != len(Appended._fields):
+        if not cursor.nextset():  # BEGIN, SET and the lock come before the insert's rows
+            raise psycopg.ProgrammingError("the append returned no rows")
+    return [Appended(*record) for record in cursor.fetchall()]
 
-    def _discard(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+
+def _stored(connection: psycopg.Connection[Any], rows: Sequence[NewRow]) -> list[Appended] | None:
+    """The rows as committed, when the transaction whose answer was lost had committed them;
+    None when it had not (then none of them is there: the transaction is all or nothing)."""
+    found = connection.execute(_STORED, ([row.record_id for row in rows],)).fetchall()
+    by_id = {record[1]: record for record in found}
+    ours = [
+        by_id[row.record_id]
+        for row in rows
+        if row.record_id in by_id and by_id[row.record_id][4:] == (row.kind, *row[2:])
+    ]
+    if len(ours) == len(rows):
+        logger.warning("the lost append of %d record(s) had committed", len(rows))
+        return [Appended(*record[:4]) for record in ours]
+    return None  # not ours: a record id stored before refuses the append again, as it should
 
 
 _IDLE = pq.TransactionStatus.IDLE

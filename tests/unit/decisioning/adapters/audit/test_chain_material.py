@@ -1,4 +1,4 @@
-"""The text around ``prev_hash`` that PostgreSQL finishes a row's hash from is ``row_hash``'s own."""
+"""PostgreSQL finishes a row's hash from the text around its ``prev_hash``: ``row_hash``'s own."""
 
 import json
 
