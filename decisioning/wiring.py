@@ -123,6 +123,7 @@ def fraud_pillar(settings: Settings) -> FraudScorerPillar:
         open_feature_store(settings), open_payment_history(settings), service
     )
     require_served_features(model, scorer.features, service, features.names)
+    scorer.prepare_serving()  # the first payment need not build the model's tables
     return FraudScorerPillar(
         features.read, scorer, model, service, lambda other: load_scorer(settings, other)
     )

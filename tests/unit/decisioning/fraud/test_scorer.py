@@ -16,6 +16,7 @@ from decisioning.fraud.errors import FeatureFrameError, FraudConfigError, FraudT
 from decisioning.fraud.model import ANOMALY_FEATURE, FraudScorer, fit_fraud_scorer
 from decisioning.fraud.reason_codes import ReasonCodeBook, ReasonCodeSpec
 from decisioning.fraud.thresholds import Thresholds
+from decisioning.fraud.tree_tables import TreeTables
 
 FEATURES = ["velocity_10m_count", "amount_to_usual_ratio", "segment"]
 CONFIG = FraudConfig(
@@ -314,3 +315,10 @@ def test_a_rule_must_read_a_served_feature_and_have_a_rule_code() -> None:
             [s for s in _watched_book().specs.values() if s.code != "terminal.watch"], version=1
         )
         fit_fraud_scorer(history, history, history, features, config, book)
+
+
+def test_one_payment_is_scored_from_the_tree_tables_when_the_trees_are_small(
+    scorer: FraudScorer,
+) -> None:
+    # the configured depth keeps this world's trees within the tables' size
+    assert isinstance(scorer._one_row, TreeTables)
