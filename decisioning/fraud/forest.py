@@ -24,7 +24,6 @@ class CompiledForest:
     roots: np.ndarray
     left: np.ndarray
     right: np.ndarray
-    is_leaf: np.ndarray
     feature: np.ndarray
     threshold: np.ndarray
     leaf_depth: np.ndarray
@@ -34,7 +33,7 @@ class CompiledForest:
     @classmethod
     def of(cls, forest: IsolationForest) -> CompiledForest:
         parts: dict[str, list[np.ndarray]] = {
-            name: [] for name in ("left", "right", "is_leaf", "feature", "threshold", "depth")
+            name: [] for name in ("left", "right", "feature", "threshold", "depth")
         }
         roots, offset, steps = [], 0, 0
         trees = zip(forest.estimators_, forest.estimators_features_, strict=True)
@@ -42,9 +41,10 @@ class CompiledForest:
             nodes = tree.tree_
             leaf = nodes.children_left == -1
             roots.append(offset)
-            parts["left"].append(np.where(leaf, 0, nodes.children_left) + offset)
-            parts["right"].append(np.where(leaf, 0, nodes.children_right) + offset)
-            parts["is_leaf"].append(leaf)
+            # A leaf points at itself both ways, so a walk that reached it stays there.
+            itself = np.arange(nodes.node_count)
+            parts["left"].append(np.where(leaf, itself, nodes.children_left) + offset)
+            parts["right"].append(np.where(leaf, itself, nodes.children_right) + offset)
             parts["feature"].append(np.asarray(features)[np.where(leaf, 0, nodes.feature)])
             parts["threshold"].append(nodes.threshold)
             # scikit-learn's per-leaf term, in its order of operations.
@@ -59,7 +59,6 @@ class CompiledForest:
             roots=np.asarray(roots),
             left=flat["left"],
             right=flat["right"],
-            is_leaf=flat["is_leaf"],
             feature=flat["feature"],
             threshold=flat["threshold"],
             leaf_depth=flat["depth"],
@@ -71,10 +70,9 @@ class CompiledForest:
         """``-score_samples`` of one row without gaps: higher is more anomalous."""
         values = np.asarray(row, dtype=np.float32)  # trees split float32 inputs
         nodes = self.roots
-        for _ in range(self.steps):
+        for _ in range(self.steps):  # a leaf's children are itself
             goes_left = values[self.feature[nodes]] <= self.threshold[nodes]
-            following = np.where(goes_left, self.left[nodes], self.right[nodes])
-            nodes = np.where(self.is_leaf[nodes], nodes, following)
+            nodes = np.where(goes_left, self.left[nodes], self.right[nodes])
         depths = 0.0
         for term in self.leaf_depth[nodes].tolist():  # tree by tree, as scikit-learn sums
             depths += term
