@@ -553,3 +553,30 @@ def test_a_forked_process_appends_on_a_connection_of_its_own(audit_url: str) -> 
     assert len(list(store.records())) == 61
     assert store.verify().ok
     store.close()
+
+
+def test_quoted_values_survive_a_server_that_reads_backslashes_as_escapes(audit_url: str) -> None:
+    # given a database where '...' literals take backslash escapes (the old default)
+    with psycopg.connect(_conninfo(audit_url), autocommit=True) as admin:
+        name = make_url(audit_url).database
+        admin.execute(f'ALTER DATABASE "{name}" SET standard_conforming_strings = off')
+    store = AuditStore.open(audit_url)
+    # when records full of quotes and backslashes are appended
+    for i, value in enumerate(NASTY):
+        store.append("decision", f"q{i}-{value}"[:128], {"value": value})
+    # then each reads back as written, and the chain verifies
+    for i, value in enumerate(NASTY):
+        stored = store.get(f"q{i}-{value}"[:128])
+        assert stored is not None and stored.body == {"value": value}, value
+    assert store.verify().ok
+    store.close()
+
+
+def test_a_nul_in_a_record_id_is_refused_with_nothing_written(audit_url: str) -> None:
+    store = AuditStore.open(audit_url)
+
+    with pytest.raises(psycopg.DataError, match="NUL"):
+        store.append("decision", "before\x00after", {})
+
+    assert store.head() is None
+    store.close()

@@ -7,8 +7,8 @@ included, about 0.7 ms of CPU and 1.2 ms of wall time an append here (docs/bench
 chain lock, then one ``INSERT`` that reads the head (its snapshot follows the lock, so the head is
 the latest) and finishes each row's hash in the database from the text around its ``prev_hash``
 (``chain.row_material``), then ``COMMIT``: about 0.2 ms of CPU and 0.6 ms. The values go in as
-literals quoted by libpq (psycopg's ``sql.Literal``): a query string of several statements takes
-no parameters, and no prepared statement is left on a pooled server connection.
+literals quoted by libpq (``PQescapeLiteral``): a query string of several statements takes no
+parameters, and no prepared statement is left on a pooled server connection.
 
 Nothing here relies on the table's trigger, the server's default isolation or a session setting:
 the lock is taken first and the isolation level named in every transaction. The trigger (migration
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import pq
 from sqlalchemy import Engine
 
 from decisioning.adapters.audit.chain import GENESIS, row_material
@@ -46,8 +46,7 @@ _TABLE = AuditRow.__tablename__
 CLOSE_WAIT_S = 10.0  # how long closing waits for an append or read in flight before cancelling it
 LOCK_WAIT = "10s"  # an append waiting longer for the chain lock is refused, not left hanging
 
-_APPEND = sql.SQL(
-    f"""BEGIN ISOLATION LEVEL READ COMMITTED;
+_APPEND = f"""BEGIN ISOLATION LEVEL READ COMMITTED;
 SET LOCAL lock_timeout = '{LOCK_WAIT}';
 SELECT pg_advisory_xact_lock({CHAIN_LOCK});
 WITH RECURSIVE
@@ -58,7 +57,7 @@ WITH RECURSIVE
                   'hex')
       FROM batch b,
            (SELECT coalesce((SELECT row_hash FROM {_TABLE} ORDER BY seq DESC LIMIT 1),
-                            {{genesis}}) AS prev) head
+                            '{GENESIS}') AS prev) head
      WHERE b.n = 1
     UNION ALL
     SELECT b.n, c.row_hash,
@@ -70,8 +69,7 @@ SELECT b.record_id, b.kind, b.recorded_at, b.body, c.prev_hash, c.row_hash
   FROM batch b JOIN chain c USING (n) ORDER BY n
 RETURNING seq, record_id, prev_hash, row_hash;
 COMMIT"""
-)
-_ROW = sql.SQL("({}::int, {}::text, {}::text, {}::text, {}::text, {}::text, {}::text)")
+_APPEND_BEFORE_ROWS, _APPEND_AFTER_ROWS = _APPEND.encode().split(b"{rows}")
 _STORED = (
     f"SELECT seq, record_id, prev_hash, row_hash, kind, recorded_at, body FROM {_TABLE} "
     "WHERE record_id = ANY(%s) ORDER BY seq"
@@ -165,11 +163,10 @@ class PostgresAppender:
         Raises ``UNREACHABLE`` errors when the server cannot be reached or did not confirm, and
         what the server refused (a repeated record id, a timeout) as psycopg raised it.
         """
-        query = _query(rows)
         held = self._appends
         with held.lock:
             try:
-                return self._append(held, rows, query)
+                return self._append(held, rows)
             except BaseException:
                 held.drop_unless_idle()
                 raise
@@ -205,10 +202,10 @@ class PostgresAppender:
             finally:
                 held.lock.release()
 
-    def _append(self, held: _Held, rows: Sequence[NewRow], query: sql.Composed) -> list[Appended]:
+    def _append(self, held: _Held, rows: Sequence[NewRow]) -> list[Appended]:
         connection = held.connection()  # unreachable here: nothing was sent
         try:
-            return _send(connection, query)
+            return _send(connection, _query(connection, rows))
         except psycopg.Error as exc:
             if not _connection_lost(connection, exc):
                 raise
@@ -220,7 +217,7 @@ class PostgresAppender:
             if committed is not None:
                 return committed
             try:
-                return _send(connection, query)
+                return _send(connection, _query(connection, rows))
             except psycopg.IntegrityError:
                 # The lost transaction may have committed after the lookup (the server was
                 # still running it): then it is ours, and stored once.
@@ -234,7 +231,7 @@ class PostgresAppender:
             raise
 
 
-def _send(connection: psycopg.Connection[Any], query: sql.Composed) -> list[Appended]:
+def _send(connection: psycopg.Connection[Any], query: bytes) -> list[Appended]:
     try:
         cursor = connection.execute(query)
     except psycopg.Error:
@@ -278,10 +275,16 @@ def _connection_lost(connection: psycopg.Connection[Any], error: psycopg.Error) 
     )
 
 
-def _query(rows: Sequence[NewRow]) -> sql.Composed:
+def _query(connection: psycopg.Connection[Any], rows: Sequence[NewRow]) -> bytes:
+    """The append's query string, each value quoted by libpq for this connection's encoding and
+    settings (``PQescapeLiteral``; 54 -> 20 µs against composing ``sql.Literal``s)."""
+    quote = pq.Escaping(connection.pgconn).escape_literal
+    encoding = connection.info.encoding
     literals = []
     for n, row in enumerate(rows, start=1):
         prefix, suffix = row_material(row.kind, row.record_id, row.recorded_at, row.body)
-        values = (n, row.record_id, row.kind, row.recorded_at, row.body, prefix, suffix)
-        literals.append(_ROW.format(*map(sql.Literal, values)))
-    return _APPEND.format(rows=sql.SQL(", ").join(literals), genesis=sql.Literal(GENESIS))
+        values = [text.encode(encoding) for text in (*row, prefix, suffix)]
+        if any(b"\x00" in value for value in values):  # libpq would cut the text there
+            raise psycopg.DataError("PostgreSQL text cannot contain NUL (0x00) characters")
+        literals.append(b"(%d, %s)" % (n, b", ".join(quote(value) for value in values)))
+    return _APPEND_BEFORE_ROWS + b", ".join(literals) + _APPEND_AFTER_ROWS
