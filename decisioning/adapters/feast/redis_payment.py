@@ -34,6 +34,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from decisioning.adapters.feast.errors import FeatureStoreUnavailable
 from decisioning.adapters.feast.history import RedisPaymentHistory, decode_history, encode_history
 from decisioning.adapters.feast.materialized import marker_row
+from decisioning.adapters.feast.values import stored_scalar
 from decisioning.fraud.activity import CustomerHistory
 
 logger = logging.getLogger(__name__)
@@ -217,9 +218,8 @@ class RedisPaymentRoundTrips:
         for view, stored in zip(self._pushed, stored_timestamps, strict=True):
             fields: list[Any] = []
             for name, field, value_type in view.features:
-                proto = self._proto(row.get(name), value_type)
-                values[name] = self._python(proto)
-                fields += [field, proto.SerializeToString()]
+                values[name], data = stored_scalar(row.get(name), value_type)
+                fields += [field, data]
             if _newer(written, stored):
                 arguments += [len(fields) // 2 + 1, view.timestamp_field, stamp, *fields]
             else:

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.value_type import ValueType
+from hypothesis import given
+from hypothesis import strategies as st
 
 from decisioning.adapters.feast.online import _proto, _python
+from decisioning.adapters.feast.values import stored_scalar
 
 CASES = [
     (ValueType.INT64, [0, 5, -3, True, None, np.int64(7), 2**40, "7"]),
@@ -47,3 +50,34 @@ def test_what_feast_refuses_is_refused(value_type: ValueType, value: object) -> 
     # when / then: the online path refuses it too, with Feast's own error
     with pytest.raises(type(feast_error.value)):
         _proto(value, value_type)
+
+
+ANY_VALUE = (
+    st.none()
+    | st.integers()
+    | st.floats()  # NaN, infinities and float32's overflow too
+    | st.floats(width=32)
+    | st.text()  # surrogates too
+    | st.booleans()
+)
+
+
+@given(value=ANY_VALUE, value_type=st.sampled_from([t for t, _ in CASES]))
+def test_a_stored_scalar_is_the_protos_bytes_and_value(
+    value: object, value_type: ValueType
+) -> None:
+    # given the proto path's answer (or its refusal)
+    try:
+        proto = _proto(value, value_type)
+    except Exception as refused:
+        with pytest.raises(type(refused)):
+            stored_scalar(value, value_type)
+        return
+
+    # when the value is stored directly, then it is the same bytes and reads back the same
+    read, data = stored_scalar(value, value_type)
+
+    assert data == proto.SerializeToString()
+    expected = _python(proto)
+    assert read == expected or (read != read and expected != expected), (read, expected)
+    assert type(read) is type(expected)
