@@ -9,8 +9,9 @@ through each tree is scored once, by XGBoost itself, when the model loads; a pay
 one comparison per split and a lookup per tree.
 
 The sums are XGBoost's: contributions add tree by tree in float32 in the trees' order (as its CPU
-predictor does), then the bias column is the constant XGBoost gives every row; the margin starts
-from the base score in margin space and adds each tree's leaf in float32, in order. Tables are
+predictor does), then the bias column is the constant XGBoost gives every row; the margin is the
+first tree's answer with XGBoost's base margin in it, then each tree's leaf added in float32, in
+order. Tables are
 built only for a plain ``gbtree`` with ``binary:logistic``, numeric splits and at most
 ``MAX_SPLITS`` splits a tree, and used only if they give XGBoost's own bits on rows probing every
 split (values at, just below and past each threshold, and missing); otherwise ``of`` returns None
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from decisioning.fraud.booster import OneRowPredictor
 logger = logging.getLogger(__name__)
 
 MAX_SPLITS = 10  # 1,024 ways through a tree at most; deeper trees keep the C API path
+MAX_WAYS = 100_000  # all trees' ways: tables of ~4 MB a 10 features
 CHECK_ROWS = 400
 _NO_ANSWER = np.float32(np.nan)
 
@@ -58,24 +59,40 @@ class TreeTables:
     tree_offset: np.ndarray  # each tree's first row in the tables
     leaf: np.ndarray  # float32, per tree and way: the leaf value
     contributions: np.ndarray  # float32, per tree and way: the tree's contributions, bias last
-    base_margin: np.float32
+    width: int  # the booster's features
     bias: np.float32  # the bias column XGBoost gives every row
 
     @classmethod
     def of(cls, booster: xgb.Booster, check_rows: int = CHECK_ROWS) -> TreeTables | None:
-        """The tables of ``booster`` if it qualifies and they give XGBoost's bits, else None."""
+        """The tables of ``booster`` if it qualifies and they give XGBoost's bits, else None
+        (the caller keeps the C API), saying why in the log."""
+        try:
+            why_not, tables = cls._build(booster, check_rows)
+        except Exception as exc:  # a model shape the tables do not know: the C API serves it
+            why_not, tables = f"{type(exc).__name__}: {exc}"[:200], None
+        if tables is None:
+            logger.warning("fraud model scored through XGBoost's C API: %s", why_not)
+        return tables
+
+    @classmethod
+    def _build(cls, booster: xgb.Booster, check_rows: int) -> tuple[str, TreeTables | None]:
         model = json.loads(booster.save_raw("json"))
         learner = model["learner"]
         config = json.loads(booster.save_config())["learner"]
         trees = learner["gradient_booster"].get("model", {}).get("trees", [])
+        parallel = config["gradient_booster"].get("gbtree_model_param", {})
+        splits_a_tree = max((_splits(tree) for tree in trees), default=0)
         if (
             learner["gradient_booster"]["name"] != "gbtree"
             or config["objective"]["name"] != "binary:logistic"
+            or int(parallel.get("num_parallel_tree", 1)) != 1
+            or int(learner["learner_model_param"].get("num_target", 1)) != 1
             or not trees
             or any(any(tree.get("split_type", [])) for tree in trees)
-            or any(_splits(tree) > MAX_SPLITS for tree in trees)
         ):
-            return None
+            return "not a plain binary:logistic gbtree with numeric splits", None
+        if splits_a_tree > MAX_SPLITS:
+            return f"a tree has {splits_a_tree} splits (the tables take {MAX_SPLITS})", None
         width = int(learner["learner_model_param"]["num_feature"])
         splits: list[_Split] = []
         leaves: list[np.ndarray] = []
@@ -83,44 +100,51 @@ class TreeTables:
         offsets: list[int] = []
         for index, tree in enumerate(trees):
             tree_splits, rows = _ways(index, tree, width)
-            leaf, contribution = _score_ways(booster[index : index + 1], rows, width)
+            if sum(len(part) for part in leaves) + len(rows) > MAX_WAYS:
+                return f"more than {MAX_WAYS} ways through the trees", None
+            # The first tree's leaves carry XGBoost's own base margin: its margin starts there.
+            one = booster[index : index + 1]
+            leaf, contribution = _score_ways(one, rows, width, with_base=index == 0)
             offsets.append(sum(len(part) for part in leaves))
             splits += tree_splits
             leaves.append(leaf)
             contributions.append(contribution)
         reference = OneRowPredictor(booster)
         probes = _probe_rows(splits, width, check_rows)
-        bias = np.float32(reference.margin_and_contributions(probes[0])[1][-1])
-        for base in _base_margins(learner):
-            tables = cls(
-                split_feature=np.array([s.feature for s in splits], dtype=np.intp),
-                split_threshold=np.array([s.threshold for s in splits], dtype=np.float32),
-                split_default_left=np.array([s.default_left for s in splits], dtype=bool),
-                split_tree=np.array([s.tree for s in splits], dtype=np.intp),
-                split_bit=np.array([1 << s.position for s in splits], dtype=np.intp),
-                tree_offset=np.array(offsets, dtype=np.intp),
-                leaf=np.concatenate(leaves),
-                contributions=np.concatenate(contributions),
-                base_margin=base,
-                bias=bias,
-            )
-            if tables._agrees_with(reference, probes):
-                return tables
-        logger.warning("the fraud model's tree tables differ from XGBoost's; using its C API")
-        return None
+        tables = cls(
+            split_feature=np.array([s.feature for s in splits], dtype=np.intp),
+            split_threshold=np.array([s.threshold for s in splits], dtype=np.float32),
+            split_default_left=np.array([s.default_left for s in splits], dtype=bool),
+            split_tree=np.array([s.tree for s in splits], dtype=np.intp),
+            split_bit=np.array([1 << s.position for s in splits], dtype=np.intp),
+            tree_offset=np.array(offsets, dtype=np.intp),
+            leaf=np.concatenate(leaves),
+            contributions=np.concatenate(contributions),
+            width=width,
+            bias=np.float32(reference.margin_and_contributions(probes[0])[1][-1]),
+        )
+        if not tables._agrees_with(reference, probes):
+            return "its tree tables differ from XGBoost's answers", None
+        return "", tables
 
     def margin_and_contributions(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """As ``OneRowPredictor.margin_and_contributions``: the margin (shape (1,)) and the
-        contributions (one per column, then the bias), float32, XGBoost's bits."""
+        contributions (one per column, then the bias), float32, XGBoost's bits; a row XGBoost
+        refuses (another width, an infinite value once in float32) is refused here too."""
         rows = self._table_rows(row)
-        leaves = np.concatenate(([self.base_margin], self.leaf[rows]))
-        margin = np.cumsum(leaves, dtype=np.float32)[-1:]  # in order, as XGBoost adds them
+        margin = np.cumsum(self.leaf[rows], dtype=np.float32)[-1:]  # in order, as XGBoost adds
         contributions = np.cumsum(self.contributions[rows], axis=0, dtype=np.float32)[-1]
         contributions[-1] = self.bias
         return margin, contributions
 
     def _table_rows(self, row: np.ndarray) -> np.ndarray:
-        values = np.asarray(row, dtype=np.float32)[self.split_feature]  # XGBoost reads float32
+        with np.errstate(over="ignore"):
+            cast = np.asarray(row, dtype=np.float32)  # XGBoost reads float32
+        if cast.shape != (self.width,):
+            raise ValueError(f"a row of {cast.shape} values for a model of {self.width} features")
+        if np.isinf(cast).any():
+            raise ValueError("Input data contains `inf` or a value too large for float32")
+        values = cast[self.split_feature]
         left = np.where(np.isnan(values), self.split_default_left, values < self.split_threshold)
         ways = np.bincount(
             self.split_tree, weights=left * self.split_bit, minlength=len(self.tree_offset)
@@ -184,32 +208,25 @@ def _row_going(way: int, splits: list[_Split], width: int) -> np.ndarray | None:
 
 
 def _score_ways(
-    tree: xgb.Booster, ways: list[np.ndarray | None], width: int
+    tree: xgb.Booster, ways: list[np.ndarray | None], width: int, with_base: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One tree's leaf value and contributions for each way, by XGBoost (NaN for no way)."""
+    """One tree's margin (its leaf, plus the model's base margin ``with_base``) and its
+    contributions for each way, by XGBoost (NaN where no row goes)."""
     possible = np.array([row is not None for row in ways])
-    rows = np.array([row for row in ways if row is not None], dtype=np.float32)
-    matrix = xgb.DMatrix(rows.reshape(-1, width), missing=np.nan, nthread=1)
-    matrix.set_base_margin(np.zeros(len(rows), dtype=np.float32))  # the tree alone
+    rows = np.array([row for row in ways if row is not None], dtype=np.float32).reshape(-1, width)
+    names = tree.feature_names
+
+    def matrix(base: bool) -> xgb.DMatrix:
+        data = xgb.DMatrix(rows, missing=np.nan, nthread=1, feature_names=names)
+        if not base:
+            data.set_base_margin(np.zeros(len(rows), dtype=np.float32))  # the tree alone
+        return data
+
     leaf = np.full(len(ways), _NO_ANSWER, dtype=np.float32)
     contributions = np.full((len(ways), width + 1), _NO_ANSWER, dtype=np.float32)
-    leaf[possible] = tree.predict(matrix, output_margin=True)
-    contributions[possible] = tree.predict(matrix, pred_contribs=True)
+    leaf[possible] = tree.predict(matrix(with_base), output_margin=True)
+    contributions[possible] = tree.predict(matrix(False), pred_contribs=True)
     return leaf, contributions
-
-
-def _base_margins(learner: dict[str, Any]) -> list[np.float32]:
-    """The base score in margin space, as XGBoost may compute it (the check picks the one)."""
-    text = str(learner["learner_model_param"]["base_score"]).strip("[]")
-    probability = float(text)
-    if not 0.0 < probability < 1.0:
-        return []
-    single = np.float32(probability)
-    candidates = [
-        np.float32(-np.log(np.float32(1.0) / single - np.float32(1.0))),
-        np.float32(-math.log(1.0 / probability - 1.0)),
-    ]
-    return list(dict.fromkeys(candidates))
 
 
 def _probe_rows(splits: list[_Split], width: int, count: int) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The scorer on a small synthetic frame: fit, calibrated scores, contributions, one payment."""
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -317,8 +318,16 @@ def test_a_rule_must_read_a_served_feature_and_have_a_rule_code() -> None:
         fit_fraud_scorer(history, history, history, features, config, book)
 
 
-def test_one_payment_is_scored_from_the_tree_tables_when_the_trees_are_small(
-    scorer: FraudScorer,
+def test_a_served_scorer_scores_from_the_tree_tables_as_it_did_without(
+    scorer: FraudScorer, tmp_path: Path
 ) -> None:
-    # the configured depth keeps this world's trees within the tables' size
-    assert isinstance(scorer._one_row, TreeTables)
+    # given the scorer, and a copy prepared to serve (this world's trees fit the tables)
+    served = pickle.loads(pickle.dumps(scorer))
+    served.prepare_serving()
+    assert isinstance(served._one_row, TreeTables)
+    assert not isinstance(pickle.loads(pickle.dumps(scorer))._one_row, TreeTables)
+    # when both assess the same payments, then they answer alike, to the bit
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        features = {name: float(rng.normal(scale=3)) for name in scorer.features}
+        assert served.assess(features) == scorer.assess(features)

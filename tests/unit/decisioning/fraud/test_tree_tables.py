@@ -1,8 +1,8 @@
 """The trees' answers looked up in tables give Booster.predict's margin and contributions, bit for
 bit, or are not used at all."""
 
-import json
 import logging
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,14 +14,15 @@ from decisioning.fraud.tree_tables import MAX_SPLITS, TreeTables
 WIDTH = 6
 
 
-def _booster(max_depth: int, objective: str = "binary:logistic") -> xgb.Booster:
+def _booster(max_depth: int, **params: Any) -> xgb.Booster:
     rng = np.random.default_rng(3)
     design = rng.normal(size=(400, WIDTH))
     design[rng.random(design.shape) < 0.1] = np.nan  # missing values take the default branch
     design[:, 1] = np.round(design[:, 1])  # a feature split again and again at the same values
     labels = (np.nan_to_num(design[:, 0]) + rng.normal(scale=0.5, size=400) > 0.8).astype(int)
-    params = {"objective": objective, "max_depth": max_depth, "nthread": 1, "seed": 1}
-    return xgb.train(params, xgb.DMatrix(design, label=labels, missing=np.nan), 40)
+    settings = {"objective": "binary:logistic", "max_depth": max_depth, "nthread": 1, "seed": 1}
+    matrix = xgb.DMatrix(design, label=labels, missing=np.nan)
+    return xgb.train(settings | params, matrix, 40)
 
 
 def _rows(count: int, seed: int, booster: xgb.Booster) -> np.ndarray:
@@ -38,15 +39,21 @@ def _rows(count: int, seed: int, booster: xgb.Booster) -> np.ndarray:
             at = rng.random(count) < 0.5
             rows[:, feature] = np.where(at, picked, nudged)
     rows[rng.random(rows.shape) < 0.2] = np.nan
+    rows[rng.random(rows.shape) < 0.02] = -0.0
     return rows.astype(np.float64)
 
 
-def test_the_tables_give_predicts_bits_on_every_kind_of_row() -> None:
-    # given a model of small trees and its tables
-    booster = _booster(max_depth=3)
+def _bits(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32).view(np.uint32)  # -0.0 is not 0.0 here
+
+
+@pytest.mark.parametrize("base_score", [None, 0.5, 0.028412228, 1e-3, 0.3])
+def test_the_tables_give_predicts_bits_on_every_kind_of_row(base_score: float | None) -> None:
+    # given a model of small trees (its base score XGBoost's own, or set), and its tables
+    booster = _booster(max_depth=3, **({} if base_score is None else {"base_score": base_score}))
     tables = TreeTables.of(booster)
     assert tables is not None
-    for row in _rows(600, seed=4, booster=booster):
+    for row in _rows(300, seed=4, booster=booster):
         # when a row is scored from the tables
         margin, contributions = tables.margin_and_contributions(row)
         # then it is Booster.predict's answer to the bit, dtype and shape too
@@ -54,41 +61,72 @@ def test_the_tables_give_predicts_bits_on_every_kind_of_row() -> None:
         expected_margin = booster.predict(matrix, output_margin=True)
         expected_contributions = booster.predict(matrix, pred_contribs=True)[0]
         assert margin.dtype == expected_margin.dtype and margin.shape == expected_margin.shape
-        assert np.array_equal(margin, expected_margin), (row, margin, expected_margin)
-        assert np.array_equal(contributions, expected_contributions), row
-        assert contributions.dtype == expected_contributions.dtype
+        assert np.array_equal(_bits(margin), _bits(expected_margin)), (row, margin)
+        assert np.array_equal(_bits(contributions), _bits(expected_contributions)), row
+        assert contributions.shape == expected_contributions.shape
 
 
-def test_a_tree_with_more_splits_than_the_tables_take_keeps_the_c_api() -> None:
+@pytest.mark.parametrize(
+    "row",
+    [
+        [0.0, 1.0, np.inf, 0.0, 0.0, 0.0],
+        [0.0, 1e39, 0.0, 0.0, 0.0, 0.0],  # finite in float64, infinite once in float32
+        [0.0] * (WIDTH - 1),
+    ],
+    ids=["inf", "float32 overflow", "short row"],
+)
+def test_a_row_xgboost_refuses_is_refused(row: list[float]) -> None:
+    booster = _booster(max_depth=3)
+    tables = TreeTables.of(booster)
+    assert tables is not None
+    with pytest.raises(xgb.core.XGBoostError):  # the premise: XGBoost refuses it
+        booster.predict(xgb.DMatrix(np.array([row]), missing=np.nan), pred_contribs=True)
+
+    with pytest.raises(ValueError):
+        tables.margin_and_contributions(np.array(row))
+
+
+def test_a_tree_with_more_splits_than_the_tables_take_keeps_the_c_api(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     booster = _booster(max_depth=6)
-    splits = [int((frame["Feature"] != "Leaf").sum()) for _, frame in _trees(booster)]
-    assert max(splits) > MAX_SPLITS  # the premise
+    frame = booster.trees_to_dataframe()
+    assert (frame[frame["Feature"] != "Leaf"].groupby("Tree").size() > MAX_SPLITS).any()
 
-    assert TreeTables.of(booster) is None
+    with caplog.at_level(logging.WARNING):
+        assert TreeTables.of(booster) is None
+    assert "splits (the tables take" in caplog.text
 
 
-def test_another_objective_keeps_the_c_api() -> None:
-    assert TreeTables.of(_booster(max_depth=3, objective="reg:squarederror")) is None
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"objective": "reg:squarederror"},
+        {"num_parallel_tree": 3, "subsample": 0.8, "colsample_bynode": 0.8},  # a forest a round
+        {"booster": "dart"},
+    ],
+    ids=["another objective", "parallel trees", "dart"],
+)
+def test_another_kind_of_model_keeps_the_c_api(params: dict[str, Any]) -> None:
+    assert TreeTables.of(_booster(max_depth=3, **params)) is None
 
 
 def test_tables_that_would_differ_from_xgboost_are_not_used(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # given a base margin one step off XGBoost's (as a different log would make it)
+    # given a table build whose second tree's leaves are one step off XGBoost's
     booster = _booster(max_depth=3)
-    wrong = [np.nextafter(base, np.float32(np.inf)) for base in _bases(booster)]
-    monkeypatch.setattr(tree_tables, "_base_margins", lambda learner: wrong)
+    scored = tree_tables._score_ways
+
+    def one_step_off(tree: xgb.Booster, ways: list, width: int, with_base: bool) -> Any:
+        leaf, contributions = scored(tree, ways, width, with_base)
+        if tree[0:1].get_dump() == booster[1:2].get_dump():
+            leaf = np.nextafter(leaf, np.float32(np.inf))
+        return leaf, contributions
+
+    monkeypatch.setattr(tree_tables, "_score_ways", one_step_off)
 
     # when the tables are built, then they are refused, and the log says so
     with caplog.at_level(logging.WARNING):
         assert TreeTables.of(booster) is None
-    assert "using its C API" in caplog.text
-
-
-def _trees(booster: xgb.Booster) -> list:
-    frame = booster.trees_to_dataframe()
-    return list(frame.groupby("Tree"))
-
-
-def _bases(booster: xgb.Booster) -> list[np.float32]:
-    return tree_tables._base_margins(json.loads(booster.save_raw("json"))["learner"])
+    assert "differ from XGBoost's answers" in caplog.text
