@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 from opentelemetry import trace
@@ -206,7 +206,21 @@ def model_input(
     unusable: list[str] = []
     for name in features:
         value = raw.get(name)
-        if _number_out_of_range(value):
+        kind = type(value)
+        # Floats, integers, text and nulls are nearly every value: checked inline (the calls
+        # below cost ~1.3 µs a feature, some 40 a payment); anything else takes them.
+        if kind is float or kind is int:
+            number = cast(float, value)
+            if number != number:  # NaN: unknown, as json_value makes it
+                values[name] = None
+            elif -MODEL_INPUT_LIMIT <= number <= MODEL_INPUT_LIMIT:
+                values[name] = number
+            else:
+                values[name] = None
+                unusable.append(name)
+        elif kind is str or value is None:
+            values[name] = value
+        elif _number_out_of_range(value):
             values[name] = None
             unusable.append(name)
         else:

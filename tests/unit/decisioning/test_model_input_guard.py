@@ -1,10 +1,14 @@
 """The guard at the fraud model's input: values it cannot take, and any failure, degrade."""
 
 from collections.abc import Mapping
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from decisioning.adapters.feast.online import OnlineRead
@@ -13,7 +17,13 @@ from decisioning.core.events import TransactionEvent
 from decisioning.core.policy import load_policy
 from decisioning.core.ports import PillarUnavailable
 from decisioning.fraud.model import FraudScorer
-from decisioning.pillars import FraudScorerPillar, feature_problems, model_input
+from decisioning.pillars import (
+    FraudScorerPillar,
+    _number_out_of_range,
+    feature_problems,
+    json_value,
+    model_input,
+)
 from tests.support.events import PAYMENT
 from tests.unit.decisioning.fraud.test_scorer import scorer  # noqa: F401 - the fixture
 
@@ -105,3 +115,35 @@ def test_stale_batch_features_are_named_in_the_result_and_degrade_nothing(
 
     assert result.features_stale == ("terminal_fraud_rate_7d",)
     assert result.problems == ()
+
+
+VALUES = (
+    st.none()
+    | st.floats()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)  # Feast's int64
+    | st.booleans()
+    | st.text(max_size=5)
+    | st.floats().map(np.float64)
+    | st.floats(width=32).map(np.float32)
+    | st.integers(-(2**31), 2**31 - 1).map(np.int64)
+    | st.datetimes(timezones=st.just(UTC))
+)
+
+
+@given(st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), VALUES))
+def test_the_guards_quick_checks_take_what_its_general_ones_take(raw: dict[str, Any]) -> None:
+    # given the general rule, value by value (what the guard did before its inline checks)
+    names = ["a", "b", "c", "d"]
+    expected = {
+        name: None if _number_out_of_range(raw.get(name)) else json_value(raw.get(name))
+        for name in names
+    }
+    expected_unusable = [name for name in names if _number_out_of_range(raw.get(name))]
+
+    # when the guard reads them, then it keeps and names the same
+    values, unusable = model_input(raw, names)
+
+    assert unusable == expected_unusable
+    for name in names:
+        ours, theirs = values[name], expected[name]
+        assert type(ours) is type(theirs) and (ours == theirs), (name, raw.get(name))
