@@ -98,14 +98,16 @@ class TreeTables:
         leaves: list[np.ndarray] = []
         contributions: list[np.ndarray] = []
         offsets: list[int] = []
+        ways = 0
         for index, tree in enumerate(trees):
             tree_splits, rows = _ways(index, tree, width)
-            if sum(len(part) for part in leaves) + len(rows) > MAX_WAYS:
+            if ways + len(rows) > MAX_WAYS:
                 return f"more than {MAX_WAYS} ways through the trees", None
             # The first tree's leaves carry XGBoost's own base margin: its margin starts there.
             one = booster[index : index + 1]
             leaf, contribution = _score_ways(one, rows, width, with_base=index == 0)
-            offsets.append(sum(len(part) for part in leaves))
+            offsets.append(ways)
+            ways += len(rows)
             splits += tree_splits
             leaves.append(leaf)
             contributions.append(contribution)

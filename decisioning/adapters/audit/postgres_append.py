@@ -111,6 +111,11 @@ class _Held:
         current = self._connection
         if current is not None and not current.closed and self._pid == os.getpid():
             return current
+        if self._pid and self._pid != os.getpid():
+            # A forked child: the engine's pool is the parent's too. SQLAlchemy's remedy: a new
+            # pool here, the parent's connections left open for the parent.
+            self._engine.dispose(close=False)
+            self._connection = None
         pooled = self._engine.raw_connection()
         connection = pooled.driver_connection
         if not isinstance(connection, psycopg.Connection):

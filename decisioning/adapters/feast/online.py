@@ -24,7 +24,6 @@ from typing import Any
 from feast import FeatureStore, FeatureView, OnDemandFeatureView, RepoConfig
 from feast.data_source import PushSource
 from feast.errors import FeatureServiceNotFoundException
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 from feast.value_type import ValueType
 
@@ -32,7 +31,7 @@ from decisioning.adapters.feast.errors import FeatureServiceNotFound
 from decisioning.adapters.feast.history import PaymentHistory, RedisPaymentHistory
 from decisioning.adapters.feast.materialized import marker_row
 from decisioning.adapters.feast.redis_payment import RedisPaymentRoundTrips, shares_feast_redis
-from decisioning.adapters.feast.values import _proto, _python, stored_scalar
+from decisioning.adapters.feast.values import _entity_key, _proto, _python, stored_scalar
 from decisioning.core.events import TransactionEvent
 from decisioning.core.names import CUSTOMER_ACTIVITY_PUSH, FRAUD_FEATURE_SERVICE
 from decisioning.fraud.activity import record_payment
@@ -230,20 +229,12 @@ def _two_round_trips(
     keys = {column.name for view in [*pushed, *stored] for column in view.entity_columns}
     if not keys <= REQUEST_ENTITIES:
         return None
-    return RedisPaymentRoundTrips(history, config, pushed, stored, _proto, _python, _entity_key)
+    return RedisPaymentRoundTrips(history, config, pushed, stored)
 
 
 def _pushed_from(view: FeatureView, push_source: str) -> bool:
     source = view.stream_source
     return isinstance(source, PushSource) and source.name == push_source
-
-
-def _entity_key(view: FeatureView, row: Mapping[str, Any]) -> EntityKey:
-    columns = view.entity_columns
-    return EntityKey(
-        join_keys=[column.name for column in columns],
-        entity_values=[_proto(row[c.name], c.dtype.to_value_type()) for c in columns],
-    )
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

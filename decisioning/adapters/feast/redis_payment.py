@@ -24,7 +24,6 @@ from typing import Any
 from feast import FeatureView, RepoConfig
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 from feast.protos.feast.types.Value_pb2 import ValueType as SerializedType
 from feast.utils import make_tzaware
@@ -34,13 +33,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from decisioning.adapters.feast.errors import FeatureStoreUnavailable
 from decisioning.adapters.feast.history import RedisPaymentHistory, decode_history, encode_history
 from decisioning.adapters.feast.materialized import marker_row
-from decisioning.adapters.feast.values import stored_scalar
+from decisioning.adapters.feast.values import _entity_key, _python, stored_scalar
 from decisioning.fraud.activity import CustomerHistory
 
 logger = logging.getLogger(__name__)
 
-Proto = Callable[[Any, Any], Value]
-EntityKeyOf = Callable[[FeatureView, Mapping[str, Any]], EntityKey]
 _STRING = struct.pack("<I", SerializedType.STRING)  # the type tag Feast writes before a string
 
 # KEYS: the history, then each pushed view's key. ARGV: the SHA-1 of the history as read ('' when
@@ -108,17 +105,11 @@ class RedisPaymentRoundTrips:
         config: RepoConfig,
         pushed: list[FeatureView],
         stored: list[FeatureView],
-        to_proto: Proto,
-        to_python: Callable[[Value], Any],
-        entity_key: EntityKeyOf,
     ) -> None:
         self._history = history
         self._config = config
         self._pushed = [_View.of(view, config) for view in pushed]
         self._stored = [_View.of(view, config) for view in stored]
-        self._proto = to_proto
-        self._python = to_python
-        self._entity_key = entity_key
         self._store_if_unchanged = history.client.register_script(_STORE_IF_UNCHANGED)
         self._markers = [self._key(view, marker_row(view.view)) for view in self._stored]
         self._project = config.project.encode()
@@ -234,7 +225,7 @@ class RedisPaymentRoundTrips:
             proto = Value()
             if raw:
                 proto.ParseFromString(raw)
-            out[name] = self._python(proto)
+            out[name] = _python(proto)
         return out
 
     def _payment_key(self, view: _View, entities: Mapping[str, Any]) -> bytes:
@@ -252,7 +243,7 @@ class RedisPaymentRoundTrips:
     def _key(self, view: _View, entities: Mapping[str, Any]) -> bytes:
         return _redis_key(
             self._config.project,
-            self._entity_key(view.view, entities),
+            _entity_key(view.view, entities),
             entity_key_serialization_version=self._config.entity_key_serialization_version,
         )
 

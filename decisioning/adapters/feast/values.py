@@ -8,9 +8,11 @@ encoded directly (``stored_scalar``). Tests hold both to Feast's own conversions
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from feast import FeatureView
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 from feast.type_map import feast_value_type_to_python_type, python_values_to_proto_values
 from feast.value_type import ValueType
@@ -119,3 +121,12 @@ def _python(proto: Value) -> Any:
     if kind in _SCALAR_FIELDS:
         return getattr(proto, kind)
     return feast_value_type_to_python_type(proto)
+
+
+def _entity_key(view: FeatureView, row: Mapping[str, Any]) -> EntityKey:
+    """The entity key proto of a view's row, as Feast builds it for its online store."""
+    columns = view.entity_columns
+    return EntityKey(
+        join_keys=[column.name for column in columns],
+        entity_values=[_proto(row[c.name], c.dtype.to_value_type()) for c in columns],
+    )

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from decisioning.adapters.feast.history import RedisPaymentHistory
-from decisioning.adapters.feast.online import _entity_key, _proto, _python
+from decisioning.adapters.feast.online import _entity_key
 from decisioning.adapters.feast.redis_payment import RedisPaymentRoundTrips, shares_feast_redis
 from feature_repo import feature_views
 
@@ -71,7 +71,7 @@ def _round_trips() -> RedisPaymentRoundTrips:
         online_store=RedisOnlineStoreConfig(connection_string="127.0.0.1:6379"),
         entity_key_serialization_version=3,
     )
-    return RedisPaymentRoundTrips(HISTORY, config, VIEWS, [], _proto, _python, _entity_key)
+    return RedisPaymentRoundTrips(HISTORY, config, VIEWS, [])
 
 
 ROUND_TRIPS = _round_trips()
