@@ -367,12 +367,20 @@ def _wait_for_a_lock_waiter(connection: psycopg.Connection) -> None:
     raise AssertionError("no append waited for the chain lock")
 
 
-def test_a_connection_the_server_dropped_is_replaced_and_appends_go_on(
-    audit_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    # given a store that appended, and its connection then ended by the server
+@pytest.fixture
+def store_of_one(audit_url: str) -> Iterator[AuditStore]:
+    """A PostgreSQL store whose chain holds one record, ``d1``; closed after the test."""
     store = AuditStore.open(audit_url)
     store.append("decision", "d1", {})
+    yield store
+    store.close()
+
+
+def test_a_connection_the_server_dropped_is_replaced_and_appends_go_on(
+    audit_url: str, store_of_one: AuditStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a store that appended, and its connection then ended by the server
+    store = store_of_one
     with psycopg.connect(_conninfo(audit_url), autocommit=True) as admin:
         ended = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -384,15 +392,13 @@ def test_a_connection_the_server_dropped_is_replaced_and_appends_go_on(
     assert [r.record_id for r in store.records()] == ["d1", "d2"]
     assert store.verify().ok
     assert "audit connection lost" in caplog.text
-    store.close()
 
 
 def test_an_append_whose_answer_was_lost_after_its_commit_is_not_written_twice(
-    audit_url: str, monkeypatch: pytest.MonkeyPatch
+    store_of_one: AuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a store whose first transaction commits but whose connection then breaks
-    store = AuditStore.open(audit_url)
-    store.append("decision", "d1", {})
+    store = store_of_one
     send = postgres_append._send
     lost: list[bool] = []
 
@@ -410,7 +416,6 @@ def test_an_append_whose_answer_was_lost_after_its_commit_is_not_written_twice(
     assert lost and record.record_id == "d2" and record.body == {"n": 2}
     assert [r.record_id for r in store.records()] == ["d1", "d2"]
     assert store.verify().ok
-    store.close()
 
 
 def test_a_refusal_from_the_server_is_unavailable_at_once_and_the_connection_kept(
@@ -489,11 +494,10 @@ def test_two_writers_keep_one_chain_whatever_the_trigger_and_the_defaults(
 
 
 def test_an_append_interrupted_mid_query_leaves_no_connection_stuck_in_it(
-    audit_url: str, monkeypatch: pytest.MonkeyPatch
+    store_of_one: AuditStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given an append interrupted after its query was sent, before the answer was read
-    store = AuditStore.open(audit_url)
-    store.append("decision", "d1", {})
+    store = store_of_one
     send = postgres_append._send
 
     def interrupted(connection: Any, query: Any) -> Any:
@@ -508,7 +512,6 @@ def test_an_append_interrupted_mid_query_leaves_no_connection_stuck_in_it(
     store.append("decision", "d2", {})
     assert store.get("d2") is not None
     assert [r.record_id for r in store.records()] == ["d1", "d2"]
-    store.close()
 
 
 def test_a_read_does_not_wait_for_an_append_waiting_for_the_chain_lock(audit_url: str) -> None:
