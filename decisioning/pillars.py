@@ -192,6 +192,7 @@ class ConductAssessorPillar:
 
 # XGBoost reads float32: a larger magnitude becomes infinite there, and it refuses the row.
 MODEL_INPUT_LIMIT = float(np.finfo(np.float32).max)
+_INT64 = 2**63  # integers past a feature's int64 take the general check (float() may overflow)
 
 
 def model_input(
@@ -209,7 +210,7 @@ def model_input(
         kind = type(value)
         # Floats, integers, text and nulls are nearly every value: checked inline (the calls
         # below cost ~1.3 µs a feature, some 40 a payment); anything else takes them.
-        if kind is float or kind is int:
+        if kind is float or (kind is int and -_INT64 <= cast(int, value) < _INT64):
             number = cast(float, value)
             if number != number:  # NaN: unknown, as json_value makes it
                 values[name] = None

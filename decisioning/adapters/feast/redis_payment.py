@@ -7,8 +7,10 @@ one), and a read for each of two batch views: about 1.3 ms of CPU and 1.6 ms of 
 (docs/benchmarks.md).
 Here one pipeline reads the history, the pushed views' timestamps and the batch views; one script
 then stores the history and the pushed views, but only if the history is still the one that was
-read (else read again). The keys, fields and bytes are Feast's Redis store's own (its helpers build
-them), and the integration tests read them back with Feast's ``get_online_features``.
+read (else read again). The keys, fields and bytes are Feast's Redis store's own (built with its
+helpers, or directly where that is much cheaper: the string entity keys here, the values in
+``values.py``; unit tests compare both with Feast's), and the integration tests read them back
+with Feast's ``get_online_features``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from feast import FeatureView, RepoConfig
+from feast.infra.key_encoding_utils import serialize_entity_key_prefix
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType, _versioned_fv_name
 from feast.protos.feast.types.Value_pb2 import Value
@@ -68,8 +71,9 @@ class _View:
     stored_name: str  # with a version suffix when Feast versions views online
     features: tuple[tuple[str, bytes, Any], ...]  # (name, hash field, value type)
     entity_names: tuple[str, ...]  # the join keys that make the view's Redis key
-    # Feast's serialised join keys, sorted, when every one is a string (else None: Feast's path).
-    string_keys: tuple[tuple[str, bytes], ...] | None
+    # The join keys in Feast's order (sorted), when every one is a string (else None: Feast's path)
+    string_keys: tuple[str, ...] | None
+    key_prefix: bytes  # Feast's serialised join keys, what precedes the values in a Redis key
 
     @property
     def timestamp_field(self) -> str:
@@ -78,8 +82,9 @@ class _View:
     @classmethod
     def of(cls, view: FeatureView, config: RepoConfig) -> _View:
         stored_name = _versioned_fv_name(view, config)
-        columns = sorted(view.entity_columns, key=lambda column: column.name)
-        strings = all(c.dtype.to_value_type() == ValueType.STRING for c in columns)
+        names = sorted(column.name for column in view.entity_columns)
+        strings = all(c.dtype.to_value_type() == ValueType.STRING for c in view.entity_columns)
+        version = config.entity_key_serialization_version
         return cls(
             view=view,
             stored_name=stored_name,
@@ -88,11 +93,8 @@ class _View:
                 for f in view.features
             ),
             entity_names=tuple(column.name for column in view.entity_columns),
-            string_keys=(
-                tuple((c.name, _STRING + _sized(c.name.encode())) for c in columns)
-                if strings and config.entity_key_serialization_version == 3
-                else None
-            ),
+            string_keys=tuple(names) if strings and version == 3 else None,
+            key_prefix=serialize_entity_key_prefix(names, version),
         )
 
 
@@ -231,14 +233,11 @@ class RedisPaymentRoundTrips:
     def _payment_key(self, view: _View, entities: Mapping[str, Any]) -> bytes:
         """The view's Redis key for a payment's entities: Feast's bytes (``_redis_key``), built
         directly for string keys (2 µs where Feast's protos take ~15 µs; a test compares them)."""
-        if view.string_keys is None or not all(
-            isinstance(entities[name], str) for name, _ in view.string_keys
-        ):
+        names = view.string_keys
+        if names is None or not all(isinstance(entities[name], str) for name in names):
             return self._key(view, entities)
-        header = [struct.pack("<I", len(view.string_keys))]
-        header += [key for _, key in view.string_keys]
-        values = [_STRING + _sized(entities[name].encode()) for name, _ in view.string_keys]
-        return b"".join([*header, *values, self._project])
+        values = [_sized_string(entities[name]) for name in names]
+        return b"".join([view.key_prefix, *values, self._project])
 
     def _key(self, view: _View, entities: Mapping[str, Any]) -> bytes:
         return _redis_key(
@@ -253,8 +252,9 @@ def round_trip(client: Any, commands: Sequence[tuple[Any, ...]], retry: bool = T
 
     redis-py's own packing and reply parser, without its pipeline object, retry wrapper and
     per-command callbacks (about 25 µs a round trip here, issue 19). A connection that broke is
-    dropped; with ``retry`` the commands go once more on a fresh one (reads: nothing to undo). An
-    error reply is raised once every reply was read, so the connection stays in step.
+    dropped; with ``retry`` the commands go once more on a fresh one (reads: nothing to undo). A
+    timeout is not retried: a server that stopped answering would cost a second wait. An error
+    reply is raised once every reply was read, so the connection stays in step.
     """
     import redis
 
@@ -269,9 +269,9 @@ def round_trip(client: Any, commands: Sequence[tuple[Any, ...]], retry: bool = T
                     replies.append(connection.read_response())
                 except redis.ResponseError as exc:
                     replies.append(exc)
-        except (redis.ConnectionError, redis.TimeoutError):
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
             connection.disconnect()
-            if not retry:
+            if not retry or isinstance(exc, redis.TimeoutError):
                 raise
             retry = False
             continue
@@ -323,8 +323,10 @@ def shares_feast_redis(history: RedisPaymentHistory, config: RepoConfig) -> bool
     )
 
 
-def _sized(value: bytes) -> bytes:
-    return struct.pack("<I", len(value)) + value
+def _sized_string(value: str) -> bytes:
+    """A string entity value as ``serialize_entity_key`` writes it: type, length, UTF-8."""
+    data = value.encode()
+    return _STRING + struct.pack("<I", len(data)) + data
 
 
 def _timestamp(at: datetime) -> Timestamp:

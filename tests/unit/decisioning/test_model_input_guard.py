@@ -120,7 +120,7 @@ def test_stale_batch_features_are_named_in_the_result_and_degrade_nothing(
 VALUES = (
     st.none()
     | st.floats()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)  # Feast's int64
+    | st.integers()  # past int64 too: float() of a huge one overflows
     | st.booleans()
     | st.text(max_size=5)
     | st.floats().map(np.float64)
@@ -134,6 +134,12 @@ VALUES = (
 def test_the_guards_quick_checks_take_what_its_general_ones_take(raw: dict[str, Any]) -> None:
     # given the general rule, value by value (what the guard did before its inline checks)
     names = ["a", "b", "c", "d"]
+    try:
+        [_number_out_of_range(raw.get(name)) for name in names]
+    except OverflowError:  # an integer float() cannot hold: the guard refuses it alike
+        with pytest.raises(OverflowError):
+            model_input(raw, names)
+        return
     expected = {
         name: None if _number_out_of_range(raw.get(name)) else json_value(raw.get(name))
         for name in names

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import redis
 from feast import FeatureView, Field, RepoConfig
 from feast.infra.online_stores.helpers import _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
@@ -15,7 +16,11 @@ from hypothesis import strategies as st
 
 from decisioning.adapters.feast.history import RedisPaymentHistory
 from decisioning.adapters.feast.online import _entity_key
-from decisioning.adapters.feast.redis_payment import RedisPaymentRoundTrips, shares_feast_redis
+from decisioning.adapters.feast.redis_payment import (
+    RedisPaymentRoundTrips,
+    round_trip,
+    shares_feast_redis,
+)
 from feature_repo import feature_views
 
 HISTORY = RedisPaymentHistory("redis://127.0.0.1:6379/0", "project")  # connects only when used
@@ -93,3 +98,53 @@ def test_a_key_that_is_not_a_string_is_left_to_feast() -> None:
     expected = _redis_key("keys_project", _entity_key(view.view, entities), 3)
 
     assert ROUND_TRIPS._payment_key(view, entities) == expected
+
+
+class _Connection:
+    """A pooled connection whose replies fail as told."""
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error, self.disconnected = error, False
+
+    def pack_commands(self, commands: Any) -> bytes:
+        return b""
+
+    def send_packed_command(self, packed: bytes) -> None:
+        return None
+
+    def read_response(self) -> bytes:
+        if self.error is not None:
+            raise self.error
+        return b"value"
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+
+
+class _Pool:
+    def __init__(self, *errors: Exception | None) -> None:
+        self.connections = [_Connection(error) for error in errors]
+        self.taken: list[_Connection] = []
+
+    def get_connection(self) -> _Connection:
+        self.taken.append(self.connections[len(self.taken)])
+        return self.taken[-1]
+
+    def release(self, connection: _Connection) -> None:
+        return None
+
+
+def test_a_read_on_a_dropped_connection_goes_once_more_on_a_fresh_one() -> None:
+    pool = _Pool(redis.ConnectionError("Connection closed by server."), None)
+
+    assert round_trip(SimpleNamespace(connection_pool=pool), [("GET", "k")]) == [b"value"]
+    assert len(pool.taken) == 2 and pool.taken[0].disconnected
+
+
+def test_a_server_that_stopped_answering_is_waited_for_once() -> None:
+    # a timeout is not a dropped connection: a second try would only wait as long again
+    pool = _Pool(redis.TimeoutError("Timeout reading from socket"), None)
+
+    with pytest.raises(redis.TimeoutError):
+        round_trip(SimpleNamespace(connection_pool=pool), [("GET", "k")])
+    assert len(pool.taken) == 1 and pool.taken[0].disconnected
