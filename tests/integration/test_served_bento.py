@@ -116,3 +116,6 @@ def test_a_graceful_stop_anchors_every_record_it_wrote(
         timeout=120,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # and no checkpoint failed on the way: the stop signal reaches the workers' checkpoint
+    # children too, which must outlive it to take that last checkpoint
+    assert "audit checkpoint failed" not in (home / "serve.log").read_text()

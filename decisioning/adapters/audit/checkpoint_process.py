@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import select
+import signal
 import subprocess
 import sys
 from typing import IO, TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 # A checkpoint walks at most a few thousand records; one that takes longer than this is stuck
 # (a lock held, a store unreachable): the child is stopped and the next trigger starts another.
 ANSWER_TIMEOUT_SECONDS = 300.0
+# What a supervisor sends a worker's children when it stops the service (checkpoint_child.py).
+_SUPERVISOR_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 class CheckpointFailed(AuditError):
@@ -82,13 +85,19 @@ class CheckpointProcess:
 
     def _start(self) -> subprocess.Popen[str]:
         self._stop()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "decisioning.adapters.audit.checkpoint_child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
+        # Started with SIGTERM and SIGINT blocked (a thread's mask passes through fork and exec):
+        # the child ignores both once it runs, and one sent before that must not kill it.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
+        try:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "decisioning.adapters.audit.checkpoint_child"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         assert child.stdin is not None
         secret = self._settings.signing_key
         settings = {

@@ -4,6 +4,8 @@ interpreter, and a child that died or failed never stops the next checkpoint."""
 from __future__ import annotations
 
 import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +93,33 @@ def test_a_child_that_died_is_replaced_at_the_next_checkpoint(
     assert process.take() == 2, "a new child takes the checkpoint the dead one cannot"
     process.close()
     assert [c.seq for c in anchored(audit)] == [1, 2]
+
+
+@pytest.mark.parametrize("when", ["while it starts", "once it answered"])
+def test_a_supervisors_stop_signal_leaves_the_child_for_the_last_checkpoint(
+    audit: AuditSettings, store: AuditStore, when: str
+) -> None:
+    # given a child just started (its package still importing) or one that took a checkpoint
+    process = CheckpointProcess(audit.url, audit.anchor, may_begin=True)
+    append(store, 0, 1)
+    if when == "while it starts":
+        child = process._start()
+        time.sleep(0.2)
+    else:
+        assert process.take() == 1
+        assert process._child is not None
+        child = process._child
+
+    # when a supervisor stopping the service sends SIGTERM and SIGINT to the worker's children
+    child.send_signal(signal.SIGTERM)
+    child.send_signal(signal.SIGINT)
+    append(store, 1, 1)
+
+    # then the same child takes the worker's last checkpoint, and end of input still stops it
+    assert process.take() == 2
+    assert process._child is child and child.poll() is None
+    process.close()
+    assert child.poll() == 0
 
 
 def test_a_child_stuck_past_its_timeout_is_stopped_and_the_failure_reported(
