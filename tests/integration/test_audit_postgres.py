@@ -440,6 +440,22 @@ def test_a_refusal_from_the_server_is_unavailable_at_once_and_the_connection_kep
     store.close()
 
 
+def test_a_record_id_appended_twice_is_refused_by_the_database_and_the_connection_goes_on(
+    store_of_one: AuditStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a chain holding d1; when d1 is appended again (a repeat the engine answers from the
+    # stored record), then the database's unique violation is what the caller sees
+    store = store_of_one
+    with pytest.raises(psycopg.errors.UniqueViolation, match="d1"):
+        store.append("decision", "d1", {"again": True})
+
+    # and the transaction was rolled back on the same connection, which appends the next record
+    store.append("decision", "d2", {})
+    assert [r.record_id for r in store.records()] == ["d1", "d2"]
+    assert store.verify().ok, "the refused row left no trace in the chain (its seq is skipped)"
+    assert "audit connection lost" not in caplog.text
+
+
 def test_a_record_id_longer_than_its_column_is_refused_before_anything_is_written(
     audit_url: str,
 ) -> None:
