@@ -227,8 +227,9 @@ def load(
 ) -> dict[str, Any]:
     path = folder / "bodies.json"
     path.write_text(json.dumps(bodies))
-    command = [sys.executable, "-m", "bench.load", f"{server.url}{route}", key, str(path)]
-    command += ["--rate", str(rate), "--seconds", str(seconds)]
+    command = [sys.executable, "-m", "bench.load", "--rate", str(rate), "--seconds", str(seconds)]
+    # "--" ends the options: a key from token_urlsafe starts with "-" one time in 32.
+    command += ["--", f"{server.url}{route}", key, str(path)]
     cpu_before = tree_cpu_seconds(server.pid)
     answer = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
     result: dict[str, Any] = json.loads(answer.stdout)
