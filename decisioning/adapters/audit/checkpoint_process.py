@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import select
 import signal
 import subprocess
 import sys
+import threading
 from typing import IO, TYPE_CHECKING, Any
 
 from decisioning.core.errors import AuditError
@@ -85,30 +87,50 @@ class CheckpointProcess:
 
     def _start(self) -> subprocess.Popen[str]:
         self._stop()
-        # Started with SIGTERM and SIGINT blocked (a thread's mask passes through fork and exec):
-        # the child ignores both once it runs, and one sent before that must not kill it.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
-        try:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "decisioning.adapters.audit.checkpoint_child"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                bufsize=1,
-            )
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        # Started from a thread of its own with SIGTERM and SIGINT blocked there (a thread's mask
+        # passes through fork and exec; checkpoint_child.py ignores both once it runs). Python runs
+        # signal handlers on the main thread only, so none can raise between the block and the
+        # settings line: the caller's mask is never touched, and a Ctrl-C while the caller waits
+        # leaves the child started and held here, for close() to end, never lost.
+        failure: list[BaseException] = []
+
+        def spawn() -> None:
+            try:
+                signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
+                self._child = self._spawn()
+            except BaseException as exc:  # the caller raises it
+                failure.append(exc)
+
+        spawner = threading.Thread(target=spawn, name="checkpoint-spawn", daemon=True)
+        spawner.start()
+        spawner.join()
+        if failure:
+            raise failure[0]
+        assert self._child is not None
+        return self._child
+
+    def _spawn(self) -> subprocess.Popen[str]:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "decisioning.adapters.audit.checkpoint_child", str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         assert child.stdin is not None
         secret = self._settings.signing_key
         settings = {
             **self._settings.model_dump(mode="json"),
             "signing_key": secret.get_secret_value() if secret else None,
         }
-        child.stdin.write(
-            json.dumps({"url": self._url, "anchor": settings, "may_begin": self._may_begin}) + "\n"
-        )
-        child.stdin.flush()
-        self._child = child
+        try:
+            line = {"url": self._url, "anchor": settings, "may_begin": self._may_begin}
+            child.stdin.write(json.dumps(line) + "\n")
+            child.stdin.flush()
+        except OSError:
+            child.kill()  # it died before reading its settings: not one to keep
+            child.wait()
+            raise
         return child
 
     def _stop(self, wait: float = 10) -> None:

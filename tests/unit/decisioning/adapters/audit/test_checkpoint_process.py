@@ -3,8 +3,11 @@ interpreter, and a child that died or failed never stops the next checkpoint."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,6 +123,64 @@ def test_a_supervisors_stop_signal_leaves_the_child_for_the_last_checkpoint(
     assert process._child is child and child.poll() is None
     process.close()
     assert child.poll() == 0
+
+
+def test_starting_a_child_leaves_the_callers_signal_mask_as_it_was(
+    audit: AuditSettings, store: AuditStore
+) -> None:
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    process = CheckpointProcess(audit.url, audit.anchor, may_begin=True)
+    append(store, 0, 1)
+
+    assert process.take() == 1
+    process.close()
+
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+
+
+def test_a_child_whose_parent_was_killed_mid_checkpoint_exits_with_it(
+    audit: AuditSettings, store: AuditStore, tmp_path: Path
+) -> None:
+    # given a parent whose child is stuck in a checkpoint: the anchor's lock is held here
+    append(store, 0, 1)
+    lock_path = Path(audit.anchor.location).with_name(Path(audit.anchor.location).name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys\n"
+        "from decisioning.adapters.audit.checkpoint_process import CheckpointProcess\n"
+        "from decisioning.settings import load_settings\n"
+        f"audit = load_settings({{'RISK_HOME': {str(tmp_path)!r}}}).audit\n"
+        "process = CheckpointProcess(audit.url, audit.anchor, may_begin=True)\n"
+        "child = process._start()\n"
+        "print(child.pid, flush=True)\n"
+        "process.take()\n"
+    )
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        time.sleep(2)  # the child imports, then waits for the lock
+        assert _running(child)
+
+        # when the parent is killed outright (no end of input from it, no signal to the child)
+        parent.kill()
+        parent.wait()
+
+        # then the child follows it within a second or so, lock or no lock
+        deadline = time.monotonic() + 10
+        while _running(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(child), "an orphaned checkpoint child outlived its parent"
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_a_child_stuck_past_its_timeout_is_stopped_and_the_failure_reported(
