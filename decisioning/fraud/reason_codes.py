@@ -23,6 +23,7 @@ from decisioning.core.decision import ReasonCode
 from decisioning.fraud.errors import FraudConfigError
 
 ReasonSource = Literal["model", "rule", "text"]
+_FEATURE_LISTS_KEPT = 16
 
 # Values a sentence may quote beyond the features themselves: rates people read more easily.
 DERIVED_VALUES: dict[str, Callable[[Mapping[str, Any]], float]] = {
@@ -141,10 +142,9 @@ class ReasonCodeBook:
         features = tuple(contributions)
         columns = self._columns.get(features)
         if columns is None:
-            columns = self._columns[features] = (
-                self.model_codes(features),
-                self.code_matrix(features),
-            )
+            columns = (self.model_codes(features), self.code_matrix(features))
+            if len(self._columns) < _FEATURE_LISTS_KEPT:  # a model has one; a caller's may vary
+                self._columns[features] = columns
         codes, matrix = columns
         per_code = np.fromiter(contributions.values(), dtype="float64", count=len(features))
         return self._ranked(codes, per_code @ matrix, values, top)

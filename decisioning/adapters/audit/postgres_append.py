@@ -243,7 +243,8 @@ def _send(connection: psycopg.Connection[Any], query: bytes) -> list[Appended]:
     an append for four columns of text this module reads itself: the query goes out with
     ``send_query`` under the connection's own lock and psycopg's ``execute`` generator and wait
     gather every statement's result, as ``Cursor.execute`` does; a failed statement raises the
-    error psycopg's cursor would (``error_from_result``).
+    error psycopg's cursor would (``error_from_result``). These are psycopg's internals, not its
+    documented API: tests/integration/test_audit_postgres.py holds them at each upgrade of the lock.
     """
     pgconn = connection.pgconn
     try:
