@@ -33,6 +33,24 @@ _NAME_CONTEXTS = (
     re.compile(rf"\b(?:[Nn]ame|[Ss]igned|[Rr]egards|[Tt]hanks),? (?P<name>{_NAME})\s*$", re.M),
 )
 
+# What each pattern above cannot match without: an e-mail's "@", the words before a name, an
+# IBAN's country and check digits, six digits with at most one space or dash between each (the
+# shortest run of a card, a sort code, a phone number or an account). Keep it a superset when a
+# pattern changes (tests/unit/decisioning/conduct/test_redaction.py compares with the full path).
+# Separate checks, cheapest first: one alternation of them all cost 9 us on an access line.
+_NAME_WORDS = ("Mr", "Ms", "Mx", "Miss", "Dr", "name", "Name", "igned", "egards", "hanks")
+_IBAN_START = re.compile(r"[A-Z]{2}\d{2}")
+_DIGIT_RUN = re.compile(r"\d(?:[\s-]?\d){5}")
+
+
+def _may_hold_personal_data(text: str) -> bool:
+    return (
+        "@" in text
+        or any(word in text for word in _NAME_WORDS)
+        or _IBAN_START.search(text) is not None
+        or _DIGIT_RUN.search(text) is not None
+    )
+
 
 @dataclass(frozen=True)
 class Redaction:
@@ -70,7 +88,10 @@ def redact(text: str) -> Redaction:
 
 def redact_text(text: str) -> str:
     """The text :func:`redact` gives, without counts or offsets: for log lines, where the offset
-    map (a list as long as the text, per pattern) cost most of a line's redaction."""
+    map (a list as long as the text, per pattern) cost most of a line's redaction. A text holding
+    nothing any pattern needs is returned as it is (most log lines: an access line 36 -> 5 us)."""
+    if not _may_hold_personal_data(text):
+        return text
     for kind, pattern in _PATTERNS:
         text = pattern.sub(f"[{kind}]", text)
     for pattern in _NAME_CONTEXTS:
