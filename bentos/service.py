@@ -27,6 +27,7 @@ from bentos.auth import ApiKeyMiddleware
 from bentos.contracts import ConductScore, FraudScore
 from bentos.media import JsonOnlyMiddleware
 from bentos.openapi import OpenApiMiddleware
+from bentos.startup import starting
 from decisioning.adapters.feast.freshness import watch_feature_freshness
 from decisioning.core.contract import load_contract_limits, refusals
 from decisioning.core.decision import RiskDecision
@@ -60,9 +61,10 @@ class FraudScorer:
     """Feast online features (after pushing the payment's velocity) and the fraud champion."""
 
     def __init__(self) -> None:
-        settings = observed("fraud_scorer")
-        self.pillar, self.problem = pillar_or_problem(fraud_pillar, settings, "fraud_scorer")
-        freeze_startup_heap()
+        with starting():
+            settings = observed("fraud_scorer")
+            self.pillar, self.problem = pillar_or_problem(fraud_pillar, settings, "fraud_scorer")
+            freeze_startup_heap()
 
     @bentoml.api(route="/v1/fraud/score")
     def score(self, transaction: TransactionEvent) -> FraudScore:
@@ -75,12 +77,15 @@ class ConductScorer:
     """Rules, the conduct classifier on the one embeddings model, and evidence retrieval."""
 
     def __init__(self) -> None:
-        import torch
+        with starting():
+            import torch
 
-        torch.set_num_threads(1)  # one thread per worker: 19 ms a text instead of 250 ms
-        settings = observed("conduct_scorer")
-        self.pillar, self.problem = pillar_or_problem(conduct_pillar, settings, "conduct_scorer")
-        freeze_startup_heap()
+            torch.set_num_threads(1)  # one thread per worker: 19 ms a text instead of 250 ms
+            settings = observed("conduct_scorer")
+            self.pillar, self.problem = pillar_or_problem(
+                conduct_pillar, settings, "conduct_scorer"
+            )
+            freeze_startup_heap()
 
     # async: the SQLite embedding cache stays on the event loop's one thread (a sync API would run
     # in a thread pool, and a SQLite connection refuses a second thread). Fact extraction, which
@@ -201,16 +206,21 @@ class RiskService:
     conduct = bentoml.depends(ConductScorer)
 
     def __init__(self) -> None:
-        settings = observed("risk_service")
-        self.limits = load_contract_limits(settings.config_path("configs/contract.yaml"))
-        # Drift, flag-quality and job-success gauges from the operations store, kept fresh.
-        self.stored_results = watch_stored_results(settings)
-        self.feature_freshness = watch_feature_freshness(settings)  # batch views' materialization
-        self.fraud, self.fraud_problem = pillar_or_problem(fraud_pillar, settings, "fraud pillar")
-        self.engine = build_engine(settings, fraud=self.fraud, conduct=_RemoteConduct(self.conduct))
-        # Reviews and escalations are explained after they are answered (docs/adr/0016).
-        self.explanations = explanation_queue(settings, self.engine.audit)
-        freeze_startup_heap()
+        with starting():  # a stop during start-up ends it there (bentos/startup.py)
+            settings = observed("risk_service")
+            self.limits = load_contract_limits(settings.config_path("configs/contract.yaml"))
+            # Drift, flag-quality and job-success gauges from the operations store, kept fresh.
+            self.stored_results = watch_stored_results(settings)
+            self.feature_freshness = watch_feature_freshness(settings)  # materialization
+            self.fraud, self.fraud_problem = pillar_or_problem(
+                fraud_pillar, settings, "fraud pillar"
+            )
+            self.engine = build_engine(
+                settings, fraud=self.fraud, conduct=_RemoteConduct(self.conduct)
+            )
+            # Reviews and escalations are explained after they are answered (docs/adr/0016).
+            self.explanations = explanation_queue(settings, self.engine.audit)
+            freeze_startup_heap()
 
     @bentoml.on_shutdown
     def close_audit_store(self) -> None:
