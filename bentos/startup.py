@@ -18,8 +18,9 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from types import FrameType
+
+from decisioning.core.events import utc_now
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -42,7 +43,7 @@ def starting() -> Iterator[None]:
 def _stop(signum: int, _frame: FrameType | None) -> None:
     # Written straight to stderr: the logging module may be mid-write on this very thread.
     line = {
-        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "ts": utc_now().isoformat(timespec="milliseconds"),
         "level": "INFO",
         "logger": __name__,
         "message": f"stopped by {signal.Signals(signum).name} while starting: exiting unserved",
