@@ -23,7 +23,6 @@ from decisioning.core.decision import ReasonCode
 from decisioning.fraud.errors import FraudConfigError
 
 ReasonSource = Literal["model", "rule", "text"]
-_FEATURE_LISTS_KEPT = 16
 
 # Values a sentence may quote beyond the features themselves: rates people read more easily.
 DERIVED_VALUES: dict[str, Callable[[Mapping[str, Any]], float]] = {
@@ -78,8 +77,18 @@ class ReasonCodeBook:
                     raise FraudConfigError(f"reason codes: feature {feature} has two codes")
                 self.code_of_feature[feature] = spec.code
         # A model's features are the same on every payment: its codes and their 0/1 matrix are
-        # built once per feature list, not per payment (~40 us of a one-payment call).
-        self._columns: dict[tuple[str, ...], tuple[list[str], np.ndarray]] = {}
+        # built once per feature list, not per payment (~40 us of a one-payment call); a few
+        # lists are kept, in case a caller's vary.
+        self._columns = functools.lru_cache(maxsize=16)(self._build_columns)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with the model, without the cache (a cache wrapper does not pickle)."""
+        return {key: value for key, value in self.__dict__.items() if key != "_columns"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A new cache, for books pickled before it existed too (older registered models)."""
+        self.__dict__.update(state)
+        self._columns = functools.lru_cache(maxsize=16)(self._build_columns)
 
     def require_features(self, features: Sequence[str]) -> None:
         """Every model feature must have a code, or its contribution could never be explained."""
@@ -140,14 +149,12 @@ class ReasonCodeBook:
     ) -> list[ReasonCode]:
         """One payment's top reasons, as :meth:`top_reasons` gives them, without pandas."""
         features = tuple(contributions)
-        columns = self._columns.get(features)
-        if columns is None:
-            columns = (self.model_codes(features), self.code_matrix(features))
-            if len(self._columns) < _FEATURE_LISTS_KEPT:  # a model has one; a caller's may vary
-                self._columns[features] = columns
-        codes, matrix = columns
+        codes, matrix = self._columns(features)
         per_code = np.fromiter(contributions.values(), dtype="float64", count=len(features))
         return self._ranked(codes, per_code @ matrix, values, top)
+
+    def _build_columns(self, features: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
+        return self.model_codes(features), self.code_matrix(features)
 
     def _ranked(
         self, codes: list[str], per_code: np.ndarray, values: Mapping[str, Any], top: int

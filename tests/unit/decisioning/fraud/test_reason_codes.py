@@ -1,5 +1,6 @@
 """Reason codes: the feature-to-code mapping, sentences with actual values, top positive reasons."""
 
+import pickle
 from pathlib import Path
 
 import pandas as pd
@@ -126,3 +127,17 @@ def test_a_feature_in_two_codes_is_refused() -> None:
 
     with pytest.raises(FraudConfigError, match="two codes"):
         ReasonCodeBook([spec, twin], version=1)
+
+
+def test_a_book_pickled_before_its_cache_existed_still_ranks_reasons() -> None:
+    # given a book as a model registered before the cache was added pickled it (no _columns)
+    book = _book()
+    old_state = {key: value for key, value in vars(book).items() if key != "_columns"}
+    restored = ReasonCodeBook.__new__(ReasonCodeBook)
+    restored.__setstate__(old_state)
+    features = list(book.code_of_feature)
+    contributions = {feature: 1.0 for feature in features}
+
+    # then it ranks as a fresh book does, and pickles again
+    assert restored.reasons_of(contributions, {}, 3) == book.reasons_of(contributions, {}, 3)
+    assert pickle.loads(pickle.dumps(restored)).reasons_of(contributions, {}, 3)
