@@ -52,6 +52,12 @@ def _may_hold_personal_data(text: str) -> bool:
     )
 
 
+def _patterns_for(text: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """The patterns to run on ``text``: the e-mail one only where there is an "@" (its scan is
+    quadratic in a long run of word characters, and it cannot match without one)."""
+    return _PATTERNS if "@" in text else _PATTERNS[1:]
+
+
 @dataclass(frozen=True)
 class Redaction:
     text: str
@@ -76,9 +82,7 @@ def redact(text: str) -> Redaction:
     """Replace personal data with ``[KIND]`` tags; counts say what was removed, never the values."""
     counts: Counter[str] = Counter()
     origins: list[int | None] = list(range(len(text)))
-    for kind, pattern in _PATTERNS:
-        if kind == "EMAIL" and "@" not in text:
-            continue  # its scan is quadratic in a long run of word characters
+    for kind, pattern in _patterns_for(text):
         text, origins, n = _replace_group(pattern, text, origins, 0, f"[{kind}]")
         counts[kind] += n
     for pattern in _NAME_CONTEXTS:
@@ -94,9 +98,7 @@ def redact_text(text: str) -> str:
     nothing any pattern needs is returned as it is (most log lines: an access line 36 -> 5 us)."""
     if not _may_hold_personal_data(text):
         return text
-    for kind, pattern in _PATTERNS:
-        if kind == "EMAIL" and "@" not in text:
-            continue  # its scan is quadratic in a long run of word characters
+    for kind, pattern in _patterns_for(text):
         text = pattern.sub(f"[{kind}]", text)
     for pattern in _NAME_CONTEXTS:
         text = pattern.sub(_name_tag, text)

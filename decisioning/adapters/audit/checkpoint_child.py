@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 PARENT_CHECK_S = 0.5
 
@@ -22,7 +23,7 @@ def _exit_with_parent(parent: int) -> None:
     while True:
         if os.getppid() != parent:  # re-parented: the process that started this one is gone
             os._exit(1)
-        threading.Event().wait(PARENT_CHECK_S)
+        time.sleep(PARENT_CHECK_S)
 
 
 if __name__ == "__main__":
