@@ -28,6 +28,7 @@ from bentos.contracts import ConductScore, FraudScore
 from bentos.media import JsonOnlyMiddleware
 from bentos.openapi import OpenApiMiddleware
 from bentos.startup import starting
+from bentos.tracing import TRACING, TracingMiddleware
 from decisioning.adapters.feast.freshness import watch_feature_freshness
 from decisioning.core.contract import load_contract_limits, refusals
 from decisioning.core.decision import RiskDecision
@@ -37,7 +38,7 @@ from decisioning.core.ports import ConductResult, PillarUnavailable
 from decisioning.pillars import FraudScorerPillar
 from decisioning.settings import Settings, load_settings
 from decisioning.telemetry.metrics import record_decision, record_error
-from decisioning.telemetry.observability import configure_logging, configure_tracing
+from decisioning.telemetry.observability import configure_logging, configure_tracing, flush_spans
 from decisioning.telemetry.stored_results import watch_stored_results
 from decisioning.wiring import (
     build_engine,
@@ -56,7 +57,7 @@ class ScorerUnavailable(BentoMLException):
     error_code = HTTPStatus.SERVICE_UNAVAILABLE
 
 
-@bentoml.service(name="fraud_scorer", workers=1, traffic={"timeout": 30})
+@bentoml.service(name="fraud_scorer", workers=1, traffic={"timeout": 30}, tracing=TRACING)
 class FraudScorer:
     """Feast online features (after pushing the payment's velocity) and the fraud champion."""
 
@@ -66,13 +67,17 @@ class FraudScorer:
             self.pillar, self.problem = pillar_or_problem(fraud_pillar, settings, "fraud_scorer")
             freeze_startup_heap()
 
+    @bentoml.on_shutdown
+    def export_last_spans(self) -> None:
+        flush_spans()
+
     @bentoml.api(route="/v1/fraud/score")
     def score(self, transaction: TransactionEvent) -> FraudScore:
         """What the fraud pillar would say of a payment: read-only, nothing is recorded."""
         return score_payment(self.pillar, self.problem, transaction)
 
 
-@bentoml.service(name="conduct_scorer", workers=1, traffic={"timeout": 30})
+@bentoml.service(name="conduct_scorer", workers=1, traffic={"timeout": 30}, tracing=TRACING)
 class ConductScorer:
     """Rules, the conduct classifier on the one embeddings model, and evidence retrieval."""
 
@@ -86,6 +91,10 @@ class ConductScorer:
                 conduct_pillar, settings, "conduct_scorer"
             )
             freeze_startup_heap()
+
+    @bentoml.on_shutdown
+    def export_last_spans(self) -> None:
+        flush_spans()
 
     # async: the SQLite embedding cache stays on the event loop's one thread (a sync API would run
     # in a thread pool, and a SQLite connection refuses a second thread). Fact extraction, which
@@ -195,7 +204,11 @@ EXPLANATION_DRAIN_S = 10.0
 
 
 @bentoml.service(
-    name="risk_service", workers=RISK_WORKERS, threads=DECISION_THREADS, traffic={"timeout": 60}
+    name="risk_service",
+    workers=RISK_WORKERS,
+    threads=DECISION_THREADS,
+    traffic={"timeout": 60},
+    tracing=TRACING,
 )
 class RiskService:
     """``/v1/decisions`` and the scorers' routes behind one API key check.
@@ -225,9 +238,10 @@ class RiskService:
     @bentoml.on_shutdown
     def close_audit_store(self) -> None:
         """On a graceful stop, write the explanations still queued, then anchor what this
-        worker appended since its last checkpoint."""
+        worker appended since its last checkpoint; then export the spans still batched."""
         self.explanations.close(timeout=EXPLANATION_DRAIN_S)
         self.engine.audit.close()
+        flush_spans()
 
     def __is_ready__(self) -> bool:
         """Ready once the served feature service has batch values online; else 503 with why.
@@ -316,6 +330,12 @@ def out_of_bounds(route: str, refused: list[dict[str, Any]]) -> Any:
     )
 
 
+def traced(service: Any) -> None:
+    """The service's server span (bentos/tracing.py), named after its routes."""
+    routes = frozenset(api.route for api in service.apis.values())
+    service.add_asgi_middleware(TracingMiddleware, routes=routes)
+
+
 def _proxy(method: Any, **kwargs: Any) -> Any:
     try:
         answer = method(**kwargs)
@@ -324,7 +344,10 @@ def _proxy(method: Any, **kwargs: Any) -> Any:
     return answer.model_dump() if hasattr(answer, "model_dump") else answer
 
 
-# Starlette runs the first added outermost: a caller without a key learns nothing else.
+# Starlette runs the first added outermost: a caller without a key learns nothing else; the
+# server span holds the whole request, a refused one included.
+for _service in (RiskService, FraudScorer, ConductScorer):
+    traced(_service)
 RiskService.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]
 RiskService.add_asgi_middleware(JsonOnlyMiddleware)  # type: ignore[attr-defined]
 RiskService.add_asgi_middleware(OpenApiMiddleware)  # type: ignore[attr-defined]

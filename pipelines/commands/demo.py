@@ -9,6 +9,7 @@ them and prints what happened.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -90,6 +91,7 @@ def demo(
     explanations = explanations_of(settings, decisions)
     console.print(decision_table(decisions, {k: e.output for k, e in explanations.items()}))
     require_nothing_degraded(decisions, monitoring / "service.log")
+    traced = require_traced(decisions, monitoring / "service.log")
     require_explained(decisions, explanations, offline_provider())
 
     stage(7, "audit: verify the chain, replay every decision")
@@ -101,8 +103,7 @@ def demo(
     console.rule("where to look")
     console.print(
         f"metrics   {metrics} (live: riskctl serve, then http://127.0.0.1:3000/metrics)\n"
-        f"a trace   spans of decision {decisions[0]['decision_id']} (trace "
-        f"{decisions[0]['trace_id']}) in {monitoring / 'service.log'}\n"
+        f"a trace   {traced}\n"
         f"drift     {drift_folder}/ (Evidently HTML and JSON)\n"
         f"audit     riskctl audit verify | replay ID | export --out decisions.parquet\n"
         f"demo finished in {time.perf_counter() - started:.0f} s",
@@ -118,6 +119,21 @@ def require_nothing_degraded(decisions: list[dict[str, Any]], log: Path) -> None
             f"{sum(1 for d in decisions if d['degraded'])} decisions fell back "
             f"({', '.join(causes)}) with both models promoted; see {log}"
         )
+
+
+def require_traced(decisions: list[dict[str, Any]], log: Path) -> str:
+    """Where to read a decision's trace: the spans of the first one decided in this run must be
+    in the service's log (exported). A repeat (``replay``) answers with the stored decision and
+    the trace id of the run that made it, so a demo run again over its own world has none to show.
+    """
+    fresh = [decision for decision in decisions if not decision.get("replay")]
+    if not fresh:
+        return f"none: every decision was a repeat of an earlier run's (see {log})"
+    decision = fresh[0]
+    span = rf'"name": "decision",\s*"context": {{\s*"trace_id": "0x{decision["trace_id"]}"'
+    if not re.search(span, log.read_text(errors="replace")):
+        raise DemoFailed(f"the spans of decision {decision['decision_id']} are not in {log}")
+    return f"spans of decision {decision['decision_id']} (trace {decision['trace_id']}) in {log}"
 
 
 def explanations_of(

@@ -4,13 +4,17 @@ The second of the three tiers: the real app BentoML builds (routes, pydantic mod
 middleware) in this process, no models registered, so every decision is the policy's fallback.
 """
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.testclient import TestClient
 
 from tests.support.events import PAYMENT
 from tests.support.served import audit_rows
+from tests.support.spans import collected_spans
 from tests.unit.bentos.asgi import KEY
 
 pytestmark = pytest.mark.slow
@@ -58,3 +62,29 @@ def test_a_payment_gets_a_complete_audited_decision(client: tuple[TestClient, Pa
     assert decision["action"] == "review", "a missing model must never approve"
     assert decision["trace_id"] and decision["decision_id"]
     assert audit_rows(home) == before + 1, "the decision must be in the audit store"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    yield from collected_spans()
+
+
+def test_a_served_decision_is_one_trace_under_its_server_span(
+    client: tuple[TestClient, Path], spans: InMemorySpanExporter
+) -> None:
+    # BentoML's own middleware made an unsampled span here, and every span beneath it was dropped
+    test_client, _ = client
+    payment = {**PAYMENT, "transaction_id": f"{PAYMENT['transaction_id']}-traced"}  # not a repeat
+
+    response = test_client.post(
+        "/v1/decisions", json={"transaction": payment}, headers={"Authorization": f"Bearer {KEY}"}
+    )
+
+    finished = {span.name: span for span in spans.get_finished_spans()}
+    server, decision = finished["POST /v1/decisions"], finished["decision"]
+    assert decision.parent.span_id == server.context.span_id
+    assert response.json()["trace_id"] == trace.format_trace_id(server.context.trace_id)
+    assert "audit.write" in finished, sorted(finished)
+    assert not [name for name in finished if name.startswith("http ")], (
+        f"BentoML's receive and send spans are not made: {sorted(finished)}"
+    )

@@ -6,8 +6,14 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
 
 from decisioning.core.events import TextEvent
@@ -16,6 +22,7 @@ from decisioning.telemetry.observability import (
     TracingConfigError,
     build_tracer_provider,
     configure_logging,
+    flush_spans,
     span_exporter,
 )
 
@@ -147,3 +154,85 @@ def test_an_otlp_endpoint_that_is_not_a_url_is_refused() -> None:
 
     with pytest.raises(TracingConfigError, match="not an http"):
         span_exporter(settings)
+
+
+def test_spans_are_recorded_only_once_a_processor_receives_them() -> None:
+    # given the provider of a profile that exports nothing
+    provider = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t")
+    tracer = provider.get_tracer("test")
+
+    # when a span starts before any processor, then another after one is added
+    with tracer.start_as_current_span("unreceived") as unreceived:
+        recording_before = unreceived.is_recording()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with tracer.start_as_current_span("received") as received:
+        recording_after = received.is_recording()
+
+    # then the first is not recorded but has real ids (logs and decisions carry its trace id)
+    assert not recording_before
+    assert unreceived.get_span_context().is_valid
+    # and the second is recorded and exported
+    assert recording_after
+    assert [span.name for span in exporter.get_finished_spans()] == ["received"]
+
+
+@pytest.mark.parametrize(
+    ("sampler", "parent_sampled", "recorded"),
+    [
+        (None, None, True),  # OpenTelemetry's default: parentbased_always_on
+        (None, False, False),  # a caller's unsampled traceparent is followed
+        (None, True, True),
+        ("always_off", None, False),
+        ("parentbased_traceidratio", None, False),  # with OTEL_TRACES_SAMPLER_ARG=0 below
+    ],
+)
+def test_the_environment_chooses_the_sampler_of_received_spans(
+    monkeypatch: pytest.MonkeyPatch,
+    sampler: str | None,
+    parent_sampled: bool | None,
+    recorded: bool,
+) -> None:
+    # given OpenTelemetry's own sampler variables and a provider whose spans are received
+    if sampler is not None:
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    else:
+        monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    provider = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t")
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    parent = None
+    if parent_sampled is not None:
+        remote = trace.SpanContext(
+            trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+            span_id=0xB7AD6B7169203331,
+            is_remote=True,
+            trace_flags=trace.TraceFlags(0x01 if parent_sampled else 0x00),
+        )
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(remote))
+
+    # when a span starts
+    with provider.get_tracer("test").start_as_current_span("decision", context=parent):
+        pass
+
+    # then it is exported exactly when the sampler says so
+    assert len(exporter.get_finished_spans()) == (1 if recorded else 0)
+
+
+def test_a_stopping_service_exports_the_spans_still_batched() -> None:
+    # given a provider whose exporter is fed in batches every 60 s
+    provider = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t")
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    with provider.get_tracer("test").start_as_current_span("decision"):
+        pass
+    assert exporter.get_finished_spans() == ()
+
+    # when the service flushes as it stops
+    flushed = flush_spans(provider)
+
+    # then the batched span is exported
+    assert flushed
+    assert [span.name for span in exporter.get_finished_spans()] == ["decision"]
+    provider.shutdown()

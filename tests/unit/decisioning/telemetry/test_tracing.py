@@ -6,8 +6,6 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from decisioning.adapters.audit import AuditStore
@@ -27,6 +25,7 @@ from decisioning.core.policy import FraudInput, load_policy
 from decisioning.pillars import ConductAssessorPillar, FraudScorerPillar
 from tests.support.encoders import HashingEncoder
 from tests.support.events import MESSAGE, PAYMENT
+from tests.support.spans import collected_spans
 
 CONFIGS = Path(__file__).resolve().parents[4] / "configs"
 CONFIG = CONFIGS / "policy.yaml"
@@ -43,15 +42,7 @@ class StandInScorer:
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """Collect spans on the global provider (an SDK one, made here if none is set yet)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
+    yield from collected_spans()
 
 
 def test_a_decision_is_one_trace_with_a_span_per_step(

@@ -1,14 +1,16 @@
-"""The demo's table shows each decision's explanation; the demo fails when one is missing."""
+"""The demo's table shows each decision's explanation; the demo fails when one is missing or when
+the trace it points to is not in the service's log."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
 from decisioning.adapters.llm.explanation import UNAVAILABLE, DecisionExplanation
-from pipelines.commands.demo import DemoFailed, require_explained
+from pipelines.commands.demo import DemoFailed, require_explained, require_traced
 from pipelines.commands.serve import decision_table
 
 
@@ -129,3 +131,39 @@ def test_customer_and_llm_text_is_shown_as_written_never_as_markup() -> None:
 
     assert "[/i]" in shown, "a closing tag in a quote must not raise MarkupError or vanish"
     assert "[link=https://evil.example]" in shown and "[bold]" in shown, "no hidden link"
+
+
+CONSOLE_SPAN = """{
+    "name": "decision",
+    "context": {
+        "trace_id": "0x%s",
+        "span_id": "0x367a461560d1847f",
+        "trace_state": "[]"
+    },
+    "kind": "SpanKind.INTERNAL"
+}
+"""
+
+
+def test_the_demo_fails_when_the_trace_it_points_to_was_not_exported(tmp_path: Path) -> None:
+    repeat = {"decision_id": "dec_r", "trace_id": "1" * 32, "replay": True}
+    decision = {"decision_id": "dec_a", "trace_id": "b3ed0729607e8f69440c3bd82183fca8"}
+    log = tmp_path / "service.log"
+    other_trace = CONSOLE_SPAN % ("0" * 31 + "1")
+    access_line = '{"logger": "bentoml.access", "trace_id": "b3ed0729607e8f69440c3bd82183fca8"}\n'
+
+    log.write_text(other_trace + access_line)
+    with pytest.raises(DemoFailed, match="spans of decision dec_a"):
+        require_traced([repeat, decision], log)
+
+    log.write_text(other_trace + CONSOLE_SPAN % decision["trace_id"])
+    assert "dec_a" in require_traced([repeat, decision], log)
+
+
+def test_a_demo_run_again_has_no_trace_to_show_for_its_repeats(tmp_path: Path) -> None:
+    # a repeat carries the trace id of the run that decided it, exported to that run's log
+    repeat = {"decision_id": "dec_r", "trace_id": "1" * 32, "replay": True}
+    log = tmp_path / "service.log"
+    log.write_text("")
+
+    assert require_traced([repeat], log).startswith("none")
