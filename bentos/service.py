@@ -239,9 +239,11 @@ class RiskService:
     def close_audit_store(self) -> None:
         """On a graceful stop, write the explanations still queued, then anchor what this
         worker appended since its last checkpoint; then export the spans still batched."""
-        self.explanations.close(timeout=EXPLANATION_DRAIN_S)
-        self.engine.audit.close()
-        flush_spans()
+        try:
+            self.explanations.close(timeout=EXPLANATION_DRAIN_S)
+            self.engine.audit.close()
+        finally:
+            flush_spans()
 
     def __is_ready__(self) -> bool:
         """Ready once the served feature service has batch values online; else 503 with why.

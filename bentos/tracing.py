@@ -14,9 +14,11 @@ it, carries its trace id. Health, readiness and metrics are not traced.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.asgi import asgi_getter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -39,8 +41,9 @@ class TracingMiddleware:
             return
         method, path = scope["method"], scope["path"]
         name = f"{method} {path}" if path in self.routes else method
-        parent = propagate.extract(scope, getter=asgi_getter)  # type: ignore[misc]
-        with tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER) as span:
+        with tracer.start_as_current_span(
+            name, context=_parent(scope), kind=SpanKind.SERVER
+        ) as span:
             if not span.is_recording():
                 await self.app(scope, receive, send)
                 return
@@ -56,4 +59,23 @@ class TracingMiddleware:
                         span.set_status(StatusCode.ERROR)
                 await send(message)
 
-            await self.app(scope, receive, send_traced)
+            try:
+                await self.app(scope, receive, send_traced)
+            except asyncio.CancelledError:
+                # BentoML's timeout (outside this middleware) cancels the request and answers 504
+                # itself: its access line then has no trace id, the decision's lines do.
+                span.set_attribute("error.type", "cancelled")
+                span.set_status(StatusCode.ERROR, "cancelled (timed out or the client left)")
+                raise
+
+
+def _parent(scope: Scope) -> Context | None:
+    """The caller's trace context; none (a new trace) when its headers cannot be read.
+
+    OpenTelemetry's ASGI getter decodes a header it cannot read as UTF-8 with ``unicode_escape``,
+    which raises on some bytes (``\\xff\\x``): a caller's bad ``traceparent`` must not be a 500.
+    """
+    try:
+        return propagate.extract(scope, getter=asgi_getter)  # type: ignore[misc]
+    except Exception:
+        return None

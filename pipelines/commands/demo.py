@@ -238,7 +238,13 @@ def served(port: int, log: Path) -> Iterator[tuple[str, str]]:
         raise DemoFailed(f"port {port} is in use (another service?); pass --port")
     key = secrets.token_urlsafe(16)
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "RISK_API_KEYS": key, "RISK_TRACE_EXPORTER": "console"}
+    # Every trace recorded, whatever sampler the caller's environment names: the demo shows one.
+    env = {
+        **os.environ,
+        "RISK_API_KEYS": key,
+        "RISK_TRACE_EXPORTER": "console",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    }
     command = [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port)]
     log.parent.mkdir(parents=True, exist_ok=True)
     output = log.open("w")

@@ -1,5 +1,6 @@
 """The services' server span: one a request, named after its route, following the caller's trace."""
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,3 +103,47 @@ def test_probes_and_scrapes_are_not_traced(
     client.get(path)
 
     assert [s.name for s in spans.get_finished_spans()] == ["work"]
+
+
+def call(middleware: TracingMiddleware, headers: list[tuple[bytes, bytes]]) -> list[Any]:
+    """One request straight through the ASGI interface, raw header bytes as a client sent them."""
+    scope = {"type": "http", "method": "POST", "path": "/v1/decisions", "headers": headers}
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    asyncio.run(middleware(scope, receive, send))
+    return sent
+
+
+def test_a_traceparent_that_cannot_be_decoded_starts_a_new_trace(
+    spans: InMemorySpanExporter,
+) -> None:
+    # OpenTelemetry's ASGI getter raises UnicodeDecodeError on these bytes: it was a 500
+    middleware = TracingMiddleware(app, routes=frozenset({"/v1/decisions"}))
+
+    sent = call(middleware, [(b"traceparent", b"\xff\\x")])
+
+    assert sent[0]["status"] == 200
+    server = by_name(spans)["POST /v1/decisions"]
+    assert server.parent is None and server.context.is_valid
+
+
+def test_a_request_cancelled_by_the_timeout_is_a_failed_span(
+    spans: InMemorySpanExporter,
+) -> None:
+    async def cancelled(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise asyncio.CancelledError
+
+    middleware = TracingMiddleware(cancelled, routes=frozenset({"/v1/decisions"}))
+
+    with pytest.raises(asyncio.CancelledError):
+        call(middleware, [])
+
+    server = by_name(spans)["POST /v1/decisions"]
+    assert server.status.status_code is StatusCode.ERROR
+    assert server.attributes["error.type"] == "cancelled"

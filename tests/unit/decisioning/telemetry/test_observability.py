@@ -3,11 +3,14 @@
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -220,13 +223,19 @@ def test_the_environment_chooses_the_sampler_of_received_spans(
     assert len(exporter.get_finished_spans()) == (1 if recorded else 0)
 
 
-def test_a_stopping_service_exports_the_spans_still_batched() -> None:
-    # given a provider whose exporter is fed in batches every 60 s
+def one_span_batched(exporter: InMemorySpanExporter) -> TracerProvider:
+    """A provider whose exporter is fed in batches every 60 s, holding one ended span."""
     provider = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t")
-    exporter = InMemorySpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
     with provider.get_tracer("test").start_as_current_span("decision"):
         pass
+    return provider
+
+
+def test_a_stopping_service_exports_the_spans_still_batched() -> None:
+    # given a span still batched
+    exporter = InMemorySpanExporter()
+    provider = one_span_batched(exporter)
     assert exporter.get_finished_spans() == ()
 
     # when the service flushes as it stops
@@ -236,3 +245,29 @@ def test_a_stopping_service_exports_the_spans_still_batched() -> None:
     assert flushed
     assert [span.name for span in exporter.get_finished_spans()] == ["decision"]
     provider.shutdown()
+
+
+class StalledExporter(InMemorySpanExporter):
+    """A collector that does not answer: each export waits until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def export(self, spans: Any) -> Any:
+        self.released.wait(30)
+        return super().export(spans)
+
+
+def test_a_stop_waits_for_a_silent_collector_no_longer_than_its_limit() -> None:
+    # given a span batched for a collector that does not answer
+    exporter = StalledExporter()
+    provider = one_span_batched(exporter)
+
+    # when the stop flushes with a limit of 0.2 s
+    flushed = flush_spans(provider, timeout_s=0.2)
+
+    # then it gives up at the limit and says so (the SDK's own flush waited for the exporter)
+    exporter.released.set()
+    provider.shutdown()
+    assert not flushed
