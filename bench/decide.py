@@ -16,7 +16,8 @@ project and RISK_HOME, all removed at the end.
 Run: .venv/bin/python bench/decide.py [--rate 200] [--seconds 60] [--customers 600] [--json PATH]
 ``--json`` writes the figures issue 19 tracks: floor_cpu_ms, floor_p50_ms, served_cpu_ms, p50_ms,
 p99_ms and achieved_rps at ``--rate``, the sweep rates where p99 first passes 10 and 50 ms
-(null: not within the sweep), text_p99_ms, the bare route's CPU and the generator's core share.
+(null: not within the sweep), text_p99_ms, the bare route's CPU, the generator's core share and
+the machine's speed at the start and the end (``machine_speed``).
 The load generator is ``bench/load.py`` (why not a compiled one: its docstring).
 """
 
@@ -177,6 +178,18 @@ def in_process_floor(bodies: list[dict[str, Any]]) -> tuple[list[float], float, 
     return timings, cpu_ms, decision.model_dump_json()
 
 
+def machine_speed() -> float:
+    """CPU seconds of a fixed pure-Python loop, the best of three: a witness of the machine's
+    speed at the time. The same code's CPU a decision moved by half between runs here (a shared
+    host), so a run's figures are read beside this one (0.53-0.58 s on 2026-12-05)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        sum(i * i for i in range(10**7))
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process and all its descendants, from /proc (Linux)."""
     total, pending = 0.0, [pid]
@@ -294,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         stream = PaymentStream(payments)
         figures["load_average_start"] = os.getloadavg()[0]
+        figures["machine_speed_start_s"] = machine_speed()
         floor, floor_cpu_ms, decision = in_process_floor(stream.take(1_050))
         figures.update(floor_cpu_ms=floor_cpu_ms, floor_p50_ms=statistics.median(floor))
         figures["floor_p99_ms"] = float(np.percentile(floor, 99))
@@ -386,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
         figures["load_average_end"] = os.getloadavg()[0]
+        figures["machine_speed_end_s"] = machine_speed()
+        print(
+            f"machine speed: {figures['machine_speed_start_s']:.3f} s at the start, "
+            f"{figures['machine_speed_end_s']:.3f} s at the end (a loop's CPU: lower is faster)"
+        )
         if args.json is not None:
             args.json.write_text(json.dumps(figures, indent=2) + "\n")
             print(f"figures written to {args.json}")
