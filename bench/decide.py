@@ -178,16 +178,27 @@ def in_process_floor(bodies: list[dict[str, Any]]) -> tuple[list[float], float, 
     return timings, cpu_ms, decision.model_dump_json()
 
 
-def machine_speed() -> float:
-    """CPU seconds of a fixed pure-Python loop, the best of three: a witness of the machine's
-    speed at the time. The same code's CPU a decision moved by half between runs here (a shared
-    host), so a run's figures are read beside this one (0.53-0.58 s on 2026-12-05)."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.process_time()
-        sum(i * i for i in range(10**7))
-        best = min(best, time.process_time() - started)
-    return best
+def machine_speed() -> dict[str, float]:
+    """Witnesses of the machine's speed at the time, each the best of three: the CPU seconds of
+    a fixed pure-Python loop, and the CPU microseconds of a one-byte write and read through a
+    pipe (two system calls). The same code's CPU a decision moved by half between runs an hour
+    apart here (a shared host); these say whether the machine, not the code, moved."""
+    loop = syscall = float("inf")
+    reader, writer = os.pipe()
+    try:
+        for _ in range(3):
+            started = time.process_time()
+            sum(i * i for i in range(10**7))
+            loop = min(loop, time.process_time() - started)
+            started = time.process_time()
+            for _ in range(50_000):
+                os.write(writer, b"x")
+                os.read(reader, 1)
+            syscall = min(syscall, (time.process_time() - started) * 1e6 / 50_000)
+    finally:
+        os.close(reader)
+        os.close(writer)
+    return {"python_loop_s": loop, "pipe_round_us": syscall}
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -307,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         stream = PaymentStream(payments)
         figures["load_average_start"] = os.getloadavg()[0]
-        figures["machine_speed_start_s"] = machine_speed()
+        figures["machine_speed_start"] = machine_speed()
         floor, floor_cpu_ms, decision = in_process_floor(stream.take(1_050))
         figures.update(floor_cpu_ms=floor_cpu_ms, floor_p50_ms=statistics.median(floor))
         figures["floor_p99_ms"] = float(np.percentile(floor, 99))
@@ -400,10 +411,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
         figures["load_average_end"] = os.getloadavg()[0]
-        figures["machine_speed_end_s"] = machine_speed()
+        figures["machine_speed_end"] = machine_speed()
+        start, end = figures["machine_speed_start"], figures["machine_speed_end"]
         print(
-            f"machine speed: {figures['machine_speed_start_s']:.3f} s at the start, "
-            f"{figures['machine_speed_end_s']:.3f} s at the end (a loop's CPU: lower is faster)"
+            f"machine speed (lower is faster): a Python loop {start['python_loop_s']:.3f} s "
+            f"then {end['python_loop_s']:.3f} s, a pipe write and read {start['pipe_round_us']:.2f}"
+            f" us then {end['pipe_round_us']:.2f} us"
         )
         if args.json is not None:
             args.json.write_text(json.dumps(figures, indent=2) + "\n")
