@@ -8,8 +8,9 @@ parent-based sampler drop every span beneath them, so a served decision exported
 
 This span follows the caller's ``traceparent``, is named after the route (the method alone for a
 path the service does not serve, so a fuzzer's paths do not become span names) and takes the
-answer's status; the decision's spans are its children, and BentoML's access line, written inside
-it, carries its trace id. Health, readiness and metrics are not traced.
+answer's status and an exception's type, never its message; the decision's spans are its
+children, and BentoML's access line, written inside it, carries its trace id. Health, readiness
+and metrics are not traced.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ TRACING: dict[str, Any] = {"excluded_urls": ".*"}
 tracer = trace.get_tracer(__name__)
 
 
+# HTTP's methods (RFC 9110, PATCH): any other token a client sends is "_OTHER", as OpenTelemetry's
+# conventions name it, so a client's made-up methods do not become span names either.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+
+
 class TracingMiddleware:
     def __init__(self, app: ASGIApp, routes: frozenset[str]) -> None:
         self.app = app
@@ -39,17 +47,24 @@ class TracingMiddleware:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        method, path = scope["method"], scope["path"]
-        name = f"{method} {path}" if path in self.routes else method
+        method = scope["method"] if scope["method"] in METHODS else "_OTHER"
+        route = scope["path"] if scope["path"] in self.routes else None
+        name = f"{method} {route}" if route else method
+        # An exception's message may quote the request (a body, a field's value): the span keeps
+        # its type only, as the log lines keep no personal data.
         with tracer.start_as_current_span(
-            name, context=_parent(scope), kind=SpanKind.SERVER
+            name,
+            context=_parent(scope),
+            kind=SpanKind.SERVER,
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
             if not span.is_recording():
                 await self.app(scope, receive, send)
                 return
             span.set_attribute("http.request.method", method)
-            if path in self.routes:
-                span.set_attribute("http.route", path)
+            if route:
+                span.set_attribute("http.route", route)
 
             async def send_traced(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -66,6 +81,10 @@ class TracingMiddleware:
                 # itself: its access line then has no trace id, the decision's lines do.
                 span.set_attribute("error.type", "cancelled")
                 span.set_status(StatusCode.ERROR, "cancelled (timed out or the client left)")
+                raise
+            except Exception as exc:
+                span.set_attribute("error.type", type(exc).__qualname__)
+                span.set_status(StatusCode.ERROR, type(exc).__qualname__)
                 raise
 
 

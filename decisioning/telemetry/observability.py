@@ -291,7 +291,7 @@ def configure_tracing(settings: Settings, service_name: str) -> TracerProvider:
     return provider
 
 
-def flush_spans(provider: object = None, timeout_s: float = 5.0) -> bool:
+def flush_spans(provider: TracerProvider | None = None, timeout_s: float = 5.0) -> bool:
     """Export the spans still batched (the global provider's by default), as a service stops: a
     worker's exit does not run the provider's own ``atexit`` flush, and the last seconds' spans
     (the demo's every one) were lost.
@@ -300,9 +300,11 @@ def flush_spans(provider: object = None, timeout_s: float = 5.0) -> bool:
     the exporter (~10 s against a collector that does not answer), inside a stop's grace period.
     False, with a warning, if the export had not finished by then (it goes on in the background).
     """
-    provider = trace.get_tracer_provider() if provider is None else provider
-    if not isinstance(provider, TracerProvider):
-        return True
+    if provider is None:
+        current = trace.get_tracer_provider()
+        if not isinstance(current, TracerProvider):  # the API's no-op one: nothing batched
+            return True
+        provider = current
     flushing = threading.Thread(target=provider.force_flush, name="flush-spans", daemon=True)
     flushing.start()
     flushing.join(timeout_s)

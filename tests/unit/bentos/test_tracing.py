@@ -105,9 +105,11 @@ def test_probes_and_scrapes_are_not_traced(
     assert [s.name for s in spans.get_finished_spans()] == ["work"]
 
 
-def call(middleware: TracingMiddleware, headers: list[tuple[bytes, bytes]]) -> list[Any]:
+def call(
+    middleware: TracingMiddleware, headers: list[tuple[bytes, bytes]], method: str = "POST"
+) -> list[Any]:
     """One request straight through the ASGI interface, raw header bytes as a client sent them."""
-    scope = {"type": "http", "method": "POST", "path": "/v1/decisions", "headers": headers}
+    scope = {"type": "http", "method": method, "path": "/v1/decisions", "headers": headers}
     sent: list[Any] = []
 
     async def receive() -> dict[str, Any]:
@@ -147,3 +149,29 @@ def test_a_request_cancelled_by_the_timeout_is_a_failed_span(
     server = by_name(spans)["POST /v1/decisions"]
     assert server.status.status_code is StatusCode.ERROR
     assert server.attributes["error.type"] == "cancelled"
+
+
+def test_a_made_up_method_names_no_span(spans: InMemorySpanExporter) -> None:
+    middleware = TracingMiddleware(app, routes=frozenset({"/v1/decisions"}))
+
+    call(middleware, [], method="X-CARD-4111111111111111")
+
+    (server,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert server.name == "_OTHER /v1/decisions"
+    assert server.attributes["http.request.method"] == "_OTHER"
+
+
+def test_a_failure_is_recorded_by_its_type_never_its_message(spans: InMemorySpanExporter) -> None:
+    async def failing(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise ValueError("could not parse {'card': '4111 1111 1111 1111', 'name': 'Jane Doe'}")
+
+    middleware = TracingMiddleware(failing, routes=frozenset({"/v1/decisions"}))
+
+    with pytest.raises(ValueError, match="could not parse"):
+        call(middleware, [])
+
+    server = by_name(spans)["POST /v1/decisions"]
+    assert server.status.status_code is StatusCode.ERROR
+    assert server.attributes["error.type"] == "ValueError"
+    exported = server.to_json()
+    assert "4111" not in exported and "Jane" not in exported, exported
