@@ -7,6 +7,7 @@ on the handler, so it applies to every logger's records, including libraries': c
 runs, e-mail addresses, phone numbers and account numbers are masked in messages and exceptions
 (the one redaction of ``decisioning.conduct.redaction``), long free-text arguments (message text)
 are replaced by their length, and fields named like personal data are dropped from ``extra``.
+Exported spans go through the same redaction (:class:`RedactingSpanExporter`).
 """
 
 from __future__ import annotations
@@ -16,18 +17,28 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import (
+    Event,
+    ReadableSpan,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+    TracerProvider,
+)
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SpanExporter,
+    SpanExportResult,
 )
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler, SamplingResult
+from opentelemetry.trace import Status
+from opentelemetry.util.types import Attributes
 
 from decisioning.conduct.redaction import redact_text
 from decisioning.core.errors import RiskPlatformError
@@ -226,6 +237,68 @@ def span_exporter(settings: ObservabilitySettings) -> SpanExporter | None:
     return OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")
 
 
+class RedactingSpanExporter(SpanExporter):
+    """Spans pass to ``exporter`` with personal data masked as in the log lines, or dropped.
+
+    A span's exception event holds the exception's message and traceback, and its status the
+    message again (the SDK's defaults wherever a span ends in an exception); a message may quote
+    a request (a card number, a customer's e-mail). The collector gets them as a log line would:
+    string values through :func:`redact_line`, attributes named like personal data replaced by
+    ``[REDACTED]``. Span names, ids, kinds and times pass unchanged.
+    """
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.exporter.export([redact_span(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
+
+
+def redact_span(span: ReadableSpan) -> ReadableSpan:
+    """A copy of ``span`` whose attributes, events and status description are redacted."""
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, redact_line(status.description))
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_redact_attributes(span.attributes),
+        events=[
+            Event(event.name, _redact_attributes(event.attributes), event.timestamp)
+            for event in span.events
+        ],
+        links=span.links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _redact_attributes(attributes: Attributes) -> dict[str, Any]:
+    return {
+        key: REDACTED if key.rsplit(".", 1)[-1].lower() in SENSITIVE_FIELDS else _redact(value)
+        for key, value in (attributes or {}).items()
+    }
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_line(value)
+    if isinstance(value, Sequence) and not isinstance(value, bytes):
+        return tuple(redact_line(item) if isinstance(item, str) else item for item in value)
+    return value
+
+
 class _Receivers(SynchronousMultiSpanProcessor):
     """A provider's span processors, noting whether there is any: spans with none go nowhere."""
 
@@ -276,7 +349,7 @@ def build_tracer_provider(settings: ObservabilitySettings, service_name: str) ->
     )
     exporter = span_exporter(settings)
     if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(exporter)))
     return provider
 
 

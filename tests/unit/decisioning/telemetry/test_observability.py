@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from decisioning.core.events import TextEvent
 from decisioning.settings import ObservabilitySettings
 from decisioning.telemetry.observability import (
+    RedactingSpanExporter,
     TracingConfigError,
     build_tracer_provider,
     configure_logging,
@@ -271,3 +272,51 @@ def test_a_stop_waits_for_a_silent_collector_no_longer_than_its_limit() -> None:
     exporter.released.set()
     provider.shutdown()
     assert not flushed
+
+
+def test_an_exported_span_keeps_no_personal_data_of_an_exception_or_attribute() -> None:
+    # given a provider exporting through the platform's redaction into memory
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(exporter)))
+    tracer = provider.get_tracer("test")
+
+    # when a span ends in an exception quoting a card, an e-mail and a phone number, with an
+    # attribute that quotes one and another named like personal data
+    with pytest.raises(ValueError), tracer.start_as_current_span("model.conduct") as span:
+        span.set_attributes({"risk.note": f"from {EMAIL}", "risk.text": "hello", "risk.n": 3})
+        span.set_attribute("risk.values", [CARD, "ok"])
+        raise ValueError(f"cannot score {CARD} for {EMAIL} on {PHONE}")
+
+    # then the exported span holds none of them, in its event, status or attributes
+    (exported,) = exporter.get_finished_spans()
+    rendered = exported.to_json()
+    for personal in (CARD, EMAIL, PHONE, "hello"):
+        assert personal not in rendered
+    # and still says what failed, where and which span it was
+    (event,) = exported.events
+    assert event.attributes["exception.type"] == "ValueError"
+    assert "cannot score" in event.attributes["exception.message"]
+    assert "test_observability.py" in event.attributes["exception.stacktrace"]
+    assert exported.status.status_code is trace.StatusCode.ERROR
+    assert exported.status.description.startswith("ValueError: cannot score")
+    assert exported.attributes["risk.n"] == 3 and exported.attributes["risk.text"] == "[REDACTED]"
+    assert exported.context == span.get_span_context() and exported.name == "model.conduct"
+
+
+def test_the_profile_s_exporter_receives_spans_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given the provider the console profile builds
+    provider = build_tracer_provider(ObservabilitySettings(trace_exporter="console"), "t")
+
+    # when a span fails on a message quoting an e-mail address, and the spans are flushed
+    with pytest.raises(KeyError), provider.get_tracer("test").start_as_current_span("decision"):
+        raise KeyError(f"no customer {EMAIL}")
+    provider.force_flush()
+    provider.shutdown()
+
+    # then the span reaches the exporter, and the address does not
+    written = capsys.readouterr().err
+    assert '"name": "decision"' in written and "KeyError" in written
+    assert EMAIL not in written
