@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -320,3 +321,88 @@ def test_the_profile_s_exporter_receives_spans_redacted(
     written = capsys.readouterr().err
     assert '"name": "decision"' in written and "KeyError" in written
     assert EMAIL not in written
+
+
+def test_no_child_span_is_made_under_a_span_that_is_not_recorded() -> None:
+    # given the provider of a profile that exports nothing: its spans are not recorded
+    tracer = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t").get_tracer(
+        "test"
+    )
+
+    # when a decision's span opens its children
+    with (
+        tracer.start_as_current_span("decision") as decision,
+        tracer.start_as_current_span("features.fetch") as child,
+    ):
+        child.set_attribute("risk.feature_service", "fraud_v1")
+        current = trace.get_current_span()
+
+    # then the child is the decision's span itself, which still has real ids for the log lines
+    assert child is decision and current is decision
+    assert decision.get_span_context().is_valid and not decision.is_recording()
+
+
+@pytest.mark.parametrize(
+    "sampler", ["always_on", "traceidratio", "parentbased_traceidratio", "parentbased_always_on"]
+)
+def test_children_are_exported_exactly_with_their_parent(
+    monkeypatch: pytest.MonkeyPatch, sampler: str
+) -> None:
+    # given OpenTelemetry's samplers, a ratio keeping about half of the traces
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
+    provider = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t")
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+
+    # when 200 decisions each open a child, which opens one of its own
+    for _ in range(200):
+        with (
+            tracer.start_as_current_span("decision"),
+            tracer.start_as_current_span("audit.write"),
+            tracer.start_as_current_span("commit"),
+        ):
+            pass
+
+    # then every recorded decision has both its descendants exported under it, and no other
+    # span is exported: skipping children of unrecorded spans drops nothing the sampler keeps
+    spans = exporter.get_finished_spans()
+    by_name = {name: [s for s in spans if s.name == name] for name in ("decision", "audit.write")}
+    decisions = {s.context.span_id for s in by_name["decision"]}
+    assert 0 < len(decisions) <= 200 and len(spans) == 3 * len(decisions)
+    assert {s.parent.span_id for s in by_name["audit.write"] if s.parent} == decisions
+    if "ratio" in sampler:
+        assert len(decisions) < 200
+
+
+def test_a_caller_s_unsampled_trace_is_followed_by_the_sdk_sampler() -> None:
+    # given a provider whose spans are received, and a caller's traceparent saying "not sampled"
+    provider = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t")
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    remote = trace.SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0xB7AD6B7169203331,
+        is_remote=True,
+        trace_flags=trace.TraceFlags(0x00),
+    )
+    caller = trace.set_span_in_context(trace.NonRecordingSpan(remote))
+
+    # when the server span starts from it, current or explicit
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("POST /v1/decisions", context=caller) as explicit:
+        pass
+    token = context_api.attach(caller)
+    try:
+        with tracer.start_as_current_span("POST /v1/decisions") as current:
+            pass
+    finally:
+        context_api.detach(token)
+
+    # then each is a new span of the caller's trace (its own id), unrecorded as the caller asked
+    for span in (explicit, current):
+        assert span.get_span_context().trace_id == remote.trace_id
+        assert span.get_span_context().span_id != remote.span_id
+        assert not span.is_recording()
+    assert exporter.get_finished_spans() == ()
