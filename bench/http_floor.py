@@ -1,11 +1,14 @@
 """BentoML's own cost: ``/v1/decisions`` as RiskService serves it, with the decision taken out.
 
-Same request and response models, the same API-key middleware, the same thread pool and
-``gc.freeze``; the route validates the request and returns one stored decision (a decision the
-bench made in process) without features, models or audit. Whatever
-latency and CPU it costs at a rate is what BentoML, uvicorn and the middlewares cost before any
-decision is made: the floor under the served figures in ``bench/decide.py``. Benchmark only;
-nothing serves it in the product.
+Same request and response models, the same middlewares (the server span, the API key, JSON
+only, the OpenAPI document), BentoML's tracing off as there, the same workers, thread pool, logging
+and tracer provider (``observed``), routes bound once and ``gc.freeze``; the route validates the
+request and returns one stored decision (a decision the bench made in process) without features,
+models or audit. Whatever latency and CPU it costs at a rate is what BentoML, uvicorn and the
+middlewares cost before any decision is made: the floor under the served figures in
+``bench/decide.py``. (Until 2026-12-05 it had one worker, BentoML's tracing middleware and its
+text logs, none of which ``RiskService`` has any longer.) Benchmark only; nothing serves it in the
+product.
 """
 
 from __future__ import annotations
@@ -18,17 +21,28 @@ import bentoml
 
 from bench.decide import DECISION_FILE
 from bentos.auth import ApiKeyMiddleware
-from bentos.service import DECISION_THREADS
+from bentos.media import JsonOnlyMiddleware
+from bentos.openapi import OpenApiMiddleware
+from bentos.service import DECISION_THREADS, RISK_WORKERS, bind_routes, observed, traced
+from bentos.tracing import TRACING
 from decisioning.core.decision import RiskDecision
 from decisioning.core.engine import DecisionRequest
 from decisioning.wiring import freeze_startup_heap
 
 
-@bentoml.service(name="http_floor", workers=1, threads=DECISION_THREADS, traffic={"timeout": 60})
+@bentoml.service(
+    name="http_floor",
+    workers=RISK_WORKERS,
+    threads=DECISION_THREADS,
+    traffic={"timeout": 60},
+    tracing=TRACING,
+)
 class HttpFloor:
     def __init__(self) -> None:
+        observed("http_floor")
         stored = Path(os.environ[DECISION_FILE]).read_text()
         self.decision = RiskDecision.model_validate_json(stored)
+        bind_routes(self)
         freeze_startup_heap()
 
     @bentoml.api(route="/v1/decisions", input_spec=DecisionRequest)
@@ -37,4 +51,8 @@ class HttpFloor:
         return self.decision
 
 
+# In RiskService's order (bentos/service.py): the server span outermost.
+traced(HttpFloor)
 HttpFloor.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]
+HttpFloor.add_asgi_middleware(JsonOnlyMiddleware)  # type: ignore[attr-defined]
+HttpFloor.add_asgi_middleware(OpenApiMiddleware)  # type: ignore[attr-defined]

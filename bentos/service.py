@@ -14,6 +14,7 @@ Serve with ``riskctl serve`` (or ``bentoml serve bentos.service:RiskService``).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -65,6 +66,7 @@ class FraudScorer:
         with starting():
             settings = observed("fraud_scorer")
             self.pillar, self.problem = pillar_or_problem(fraud_pillar, settings, "fraud_scorer")
+            bind_routes(self)
             freeze_startup_heap()
 
     @bentoml.on_shutdown
@@ -90,6 +92,7 @@ class ConductScorer:
             self.pillar, self.problem = pillar_or_problem(
                 conduct_pillar, settings, "conduct_scorer"
             )
+            bind_routes(self)
             freeze_startup_heap()
 
     @bentoml.on_shutdown
@@ -233,6 +236,7 @@ class RiskService:
             )
             # Reviews and escalations are explained after they are answered (docs/adr/0016).
             self.explanations = explanation_queue(settings, self.engine.audit)
+            bind_routes(self)
             freeze_startup_heap()
 
     @bentoml.on_shutdown
@@ -336,6 +340,23 @@ def traced(service: Any) -> None:
     """The service's server span (bentos/tracing.py), named after its routes."""
     routes = frozenset(api.route for api in service.apis.values())
     service.add_asgi_middleware(TracingMiddleware, routes=routes)
+
+
+def bind_routes(instance: object) -> None:
+    """Bind each of a service's API methods to its instance once.
+
+    BentoML looks a route's method up on the instance at every request, and ``APIMethod``'s
+    ``__get__`` reads the function's signature (``inspect.signature``) each time: ~11 us of CPU a
+    request (issue 19). An ``APIMethod`` is a non-data descriptor, so an instance attribute of
+    the same name is found first: set here, it is the very function the descriptor returns.
+    """
+    from _bentoml_sdk.method import APIMethod
+
+    cls = type(instance)
+    for name in dir(cls):
+        member = inspect.getattr_static(cls, name)
+        if isinstance(member, APIMethod):
+            setattr(instance, name, member.__get__(instance, cls))
 
 
 def _proxy(method: Any, **kwargs: Any) -> Any:
