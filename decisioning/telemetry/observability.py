@@ -17,12 +17,12 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import (
@@ -39,7 +39,9 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler, SamplingResult
-from opentelemetry.trace import Status
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, Status
+from opentelemetry.util._decorator import _agnosticcontextmanager
 from opentelemetry.util.types import Attributes
 
 from decisioning.conduct.redaction import redact_text
@@ -263,21 +265,37 @@ class RedactingSpanExporter(SpanExporter):
 
 
 def redact_span(span: ReadableSpan) -> ReadableSpan:
-    """A copy of ``span`` whose attributes, events and status description are redacted."""
+    """A copy of ``span`` whose attributes, events, links and status description are redacted;
+    the counts of what the SDK's limits dropped are kept."""
     status = span.status
     if status.description:
         status = Status(status.status_code, redact_line(status.description))
+    events = BoundedList.from_seq(
+        None,
+        [
+            Event(
+                event.name, _redacted(event.attributes, event.dropped_attributes), event.timestamp
+            )
+            for event in span.events
+        ],
+    )
+    events.dropped = span.dropped_events
+    links = BoundedList.from_seq(
+        None,
+        [
+            Link(link.context, _redacted(link.attributes, link.dropped_attributes))
+            for link in span.links
+        ],
+    )
+    links.dropped = span.dropped_links
     return ReadableSpan(
         name=span.name,
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes=_redact_attributes(span.attributes),
-        events=[
-            Event(event.name, _redact_attributes(event.attributes), event.timestamp)
-            for event in span.events
-        ],
-        links=span.links,
+        attributes=_redacted(span.attributes, span.dropped_attributes),
+        events=events,
+        links=links,
         kind=span.kind,
         status=status,
         start_time=span.start_time,
@@ -286,19 +304,28 @@ def redact_span(span: ReadableSpan) -> ReadableSpan:
     )
 
 
-def _redact_attributes(attributes: Attributes) -> dict[str, Any]:
-    return {
-        key: REDACTED if key.rsplit(".", 1)[-1].lower() in SENSITIVE_FIELDS else _redact(value)
-        for key, value in (attributes or {}).items()
-    }
+def _redacted(attributes: Attributes, dropped: int) -> BoundedAttributes:
+    redacted = BoundedAttributes(attributes=_redact(dict(attributes or {})), immutable=False)
+    redacted.dropped = dropped
+    return redacted
 
 
 def _redact(value: Any) -> Any:
+    """Strings through :func:`redact_line`, bytes as the text they hold, mappings and sequences
+    item by item, a key named like personal data's value replaced."""
     if isinstance(value, str):
         return redact_line(value)
-    if isinstance(value, Sequence) and not isinstance(value, bytes):
-        return tuple(redact_line(item) if isinstance(item, str) else item for item in value)
+    if isinstance(value, bytes):
+        return redact_line(value.decode("utf-8", errors="replace"))
+    if isinstance(value, Mapping):
+        return {key: REDACTED if _sensitive(key) else _redact(item) for key, item in value.items()}
+    if isinstance(value, Sequence):
+        return tuple(_redact(item) for item in value)
     return value
+
+
+def _sensitive(key: object) -> bool:
+    return isinstance(key, str) and key.rsplit(".", 1)[-1].lower() in SENSITIVE_FIELDS
 
 
 class _Receivers(SynchronousMultiSpanProcessor):
@@ -334,31 +361,40 @@ class RecordedWhenReceived(Sampler):
 
 
 class _UnrecordedChildren(trace.Tracer):
-    """``tracer``, except that a span started under an unrecorded span of this process is that
-    span again: no new span is made where none would be recorded.
+    """``tracer``, except that while no span processor receives spans, a span started under one
+    of this process's (none is recorded then) is that span again: no new span is made where
+    none could be recorded.
 
-    With every sampler of the SDK (parent-based, ratio on the trace id, always on or off, and
-    :class:`RecordedWhenReceived`), the child of a local span that was not recorded is not
-    recorded either; making it anyway cost ~5 us of CPU each (its ids, the sampler, the context's
-    attach and detach), five times a served decision (issue 19). Attributes set on the span
-    given instead are dropped, as on any unrecorded span, and log lines carry its span id.
-    A remote parent (a caller's ``traceparent``) or an explicit ``context`` takes the SDK's path.
+    :class:`RecordedWhenReceived` records nothing until a processor exists, so the child of such
+    a span would go unrecorded too; making it anyway cost ~5 us of CPU each (its ids, the
+    sampler, the context's attach and detach), five times a served decision with no exporter
+    (issue 19). Attributes set on the span given instead are dropped, as on any unrecorded span,
+    and log lines carry its span id. Once a processor exists, or under a remote parent (a
+    caller's ``traceparent``) or an explicit ``context``, the SDK decides, span by span.
     """
 
-    def __init__(self, tracer: trace.Tracer) -> None:
+    def __init__(self, tracer: trace.Tracer, receivers: _Receivers) -> None:
         self._tracer = tracer
+        self._receivers = receivers
+
+    def __getattr__(self, name: str) -> Any:  # the SDK tracer's sampler, resource, ...
+        return getattr(self._tracer, name)
 
     def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
         return self._tracer.start_span(*args, **kwargs)
 
-    @contextmanager  # used in ``with`` only: the API's is also async-aware and a decorator
-    def start_as_current_span(  # type: ignore[override]
+    @_agnosticcontextmanager  # the API's own: also a decorator of coroutine functions
+    def start_as_current_span(
         self, name: str, context: Context | None = None, *args: Any, **kwargs: Any
     ) -> Iterator[trace.Span]:
-        if context is None:
+        if context is None and not self._receivers.any:
             current = trace.get_current_span()
             span_context = current.get_span_context()
-            if span_context.is_valid and not span_context.is_remote and not current.is_recording():
+            if (
+                isinstance(current, trace.NonRecordingSpan)
+                and span_context.is_valid
+                and not span_context.is_remote
+            ):
                 yield current
                 return
         with self._tracer.start_as_current_span(name, context, *args, **kwargs) as span:
@@ -366,8 +402,12 @@ class _UnrecordedChildren(trace.Tracer):
 
 
 class _Provider(TracerProvider):
+    def __init__(self, receivers: _Receivers, **kwargs: Any) -> None:
+        super().__init__(active_span_processor=receivers, **kwargs)
+        self._receivers = receivers
+
     def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
-        return _UnrecordedChildren(super().get_tracer(*args, **kwargs))
+        return _UnrecordedChildren(super().get_tracer(*args, **kwargs), self._receivers)
 
 
 def build_tracer_provider(settings: ObservabilitySettings, service_name: str) -> TracerProvider:
@@ -377,15 +417,16 @@ def build_tracer_provider(settings: ObservabilitySettings, service_name: str) ->
     the sampler is OpenTelemetry's own reading of ``OTEL_TRACES_SAMPLER`` and
     ``OTEL_TRACES_SAMPLER_ARG`` (a caller's sampled ``traceparent`` is followed, every other trace
     recorded, by default; ``parentbased_traceidratio`` with a ratio keeps a share). Under a
-    span that is not recorded, no child span is made (:class:`_UnrecordedChildren`).
+    span of this process, while nothing receives spans, no child span is made
+    (:class:`_UnrecordedChildren`).
     """
     receivers = _Receivers()
     # The SDK reads the environment's sampler when none is given; a provider built to ask it.
     chosen = TracerProvider(shutdown_on_exit=False).sampler
     provider = _Provider(
+        receivers,
         sampler=RecordedWhenReceived(receivers, chosen),
         resource=Resource.create({"service.name": service_name}),
-        active_span_processor=receivers,
     )
     exporter = span_exporter(settings)
     if exporter is not None:

@@ -1,5 +1,6 @@
 """JSON logs that carry the trace and never personal data; the exporter each profile asks for."""
 
+import asyncio
 import io
 import json
 import logging
@@ -11,7 +12,7 @@ import pytest
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -406,3 +407,104 @@ def test_a_caller_s_unsampled_trace_is_followed_by_the_sdk_sampler() -> None:
         assert span.get_span_context().span_id != remote.span_id
         assert not span.is_recording()
     assert exporter.get_finished_spans() == ()
+
+
+def test_structured_attributes_and_links_are_redacted_and_the_dropped_counts_kept() -> None:
+    # given spans limited to four attributes and one event, exported through the redaction
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=4, max_events=1))
+    provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(exporter)))
+    tracer = provider.get_tracer("test")
+    linked = trace.SpanContext(0x1, 0x2, is_remote=True)
+
+    # when a span holds personal data in a mapping, a nested list, bytes and a link's attributes
+    with tracer.start_as_current_span(
+        "decision", links=[trace.Link(linked, {"why": f"card {CARD}"})]
+    ) as span:
+        span.set_attribute("risk.first", 0)  # the oldest: dropped by the limit
+        span.set_attribute("risk.customer", {"contact": EMAIL, "email": "x", "n": 2})  # type: ignore[arg-type]
+        span.set_attribute("risk.nested", [[EMAIL]])  # type: ignore[list-item]
+        span.set_attribute("risk.raw", CARD.encode())
+        span.set_attribute("risk.last", 1)
+        span.add_event("first")
+        span.add_event("second")
+
+    # then none of it is exported, the structure and other values are
+    (exported,) = exporter.get_finished_spans()
+    rendered = exported.to_json() + repr(exported.attributes) + repr(exported.links[0].attributes)
+    assert EMAIL not in rendered and "4111" not in rendered
+    assert exported.attributes["risk.customer"]["email"] == "[REDACTED]"
+    assert exported.attributes["risk.customer"]["n"] == 2
+    # and what the SDK's limits dropped is still counted
+    assert exported.dropped_attributes == 1 and exported.dropped_events == 1
+
+
+def test_a_child_of_a_span_already_ended_is_still_made() -> None:
+    # given a provider whose spans are received, and a span ended while still current
+    provider = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t")
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+
+    # when background work starts a child under it
+    with tracer.start_as_current_span("request", end_on_exit=False) as request:
+        request.end()
+        with tracer.start_as_current_span("background"):
+            pass
+
+    # then the child is exported, as the SDK alone would export it
+    assert sorted(span.name for span in exporter.get_finished_spans()) == [
+        "background",
+        "request",
+    ]
+
+
+def test_a_child_started_after_a_processor_is_added_is_the_sampler_s_to_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a sampler that records every span, and a span started while nothing received spans
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    provider = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t")
+    tracer = provider.get_tracer("test")
+    exporter = InMemorySpanExporter()
+    with tracer.start_as_current_span("job"):
+        # when a processor is added, then a child starts
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        with tracer.start_as_current_span("step"):
+            pass
+
+    # then the child is the sampler's to record, and it does
+    assert [span.name for span in exporter.get_finished_spans()] == ["step"]
+
+
+def test_an_explicit_context_always_gets_a_span_of_its_own() -> None:
+    # given an unrecorded local span, current
+    tracer = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t").get_tracer(
+        "test"
+    )
+    with tracer.start_as_current_span("decision") as decision:
+        # when a span starts with that very context passed explicitly
+        explicit = trace.set_span_in_context(decision)
+        with tracer.start_as_current_span("scorer call", context=explicit) as child:
+            pass
+
+    # then it has its own span id in the same trace
+    assert child.get_span_context().trace_id == decision.get_span_context().trace_id
+    assert child.get_span_context().span_id != decision.get_span_context().span_id
+
+
+def test_the_tracer_decorates_coroutine_functions() -> None:
+    # given a provider whose spans are received, and a coroutine function decorated by a tracer
+    provider = build_tracer_provider(ObservabilitySettings(trace_exporter="none"), "t")
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+
+    @tracer.start_as_current_span("async-work")
+    async def work() -> bool:
+        return trace.get_current_span().is_recording()
+
+    # when it runs, then its span is current while it runs, and exported
+    assert asyncio.run(work())
+    assert [span.name for span in exporter.get_finished_spans()] == ["async-work"]
+    assert tracer.sampler is provider.sampler  # type: ignore[attr-defined]
