@@ -10,12 +10,59 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 _NAME = r"[A-Z][a-z'’-]+(?: [A-Z][a-z'’-]+)?"
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_LOCAL_PART = re.compile(r"[\w.+-]*")  # EMAIL's, matched on the reversed text
+
+
+class _Pattern(Protocol):
+    def finditer(self, text: str) -> Iterator[re.Match[str]]: ...
+
+    def sub(self, tag: str, text: str) -> str: ...
+
+
+class _Emails:
+    """:data:`EMAIL`'s matches, found from each "@" rather than from each character.
+
+    The regular expression tries every start in a run of word characters and reads the run to
+    its end each time: quadratic in a long run (a 12,000-character message ending in "@" cost
+    seconds, issue 19). A match's local part holds no "@", so it is the run of its characters
+    just before an "@" (from the end of the previous match at the earliest), read once backwards
+    on the reversed text; its leftmost start is that run's first character. The matches are the
+    regular expression's own, each found with ``EMAIL.match`` from that start.
+    """
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        at = text.find("@")
+        if at == -1:
+            return
+        reverse, position = text[::-1], 0
+        while at != -1:
+            local = _LOCAL_PART.match(reverse, len(text) - at, len(text) - position)
+            start = at - (local.end() - local.start()) if local else at
+            match = EMAIL.match(text, start) if start < at else None
+            if match is not None:
+                yield match
+                position = match.end()
+                at = text.find("@", position)
+            else:
+                at = text.find("@", at + 1)
+
+    def sub(self, tag: str, text: str) -> str:
+        pieces, last = [], 0
+        for match in self.finditer(text):
+            pieces += [text[last : match.start()], tag]
+            last = match.end()
+        return "".join(pieces) + text[last:] if pieces else text
+
+
 # Order matters: the longer, more specific patterns run before the generic digit patterns.
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("EMAIL", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
+_PATTERNS: tuple[tuple[str, _Pattern], ...] = (
+    ("EMAIL", _Emails()),
     ("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")),
     ("CARD", re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")),
     ("SORT_CODE", re.compile(r"(?<!\d)\d{2}-\d{2}-\d{2}(?!\d)")),
@@ -52,12 +99,6 @@ def _may_hold_personal_data(text: str) -> bool:
     )
 
 
-def _patterns_for(text: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    """The patterns to run on ``text``: the e-mail one only where there is an "@" (its scan is
-    quadratic in a long run of word characters, and it cannot match without one)."""
-    return _PATTERNS if "@" in text else _PATTERNS[1:]
-
-
 @dataclass(frozen=True)
 class Redaction:
     text: str
@@ -82,7 +123,7 @@ def redact(text: str) -> Redaction:
     """Replace personal data with ``[KIND]`` tags; counts say what was removed, never the values."""
     counts: Counter[str] = Counter()
     origins: list[int | None] = list(range(len(text)))
-    for kind, pattern in _patterns_for(text):
+    for kind, pattern in _PATTERNS:
         text, origins, n = _replace_group(pattern, text, origins, 0, f"[{kind}]")
         counts[kind] += n
     for pattern in _NAME_CONTEXTS:
@@ -98,7 +139,7 @@ def redact_text(text: str) -> str:
     nothing any pattern needs is returned as it is (most log lines: an access line 36 -> 5 us)."""
     if not _may_hold_personal_data(text):
         return text
-    for kind, pattern in _patterns_for(text):
+    for kind, pattern in _PATTERNS:
         text = pattern.sub(f"[{kind}]", text)
     for pattern in _NAME_CONTEXTS:
         text = pattern.sub(_name_tag, text)
@@ -112,7 +153,11 @@ def _name_tag(match: re.Match[str]) -> str:
 
 
 def _replace_group(
-    pattern: re.Pattern[str], text: str, origins: list[int | None], group: int | str, tag: str
+    pattern: _Pattern | re.Pattern[str],
+    text: str,
+    origins: list[int | None],
+    group: int | str,
+    tag: str,
 ) -> tuple[str, list[int | None], int]:
     """``pattern``'s ``group`` replaced by ``tag`` everywhere, with each character's origin."""
     pieces: list[str] = []

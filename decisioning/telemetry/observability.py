@@ -71,8 +71,12 @@ SENSITIVE_FIELDS = frozenset(
 PROSE_MIN_WORDS = 6
 # Hex ids (trace, span, decision) contain digit runs that look like card numbers: keep them whole.
 _IDENTIFIER = re.compile(r"\b(?:[a-z]{1,8}_)?(?=[0-9a-f]*[a-f])[0-9a-f]{16,64}\b")
-# Pydantic echoes the rejected value into its error text; it may be the customer's message.
-_ECHOED_INPUT = re.compile(r"input_value=(?:'[^']*'|\"[^\"]*\"|\S+?)(?=[,\]])")
+# Pydantic echoes the rejected value into its error text; it may be the customer's message. Its
+# repr (a string with both quotes, a dict, a list) ends where pydantic writes ", input_type=";
+# pydantic shortens it to well under 300 characters. Otherwise, a quoted string or one token.
+_ECHOED_INPUT = re.compile(
+    r"input_value=(?:.{0,300}?(?=, input_type=)|(?:'[^']*'|\"[^\"]*\"|\S+?)(?=[,\]]))", re.DOTALL
+)
 _LOG_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _THIRD_PARTY_LOGGERS = ("bentoml", "uvicorn", "uvicorn.error", "uvicorn.access", "circus")
 

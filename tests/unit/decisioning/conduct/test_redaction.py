@@ -1,8 +1,11 @@
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decisioning.conduct.redaction import redact, redact_text
+from decisioning.conduct import redaction
+from decisioning.conduct.redaction import EMAIL, _Emails, redact, redact_text
 
 
 @pytest.mark.parametrize(
@@ -102,3 +105,49 @@ def test_the_log_lines_redaction_does_not_skip_a_text_only_an_edge_of_a_pattern_
     text: str,
 ) -> None:
     assert redact_text(text) == redact(text).text != text
+
+
+_EMAILISH = st.text(alphabet="ab1_.+-@ éх\t", max_size=40)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_EMAILISH, st.sampled_from(["x@y.z", "@", ".", "a.b@c-d.e"])), max_size=8
+    ).map("".join)
+)
+def test_e_mails_are_found_from_each_at_exactly_where_the_pattern_finds_them(text: str) -> None:
+    # the linear search gives the regular expression's own matches, and the same replacement
+    assert [m.span() for m in _Emails().finditer(text)] == [m.span() for m in EMAIL.finditer(text)]
+    assert _Emails().sub("[EMAIL]", text) == EMAIL.sub("[EMAIL]", text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x@y.z+w@q.r", "x@y@b.com", "a@b", "@a.b", "a@.b", "ab-@c.d.e@f.g", "é@х.д " * 3],
+)
+def test_touching_and_broken_e_mails_are_found_as_the_pattern_finds_them(text: str) -> None:
+    assert [m.span() for m in _Emails().finditer(text)] == [m.span() for m in EMAIL.finditer(text)]
+
+
+def test_a_long_run_of_word_characters_before_an_at_is_tried_from_one_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a message of 20,000 word characters ending in "@": the pattern's search tries each
+    # of its 20,000 starts, reading the rest of the run each time
+    text = "a" * 20_000 + "@"
+    starts: list[int] = []
+
+    class Counted:
+        @staticmethod
+        def match(target: str, start: int = 0) -> re.Match[str] | None:
+            starts.append(start)
+            return EMAIL.match(target, start)
+
+    monkeypatch.setattr(redaction, "EMAIL", Counted)
+
+    # when its e-mails are searched
+    found = list(_Emails().finditer(text))
+
+    # then the match is tried from the run's first character only, and none is found
+    assert found == [] and starts == [0]

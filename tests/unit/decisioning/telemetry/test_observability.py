@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from decisioning.core.events import TextEvent
 from decisioning.settings import ObservabilitySettings
@@ -29,6 +29,7 @@ from decisioning.telemetry.observability import (
     build_tracer_provider,
     configure_logging,
     flush_spans,
+    redact_line,
     span_exporter,
 )
 
@@ -508,3 +509,23 @@ def test_the_tracer_decorates_coroutine_functions() -> None:
     assert asyncio.run(work())
     assert [span.name for span in exporter.get_finished_spans()] == ["async-work"]
     assert tracer.sampler is provider.sampler  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"body": "I live at 12 Elm St"}, ["I live at 12 Elm St"], 'it\'s "I live at 12 Elm St"'],
+)
+def test_a_rejected_value_pydantic_echoes_is_masked_whatever_its_type(value: object) -> None:
+    # given a validation error quoting a dict, a list or a string holding both quotes
+    class Amount(BaseModel):
+        value: int
+
+    with pytest.raises(ValidationError) as error:
+        Amount(value=value)  # type: ignore[arg-type]
+
+    # when its text passes the redaction of log lines and spans
+    redacted = redact_line(f"could not read the request: {error.value}")
+
+    # then the value is gone and the error still says what failed
+    assert "Elm St" not in redacted
+    assert "input_value=[REDACTED], input_type=" in redacted and "valid integer" in redacted
