@@ -68,6 +68,7 @@ def isolated_environment(home: Path, run: str) -> dict[str, str]:
         "RISK_MLFLOW_URL": url.format("mlflow"),
         "RISK_FEAST_REGISTRY_URL": url.format("feast"),
         "RISK_TRACE_EXPORTER": "none",
+        "RISK_EMBEDDINGS_PREFIX": f"emb:bench_{run}:",  # dropped with the run's other keys
         "HF_HUB_OFFLINE": "1",
     }
 

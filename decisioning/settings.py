@@ -72,8 +72,15 @@ class EvidenceSettings(_Strict):
 
 
 class CacheSettings(_Strict):
+    """Where message embeddings are kept between calls. In Redis, shared with Feast's online
+    store, each vector expires after ``ttl_seconds`` (None: never), so the cache of every distinct
+    message ever seen does not grow for good beside the features; its keys start with ``prefix``.
+    """
+
     backend: Literal["sqlite", "redis"]
     url: str
+    ttl_seconds: int | None = Field(default=None, gt=0)
+    prefix: str = Field(default="emb:", min_length=1)
 
 
 class OperationsSettings(_Strict):

@@ -122,7 +122,7 @@ class RedisEmbeddingCache:
 def build_embedding_cache(settings: CacheSettings) -> EmbeddingCache:
     """The cache the profile asks for (``embeddings_cache`` in configs/profiles)."""
     if settings.backend == "redis":
-        return RedisEmbeddingCache(settings.url)
+        return RedisEmbeddingCache(settings.url, settings.prefix, settings.ttl_seconds)
     return SqliteEmbeddingCache(Path(settings.url))
 
 

@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 import redis
 
-from decisioning.adapters.embeddings import RedisEmbeddingCache
+from decisioning.adapters.embeddings import RedisEmbeddingCache, build_embedding_cache
 from decisioning.conduct.embeddings import DIMENSION, Embedder
+from decisioning.settings import CacheSettings
 
 pytestmark = pytest.mark.integration
 REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def unique_prefix() -> str:
+    return f"test-emb-{uuid.uuid4().hex}:"
 
 
 class CountingEncoder:
@@ -28,7 +33,7 @@ class CountingEncoder:
 
 @pytest.fixture
 def cache() -> Iterator[RedisEmbeddingCache]:
-    prefix = f"test-emb-{uuid.uuid4().hex}:"
+    prefix = unique_prefix()
     yield RedisEmbeddingCache(REDIS_URL, prefix=prefix)
     client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(match=prefix + "*"))
@@ -48,3 +53,22 @@ def test_second_embedder_reads_vectors_from_redis(cache: RedisEmbeddingCache) ->
     np.testing.assert_array_equal(written, read)
     stored = redis.Redis.from_url(REDIS_URL).keys(cache.prefix + "*")
     assert len(stored) == 2, "one key per distinct text"
+
+
+def test_the_cache_a_profile_builds_lets_each_vector_expire() -> None:
+    # given the cache the services profile builds, with an expiry of an hour
+    settings = CacheSettings(
+        backend="redis", url=REDIS_URL, ttl_seconds=3600, prefix=unique_prefix()
+    )
+    built = build_embedding_cache(settings)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        # when a message is embedded through it
+        Embedder(built, load_encoder=CountingEncoder).embed(["my card was taken"])
+
+        # then its vector is stored under the prefix and expires within the hour
+        (key,) = client.keys(settings.prefix + "*")
+        assert 3500 < client.ttl(key) <= 3600
+    finally:
+        for key in client.scan_iter(match=settings.prefix + "*"):
+            client.delete(key)

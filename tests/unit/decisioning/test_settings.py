@@ -96,3 +96,21 @@ def test_the_aws_profile_keeps_features_and_reports_beside_its_data(tmp_path: Pa
         _ = settings.data_path  # no local folder to give
     local = load_settings({"RISK_HOME": str(tmp_path)})
     assert local.features_location == str(tmp_path / "features"), "local paths are unchanged"
+
+
+def test_the_shared_redis_keeps_message_embeddings_a_week_unless_told_otherwise(
+    tmp_path: Path,
+) -> None:
+    # given the services profile, as is and with the operator's own expiry and prefix
+    env = {"RISK_ENV": "services", "RISK_HOME": str(tmp_path)}
+    default = load_settings(env).embeddings_cache
+    chosen = load_settings(
+        {**env, "RISK_EMBEDDINGS_TTL_SECONDS": "3600", "RISK_EMBEDDINGS_PREFIX": "emb:eu:"}
+    ).embeddings_cache
+
+    # then every vector in the Redis shared with Feast's features expires, a week by default
+    assert (default.ttl_seconds, default.prefix) == (7 * 24 * 3600, "emb:")
+    assert (chosen.ttl_seconds, chosen.prefix) == (3600, "emb:eu:")
+    # and an expiry of zero (which Redis refuses at the first write) is refused at start
+    with pytest.raises(SettingsError):
+        load_settings({**env, "RISK_EMBEDDINGS_TTL_SECONDS": "0"})
