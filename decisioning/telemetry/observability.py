@@ -72,10 +72,13 @@ PROSE_MIN_WORDS = 6
 # Hex ids (trace, span, decision) contain digit runs that look like card numbers: keep them whole.
 _IDENTIFIER = re.compile(r"\b(?:[a-z]{1,8}_)?(?=[0-9a-f]*[a-f])[0-9a-f]{16,64}\b")
 # Pydantic echoes the rejected value into its error text; it may be the customer's message. Its
-# repr (a string with both quotes, a dict, a list) ends where pydantic writes ", input_type=";
-# pydantic shortens it to well under 300 characters. Otherwise, a quoted string or one token.
+# repr (a string with both quotes, a dict, a list; shortened by pydantic to well under 300
+# characters) ends at the last ", input_type=NAME]" of its line, which the value itself may also
+# hold. Otherwise, a quoted string or one token. Every alternative is bounded: a long run of
+# "input_value=" is read in linear time.
 _ECHOED_INPUT = re.compile(
-    r"input_value=(?:.{0,300}?(?=, input_type=)|(?:'[^']*'|\"[^\"]*\"|\S+?)(?=[,\]]))", re.DOTALL
+    r"input_value=(?:[^\n]{0,300}(?=, input_type=\w+\])"
+    r"|(?:'[^']{0,300}'|\"[^\"]{0,300}\"|\S{1,300}?)(?=[,\]]))"
 )
 _LOG_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _THIRD_PARTY_LOGGERS = ("bentoml", "uvicorn", "uvicorn.error", "uvicorn.access", "circus")

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from decisioning.core.events import TextEvent
 from decisioning.settings import ObservabilitySettings
@@ -529,3 +529,24 @@ def test_a_rejected_value_pydantic_echoes_is_masked_whatever_its_type(value: obj
     # then the value is gone and the error still says what failed
     assert "Elm St" not in redacted
     assert "input_value=[REDACTED], input_type=" in redacted and "valid integer" in redacted
+
+
+def test_an_echoed_value_holding_pydantic_s_own_words_is_masked_whole() -> None:
+    # given validation errors whose rejected values quote ", input_type=" themselves, and one
+    # whose location is a key holding "input_value="
+    class Amount(BaseModel):
+        value: int
+
+    texts = []
+    for value in ("hi, input_type=str] I live at 12 Elm St", {"k": "x, input_type=y Elm St"}):
+        with pytest.raises(ValidationError) as error:
+            Amount(value=value)  # type: ignore[arg-type]
+        texts.append(str(error.value))
+    with pytest.raises(ValidationError) as error:
+        TypeAdapter(dict[str, int]).validate_python({"input_value=my key": "Elm St"})
+    texts.append(str(error.value))
+
+    # when they pass the redaction, then no part of a value is left, and the key's line stays
+    redacted = [redact_line(text) for text in texts]
+    assert all("Elm St" not in text for text in redacted)
+    assert "input_value=my key" in redacted[2] and "valid integer" in redacted[2]
