@@ -20,23 +20,13 @@ from typing import Any
 import bentoml
 
 from bench.decide import DECISION_FILE
-from bentos.auth import ApiKeyMiddleware
-from bentos.media import JsonOnlyMiddleware
-from bentos.openapi import OpenApiMiddleware
-from bentos.service import DECISION_THREADS, RISK_WORKERS, bind_routes, observed, traced
-from bentos.tracing import TRACING
+from bentos.service import DECISION_SERVING, bind_routes, guarded, observed
 from decisioning.core.decision import RiskDecision
 from decisioning.core.engine import DecisionRequest
 from decisioning.wiring import freeze_startup_heap
 
 
-@bentoml.service(
-    name="http_floor",
-    workers=RISK_WORKERS,
-    threads=DECISION_THREADS,
-    traffic={"timeout": 60},
-    tracing=TRACING,
-)
+@bentoml.service(name="http_floor", **DECISION_SERVING)
 class HttpFloor:
     def __init__(self) -> None:
         observed("http_floor")
@@ -51,8 +41,4 @@ class HttpFloor:
         return self.decision
 
 
-# In RiskService's order (bentos/service.py): the server span outermost.
-traced(HttpFloor)
-HttpFloor.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]
-HttpFloor.add_asgi_middleware(JsonOnlyMiddleware)  # type: ignore[attr-defined]
-HttpFloor.add_asgi_middleware(OpenApiMiddleware)  # type: ignore[attr-defined]
+guarded(HttpFloor)

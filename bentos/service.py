@@ -206,13 +206,16 @@ RISK_WORKERS = "cpu_count"
 EXPLANATION_DRAIN_S = 10.0
 
 
-@bentoml.service(
-    name="risk_service",
-    workers=RISK_WORKERS,
-    threads=DECISION_THREADS,
-    traffic={"timeout": 60},
-    tracing=TRACING,
-)
+# How the decision route is served; bench/http_floor.py serves its bare route the same way.
+DECISION_SERVING: dict[str, Any] = {
+    "workers": RISK_WORKERS,
+    "threads": DECISION_THREADS,
+    "traffic": {"timeout": 60},
+    "tracing": TRACING,
+}
+
+
+@bentoml.service(name="risk_service", **DECISION_SERVING)
 class RiskService:
     """``/v1/decisions`` and the scorers' routes behind one API key check.
 
@@ -369,8 +372,13 @@ def _proxy(method: Any, **kwargs: Any) -> Any:
 
 # Starlette runs the first added outermost: a caller without a key learns nothing else; the
 # server span holds the whole request, a refused one included.
-for _service in (RiskService, FraudScorer, ConductScorer):
+def guarded(service: Any) -> None:
+    """The decision route's middlewares, in order (bench/http_floor.py adds the same)."""
+    traced(service)
+    for middleware in (ApiKeyMiddleware, JsonOnlyMiddleware, OpenApiMiddleware):
+        service.add_asgi_middleware(middleware)
+
+
+for _service in (FraudScorer, ConductScorer):
     traced(_service)
-RiskService.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]
-RiskService.add_asgi_middleware(JsonOnlyMiddleware)  # type: ignore[attr-defined]
-RiskService.add_asgi_middleware(OpenApiMiddleware)  # type: ignore[attr-defined]
+guarded(RiskService)
