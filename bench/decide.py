@@ -17,7 +17,8 @@ Run: .venv/bin/python bench/decide.py [--rate 200] [--seconds 60] [--customers 6
 ``--json`` writes the figures issue 19 tracks: floor_cpu_ms, floor_p50_ms, served_cpu_ms, p50_ms,
 p99_ms and achieved_rps at ``--rate``, the sweep rates where p99 first passes 10 and 50 ms
 (null: not within the sweep), text_p99_ms, the bare route's CPU, the generator's core share and
-the machine's speed at the start and the end (``machine_speed``).
+the machine's speed at the start and the end (``machine_speed``), and the interpreter that ran it
+(its build moves every CPU figure and the Python loop witness: ADR 0020).
 The load generator is ``bench/load.py`` (why not a compiled one: its docstring).
 """
 
@@ -306,6 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the run's figures to this file")
     args = parser.parse_args(argv)
     figures: dict[str, Any] = {"rate": args.rate, "seconds": args.seconds}
+    figures["python"] = {
+        "version": sys.version.split()[0],
+        "executable": os.path.realpath(sys.executable),
+    }
+    print(
+        f"interpreter: Python {figures['python']['version']} at {figures['python']['executable']}"
+    )
     run = uuid.uuid4().hex[:8]
     home = Path(tempfile.mkdtemp(prefix="bench-decide-"))
     os.environ.update(isolated_environment(home, run))
