@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -31,7 +31,7 @@ from decisioning.adapters.feast.errors import FeatureServiceNotFound
 from decisioning.adapters.feast.history import PaymentHistory, RedisPaymentHistory
 from decisioning.adapters.feast.materialized import marker_row
 from decisioning.adapters.feast.redis_payment import RedisPaymentRoundTrips, shares_feast_redis
-from decisioning.adapters.feast.values import _entity_key, _proto, _python, stored_scalar
+from decisioning.adapters.feast.values import _entity_key, _proto, _python, scalar_encoder
 from decisioning.core.events import TransactionEvent
 from decisioning.core.names import CUSTOMER_ACTIVITY_PUSH, FRAUD_FEATURE_SERVICE
 from decisioning.fraud.activity import record_payment
@@ -254,6 +254,14 @@ class OnDemandTransform:
     # (name present, name added): each source feature under its full and its short name.
     aliases: tuple[tuple[str, str], ...]
     outputs: tuple[tuple[str, ValueType], ...]
+    # Each output's stored_scalar, chosen once by its type (values.scalar_encoder)
+    encoders: tuple[tuple[str, Callable[[Any], tuple[Any, bytes]]], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        encoders = tuple((name, scalar_encoder(kind)) for name, kind in self.outputs)
+        object.__setattr__(self, "encoders", encoders)
 
     @classmethod
     def of(cls, view: OnDemandFeatureView) -> OnDemandTransform:
@@ -291,7 +299,7 @@ class OnDemandTransform:
     def stored_outputs(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """The outputs as Feast serves them: through their declared types."""
         values = self.outputs_of(inputs)
-        return {name: stored_scalar(values[name], kind)[0] for name, kind in self.outputs}
+        return {name: encode(values[name])[0] for name, encode in self.encoders}
 
 
 REQUEST_ENTITIES = frozenset({"customer_id", "terminal_id"})

@@ -36,7 +36,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from decisioning.adapters.feast.errors import FeatureStoreUnavailable
 from decisioning.adapters.feast.history import RedisPaymentHistory, decode_history, encode_history
 from decisioning.adapters.feast.materialized import marker_row
-from decisioning.adapters.feast.values import _entity_key, _python, stored_scalar
+from decisioning.adapters.feast.values import _entity_key, _python, scalar_encoder
 from decisioning.fraud.activity import CustomerHistory
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,8 @@ class _View:
 
     view: FeatureView
     stored_name: str  # with a version suffix when Feast versions views online
-    features: tuple[tuple[str, bytes, Any], ...]  # (name, hash field, value type)
+    # (name, hash field, its value's stored_scalar chosen by the feature's type)
+    features: tuple[tuple[str, bytes, Callable[[Any], tuple[Any, bytes]]], ...]
     entity_names: tuple[str, ...]  # the join keys that make the view's Redis key
     # The join keys in Feast's order (sorted), when every one is a string (else None: Feast's path)
     string_keys: tuple[str, ...] | None
@@ -89,7 +90,7 @@ class _View:
             view=view,
             stored_name=stored_name,
             features=tuple(
-                (f.name, _mmh3(f"{stored_name}:{f.name}"), f.dtype.to_value_type())
+                (f.name, _mmh3(f"{stored_name}:{f.name}"), scalar_encoder(f.dtype.to_value_type()))
                 for f in view.features
             ),
             entity_names=tuple(column.name for column in view.entity_columns),
@@ -212,8 +213,8 @@ class RedisPaymentRoundTrips:
         stamp = written.SerializeToString()
         for view, stored in zip(self._pushed, stored_timestamps, strict=True):
             fields: list[Any] = []
-            for name, field, value_type in view.features:
-                values[name], data = stored_scalar(row.get(name), value_type)
+            for name, field, encode in view.features:
+                values[name], data = encode(row.get(name))
                 fields += [field, data]
             if _newer(written, stored):
                 arguments += [len(fields) // 2 + 1, view.timestamp_field, stamp, *fields]
