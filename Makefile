@@ -1,9 +1,11 @@
 # Two commands matter on a fresh machine: `make demo` and `make test`. Both set up .venv first.
-# The interpreter .venv is made from: the distribution's python3.11 where there is one, else the
-# first on PATH. Debian builds its own with profile-guided and link-time optimisation, libpython
-# linked in, as python:3.11-slim (the service's image) is optimised; pyenv's default build is
-# neither, and ran a decision's CPU 8% and a pure-Python loop 1.8x slower here (ADR 0020).
-PYTHON ?= $(firstword $(wildcard /usr/bin/python3.11) python3.11)
+# The interpreter .venv is made from: the distribution's python3.11 where there is one that can
+# make a venv (Debian's python3.11-venv), else the first on PATH. Debian builds its own with
+# profile-guided and link-time optimisation, libpython linked in, as python:3.11-slim (the
+# service's image) is optimised; pyenv's default build is neither, and ran a decision's CPU 7-8%
+# slower here (ADR 0020).
+DISTRIBUTION_PYTHON := /usr/bin/python3.11
+PYTHON ?= $(or $(shell $(DISTRIBUTION_PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 && echo $(DISTRIBUTION_PYTHON)),python3.11)
 VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
