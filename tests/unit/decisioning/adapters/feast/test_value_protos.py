@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from decisioning.adapters.feast.online import _proto, _python
-from decisioning.adapters.feast.values import stored_scalar
+from decisioning.adapters.feast.values import scalar_encoder, stored_scalar
 
 CASES = [
     (ValueType.INT64, [0, 5, -3, True, None, np.int64(7), 2**40, "7"]),
@@ -81,3 +81,9 @@ def test_a_stored_scalar_is_the_protos_bytes_and_value(
     expected = _python(proto)
     assert read == expected or (read != read and expected != expected), (read, expected)
     assert type(read) is type(expected)
+
+
+@pytest.mark.parametrize("value_type", list(ValueType))
+def test_a_types_encoder_is_chosen_once(value_type: ValueType) -> None:
+    # the encoder a view keeps for a feature is the same object each time: views compare equal
+    assert scalar_encoder(value_type) is scalar_encoder(value_type)
