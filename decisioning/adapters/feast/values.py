@@ -73,7 +73,7 @@ def _direct_encoder(
     def encode(value: Any) -> tuple[Any, bytes]:
         if value is None:
             return None, b""
-        # _plain: a str for a string, a number (not a bool) for a number
+        # _plain, inlined: a str for a string, a number (not a bool) for a number
         if isinstance(value, str) if text else type(value) in _NUMBERS or _number(value):
             if value != value:  # NaN
                 return None, b""
@@ -151,7 +151,7 @@ def _plain(value: Any, value_type: ValueType) -> bool:
         return True
     if value_type == ValueType.STRING:
         return isinstance(value, str)
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return _number(value)
 
 
 def _python(proto: Value) -> Any:
