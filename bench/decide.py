@@ -17,8 +17,9 @@ Run: .venv/bin/python bench/decide.py [--rate 200] [--seconds 60] [--customers 6
 ``--json`` writes the figures issue 19 tracks: floor_cpu_ms, floor_p50_ms, served_cpu_ms, p50_ms,
 p99_ms and achieved_rps at ``--rate``, the sweep rates where p99 first passes 10 and 50 ms
 (null: not within the sweep), text_p99_ms, the bare route's CPU, the generator's core share and
-the machine's speed at the start and the end (``machine_speed``), and the interpreter that ran it
-(its build moves every CPU figure and the Python loop witness: ADR 0020).
+the machine's speed at the start and the end (``machine_speed``), the interpreter that ran it
+(its build moves every CPU figure and the Python loop witness: ADR 0020), and the floor's Python
+calls a decision (``floor_python_calls``), which the host's speed does not move.
 The load generator is ``bench/load.py`` (why not a compiled one: its docstring).
 """
 
@@ -33,9 +34,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,7 @@ SWEEP_RATES = (50, 100, 150, 200, 250, 300, 400)
 SETTLE_S = 10
 P99_LIMITS_MS = (10, 50)
 HOP_RATE = 100
+CALLS_COUNTED = 200  # floor decisions counted by python_calls, after the timed ones
 DECISION_FILE = "RISK_BENCH_DECISION"  # the stored decision bench/http_floor.py answers with
 
 
@@ -156,10 +159,19 @@ def unseen(bodies: list[dict[str, Any]], run: str) -> list[dict[str, Any]]:
     return out
 
 
-def in_process_floor(bodies: list[dict[str, Any]]) -> tuple[list[float], float, str]:
+@dataclass
+class Floor:
+    timings_ms: list[float]
+    cpu_ms: float  # a decision
+    python_calls: float  # a decision: see ``python_calls``
+    last_decision: str  # as JSON
+
+
+def in_process_floor(bodies: list[dict[str, Any]]) -> Floor:
     """The same decision without HTTP: pillars, policy and the audit insert, in this process.
 
-    Returns the latencies, the CPU a decision, and the last decision as JSON.
+    The first 50 bodies warm up, the last ``CALLS_COUNTED`` are counted (``python_calls``), the
+    rest are timed.
     """
     from decisioning.core.engine import DecisionRequest
     from decisioning.settings import load_settings
@@ -170,14 +182,40 @@ def in_process_floor(bodies: list[dict[str, Any]]) -> tuple[list[float], float, 
     freeze_startup_heap()  # as the served processes do
     for request in requests[:50]:  # warm-up: first calls load lazily
         engine.decide(request)
+    timed, counted = requests[50:-CALLS_COUNTED], requests[-CALLS_COUNTED:]
     timings = []
     cpu_started = time.process_time()  # every thread's: the audit writer's commits too
-    for request in requests[50:]:
+    for request in timed:
         started = time.perf_counter()
         decision = engine.decide(request)
         timings.append((time.perf_counter() - started) * 1e3)
     cpu_ms = (time.process_time() - cpu_started) * 1e3 / len(timings)
-    return timings, cpu_ms, decision.model_dump_json()
+    calls = python_calls(lambda: [engine.decide(request) for request in counted]) / len(counted)
+    return Floor(timings, cpu_ms, calls, decision.model_dump_json())
+
+
+def python_calls(work: Callable[[], object]) -> int:
+    """How many Python function calls ``work`` makes, in every thread (``sys.setprofile``'s
+    "call" events: a generator's resumption counts, a C function does not).
+
+    The host's speed moved the same code's CPU a decision by half between runs an hour apart
+    (``machine_speed``); this count does not move with it, so a cut shows in it on any host.
+    """
+    count = 0
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        nonlocal count
+        if event == "call":
+            count += 1
+
+    threading.setprofile(profile)  # threads started meanwhile (a group commit's leader is not)
+    sys.setprofile(profile)
+    try:
+        work()
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+    return count
 
 
 def machine_speed() -> dict[str, float]:
@@ -328,13 +366,16 @@ def main(argv: list[str] | None = None) -> int:
         stream = PaymentStream(payments)
         figures["load_average_start"] = os.getloadavg()[0]
         figures["machine_speed_start"] = machine_speed()
-        floor, floor_cpu_ms, decision = in_process_floor(stream.take(1_050))
+        measured = in_process_floor(stream.take(1_050 + CALLS_COUNTED))
+        floor, floor_cpu_ms = measured.timings_ms, measured.cpu_ms
         figures.update(floor_cpu_ms=floor_cpu_ms, floor_p50_ms=statistics.median(floor))
         figures["floor_p99_ms"] = float(np.percentile(floor, 99))
+        figures["floor_python_calls"] = measured.python_calls
         row(
             "in-process floor (features + model + audit)",
             floor,
-            f"1,000 sequential, CPU {floor_cpu_ms:.1f} ms a decision",
+            f"1,000 sequential, CPU {floor_cpu_ms:.2f} ms a decision, "
+            f"{measured.python_calls:,.0f} Python calls a decision",
         )
         key = secrets.token_urlsafe(16)
         bentoml_serve = [str(Path(sys.executable).with_name("bentoml")), "serve"]
@@ -381,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             figures["p99_crosses_50ms_at_rps"] = crossing.get(50)
         # BentoML's own cost at the same rate: the route with the decision taken out.
         stored = home / "decision.json"
-        stored.write_text(decision)
+        stored.write_text(measured.last_decision)
         os.environ[DECISION_FILE] = str(stored)
         http_floor = [*bentoml_serve, "bench.http_floor:HttpFloor", "--working-dir", str(REPO)]
         with served(http_floor, args.port + 2, key, home / "http_floor.log") as server:
