@@ -195,11 +195,13 @@ def in_process_floor(bodies: list[dict[str, Any]]) -> Floor:
 
 
 def python_calls(work: Callable[[], object]) -> int:
-    """How many Python function calls ``work`` makes, in every thread (``sys.setprofile``'s
-    "call" events: a generator's resumption counts, a C function does not).
+    """How many Python function calls ``work`` makes in its thread and in threads started meanwhile
+    (``sys.setprofile``'s "call" events: a generator's resumption counts, a C function does not).
 
     The host's speed moved the same code's CPU a decision by half between runs an hour apart
-    (``machine_speed``); this count does not move with it, so a cut shows in it on any host.
+    (``machine_speed``); this count does not move with it, so a cut shows in it on any host. A
+    thread started meanwhile that outlives ``work`` stays profiled (counting nothing that is
+    returned): slower, so count after any timing, as ``in_process_floor`` does.
     """
     count = 0
 
