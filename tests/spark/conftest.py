@@ -9,6 +9,7 @@ build keeps Spark's defaults.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
@@ -25,6 +26,18 @@ TEST_SPARK = SparkSettings(
         "spark.ui.showConsoleProgress": "false",
     },
 )
+
+
+# A Spark test that has not finished in this long is stuck, not slow (the slowest takes about
+# a minute on two loaded cores): it fails with its stack instead of holding CI to its limit.
+SPARK_TEST_TIMEOUT_S = 600
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.timeout(SPARK_TEST_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
