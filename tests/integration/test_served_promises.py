@@ -147,6 +147,31 @@ def test_concurrent_repeats_are_decided_and_counted_once(served: Served) -> None
     assert counts[1] == counts[0] + 1, f"six copies must count once: {counts}"
 
 
+def test_a_message_is_assessed_by_the_conduct_scorer_in_its_own_process(served: Served) -> None:
+    # Given the conduct classifier served apart, behind BentoML's dependency client,
+    message = {
+        "message_id": f"promise-m-{uuid.uuid4().hex[:12]}",
+        "received_at": served.pays_at,
+        "text": "I was charged twice for the same order and nobody answers my emails.",
+        "customer_id": served.customer,
+        "channel": "complaint",
+    }
+
+    # when a message is decided, alone and beside a payment,
+    alone = decided(served, {"text": message})
+    both = decided(
+        served, {**payment(served), "text": {**message, "message_id": message["message_id"] + "b"}}
+    )
+
+    # then the scorer answered: nothing degraded, its model named (a failed call to it would be
+    # a degraded review, still a 200, which only this tells apart).
+    for decision in (alone, both):
+        assert decision["degraded"] == [], decision["degraded"]
+        models = {model["name"] for model in decision["model_versions"]}
+        assert "conduct-classifier" in models, decision["model_versions"]
+    assert "fraud-detector" in {model["name"] for model in both["model_versions"]}
+
+
 def test_a_multipart_body_gets_415(served: Served) -> None:
     request = urllib.request.Request(
         f"{served.url}/v1/decisions",

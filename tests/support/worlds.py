@@ -116,7 +116,7 @@ def isolated_env(
 
 
 def build_world(env: dict[str, str], home: Path) -> tuple[str, str, str]:
-    """Simulate, build and materialize features, train and promote the fraud model.
+    """Simulate, build and materialize features, train and promote both models.
 
     Returns a customer of the world, the terminal it uses most, for payments of a known kind, and
     when to pay: an hour after the world's last payment. The world (June and July) ends weeks
@@ -131,17 +131,12 @@ def build_world(env: dict[str, str], home: Path) -> tuple[str, str, str]:
     riskctl(env, "features", "apply")
     riskctl(env, "features", "materialize")
     riskctl(env, "train", "fraud")
+    # The conduct scorer serves in a process of its own: a served message crosses BentoML's
+    # dependency client, which a change to how the decision route runs can silently break.
+    riskctl(env, "train", "conduct", "--texts", str(data / "texts.parquet"))
     reason = "fault tests: a model trained on this module's own simulated world"
-    riskctl(
-        env,
-        "registry",
-        "promote",
-        "fraud-detector",
-        "--approver",
-        "fault-tests",
-        "--reason",
-        reason,
-    )
+    for model in ("fraud-detector", "conduct-classifier"):
+        riskctl(env, "registry", "promote", model, "--approver", "fault-tests", "--reason", reason)
     payments = pd.read_parquet(transactions, columns=["customer_id", "terminal_id", "occurred_at"])
     customer = payments["customer_id"].value_counts().index[0]
     terminal = payments.loc[payments["customer_id"] == customer, "terminal_id"].mode()[0]
