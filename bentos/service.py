@@ -194,7 +194,10 @@ def _call_conduct(method: Any, **kwargs: Any) -> Any:
 # and many threads fight over the GIL. At 200 rps on two cores (docs/benchmarks.md, issue 19): 16
 # threads p50 6.6-8.2 ms, p99 26-37 ms, 4.3-4.8 ms of CPU a request; 4 threads p50 4.6-5.6, p99
 # 17-19, 3.6-4.2; 2 threads p50 8.7, p99 25 (waiting behind round trips). A 1 ms GIL switch
-# interval with 4 threads made it worse (p99 60 ms, 5.5 ms of CPU).
+# interval with 4 threads made it worse (p99 60 ms, 5.5 ms of CPU). The route stays a sync API on
+# BentoML's AnyIO worker threads: its synchronous client of the conduct scorer calls
+# ``anyio.from_thread.run``, which works only there (an async route handing decisions to a pool
+# of its own made every message a degraded review, and cut no CPU: docs/benchmarks.md).
 DECISION_THREADS = 4
 # One worker process per CPU: a served decision is CPU-bound between its round trips, and one
 # process saturates near 200 decisions/s on two cores (p99 127-1,279 ms at 200 rps against
