@@ -5,6 +5,7 @@ shared with a forked child."""
 
 import gc
 import os
+import signal
 import threading
 import uuid
 import weakref
@@ -126,6 +127,32 @@ def test_a_forked_child_does_not_use_its_parents_connection(client: redis.Redis)
 
     assert round_trip(client, [("CLIENT", "ID")]) == [parent]  # still the parent's, in step
     assert round_trip(client, [("GET", f"{p}:s")]) == [b"value"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_child_forked_while_another_thread_sets_up_a_pool_does_not_hang() -> None:
+    from decisioning.adapters.feast import redis_payment
+
+    # Given a fork while another thread holds the lock that sets up a pool's kept connections,
+    reader, writer = os.pipe()
+    with redis_payment._SPARE_LOCK:
+        pid = os.fork()
+        if pid == 0:  # the child: a new client's first round trip takes that lock
+            try:
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+                signal.alarm(10)  # a hang ends the child by the signal, not the test run
+                client = redis.Redis.from_url(URL, socket_timeout=2)
+                os.write(writer, b"1" if round_trip(client, [("ECHO", "up")]) == [b"up"] else b"0")
+            finally:
+                os._exit(0)
+
+    # then the child's round trip is answered: it has a lock of its own.
+    os.close(writer)
+    _, status = os.waitpid(pid, 0)
+    answer = os.read(reader, 1)
+    os.close(reader)
+    assert os.WIFEXITED(status), f"the child hung on its parent's lock (status {status})"
+    assert answer == b"1"
 
 
 def test_a_dropped_client_frees_its_pool_and_connections() -> None:

@@ -370,6 +370,16 @@ class _Spare:
 _SPARE_LOCK = threading.Lock()
 
 
+def _new_spare_lock() -> None:
+    """A forked child's own lock: one another thread of its parent held at the fork would never
+    be released in the child (the thread is not there), and its first round trip would hang."""
+    global _SPARE_LOCK
+    _SPARE_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_spare_lock)
+
+
 def run_script(client: Any, script: Any, keys: Sequence[Any], arguments: Sequence[Any]) -> Any:
     """``EVALSHA`` of a registered script in one round trip, loading it first if the server
     lost it (a restart). Not retried on a broken connection: the script may have run."""
