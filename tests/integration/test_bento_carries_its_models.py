@@ -1,11 +1,11 @@
 """A built bento serves the models it carries with the tracking server unreachable (issue 18).
 
-Given a copy of the session's trained world (worlds.py: its fraud champion trained and promoted,
-a lookup model standing in as the conduct champion the build requires), ``riskctl bento build``
-stores the bento and imports both champions into BentoML's model store; the stored bento is then
-served with ``bentoml serve TAG``, as an image runs it, with the profile's tracking URI pointing at
-a port nobody listens on. It must get ready and decide a payment with the pinned fraud model, not
-degraded: nothing at start-up asked MLflow.
+Given a copy of the session's trained world (worlds.py: both champions trained and promoted, a
+lookup model then standing in as the conduct champion, so the bento stays small),
+``riskctl bento build`` stores the bento and imports both champions into BentoML's model store;
+the stored bento is then served with ``bentoml serve TAG``, as an image runs it, with the
+profile's tracking URI pointing at a port nobody listens on. It must get ready and decide a
+payment with the pinned fraud model, not degraded: nothing at start-up asked MLflow.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def served(
     try:
         redis.start()
         copy = copy_world(trained_world, home, redis.port)
-        # The build needs a conduct champion; this world trains only fraud.
+        # The build needs a conduct champion: a lookup model stands in for the world's own, so
+        # the bento carries no embedding model and builds and starts in seconds.
         mlflow = MlflowSettings(
             tracking_uri=copy.env["RISK_MLFLOW_URL"], artifact_root=str(home / "mlartifacts")
         )
