@@ -377,7 +377,8 @@ def _new_spare_lock() -> None:
     _SPARE_LOCK = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_new_spare_lock)
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere nothing forks
+    os.register_at_fork(after_in_child=_new_spare_lock)
 
 
 def run_script(client: Any, script: Any, keys: Sequence[Any], arguments: Sequence[Any]) -> Any:
