@@ -25,9 +25,10 @@ SPARK_CONFIG = "spark.yaml"
 # pandas read as microseconds (not Spark's legacy INT96), Arrow for the pandas boundary, and the
 # contract's nanosecond Parquet timestamps read as integers (Spark refuses them otherwise).
 # The socket wait is Spark's 15 s raised: when the JVM serves a collect to Python (``toPandas``
-# with Arrow, which Feast's Spark store calls) and Python has not connected and authenticated
-# within it, the serving thread gives up without completing the result PySpark then waits for,
-# so the driver waits forever (seen once on two loaded cores; Spark 4.1's SocketAuthServer).
+# with Arrow, which the feature build and Feast's Spark store call) and Python has not connected
+# and authenticated within it, the serving thread gives up without completing the result PySpark
+# then waits for, so the driver waits forever (seen once on two loaded cores; Spark 4.1's
+# SocketAuthServer).
 FIXED_CONF = {
     "spark.python.authenticate.socketTimeout": "300s",
     "spark.sql.legacy.parquet.nanosAsLong": "true",

@@ -236,8 +236,8 @@ def test_redis_restarted_empty_degrades_naming_the_missing_features_until_materi
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(served: Served) -> None:
     # given the served OpenAPI document, when schemathesis generates over 2,000 requests for the
-    # decision and scoring routes (the conduct model is not trained in this world: its route
-    # answers 503 by design and is left out)
+    # decision and scoring routes (/v1/conduct/assess is left out: every case would cost a MiniLM
+    # pass on two cores, and generated messages already reach the scorer through /v1/decisions)
     command = [
         str(Path(sys.executable).with_name("st")),
         "run",
