@@ -598,3 +598,30 @@ def test_a_nul_in_a_record_id_is_refused_with_nothing_written(audit_url: str) ->
 
     assert store.head() is None
     store.close()
+
+
+def test_an_append_commits_durably_whatever_the_database_default(audit_url: str) -> None:
+    # given a database whose default lets a commit return before it is on disk, and a trigger
+    # that notes the setting each inserted record's transaction ran with
+    AuditStore.open(audit_url).close()  # the schema
+    with psycopg.connect(_conninfo(audit_url), autocommit=True) as admin:
+        admin.execute(
+            f'ALTER DATABASE "{make_url(audit_url).database}" SET synchronous_commit = off'
+        )
+        admin.execute("CREATE TABLE seen (setting text)")
+        admin.execute(
+            "CREATE FUNCTION note_setting() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO seen VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$"
+        )
+        admin.execute(
+            "CREATE TRIGGER note_setting AFTER INSERT ON audit_records "
+            "FOR EACH ROW EXECUTE FUNCTION note_setting()"
+        )
+    # when a record is appended by a store whose sessions all began with that default
+    store = AuditStore.open(audit_url)
+    store.append("decision", "durable", {"n": 1})
+    # then its transaction committed synchronously
+    with psycopg.connect(_conninfo(audit_url)) as reader:
+        assert reader.execute("SHOW synchronous_commit").fetchone() == ("off",)
+        assert reader.execute("SELECT setting FROM seen").fetchall() == [("on",)]
+    store.close()

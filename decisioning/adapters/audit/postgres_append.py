@@ -46,7 +46,12 @@ _TABLE = AuditRow.__tablename__
 CLOSE_WAIT_S = 10.0  # how long closing waits for an append or read in flight before cancelling it
 LOCK_WAIT = "10s"  # an append waiting longer for the chain lock is refused, not left hanging
 
+# synchronous_commit is pinned in the transaction: an append is answered only once its commit is
+# on disk, whatever a database's, role's or session's default says (an operator's
+# `ALTER DATABASE ... SET synchronous_commit = off` would otherwise make a lost record possible
+# after an answered decision).
 _APPEND = f"""BEGIN ISOLATION LEVEL READ COMMITTED;
+SET LOCAL synchronous_commit = on;
 SET LOCAL lock_timeout = '{LOCK_WAIT}';
 SELECT pg_advisory_xact_lock({CHAIN_LOCK});
 WITH RECURSIVE
