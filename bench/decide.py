@@ -15,11 +15,13 @@ The world is simulated and trained in the ``services`` profile with its own data
 project and RISK_HOME, all removed at the end.
 Run: .venv/bin/python bench/decide.py [--rate 200] [--seconds 60] [--customers 600] [--json PATH]
 ``--json`` writes the figures issue 19 tracks: floor_cpu_ms, floor_p50_ms, served_cpu_ms, p50_ms,
-p99_ms and achieved_rps at ``--rate``, the sweep rates where p99 first passes 10 and 50 ms
-(null: not within the sweep), text_p99_ms, the bare route's CPU, the generator's core share and
-the machine's speed at the start and the end (``machine_speed``), the interpreter that ran it
-(its build moves every CPU figure and the Python loop witness: ADR 0020), and the floor's Python
-calls a decision (``floor_python_calls``), which the host's speed does not move.
+p99_ms, achieved_rps, answered, degraded (answers that are degraded decisions, fast because a
+component's work was skipped) and audited (decision records the run's audit chain gained) at
+``--rate``, the sweep rates where p99 first passes 10 and 50 ms (null: not within the sweep),
+text_p99_ms, text_degraded and text_server_cpu_ms, the bare route's CPU, the generator's core
+share and the machine's speed at the start and the end (``machine_speed``), the interpreter that
+ran it (its build moves every CPU figure and the Python loop witness: ADR 0020), and the floor's
+Python calls a decision (``floor_python_calls``), which the host's speed does not move.
 The load generator is ``bench/load.py`` (why not a compiled one: its docstring).
 """
 
@@ -93,6 +95,19 @@ def drop_everything(run: str) -> None:
     with psycopg.connect(ADMIN, autocommit=True) as connection:
         for name in DATABASES:
             connection.execute(f'DROP DATABASE IF EXISTS "risk_bench_{name}_{run}" WITH (FORCE)')
+
+
+def decisions_recorded(run: str) -> int:
+    """Decision records in the run's audit chain: each answered decision must have one, committed
+    before its answer was sent (``AuditStore.append`` returns only after the commit)."""
+    from decisioning.core.engine import DECISION_KIND
+
+    database = ADMIN.rsplit("/", 1)[0] + f"/risk_bench_audit_{run}"
+    with psycopg.connect(database) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM audit_records WHERE kind = %s", (DECISION_KIND,)
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def build_world(customers: int, days: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -244,17 +259,28 @@ def machine_speed() -> dict[str, float]:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and all its descendants, from /proc (Linux)."""
+    """CPU time (user + system) of a process and all its descendants, from /proc (Linux).
+
+    A process's children are listed per thread that started them (``task/TID/children``): a
+    child started from a thread other than the main one (the audit checkpointer's, say) counts
+    too, and so do children that ended and were waited for (their parent's ``cutime`` and
+    ``cstime``; one that ended within a measured window counts whole, never less)."""
     total, pending = 0.0, [pid]
     while pending:
         current = pending.pop()
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            threads = [task.name for task in Path(f"/proc/{current}/task").iterdir()]
         except OSError:  # gone meanwhile
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        pending.extend(int(child) for child in children)
+        # utime, stime, cutime, cstime: fields 14-17 of stat(5), counted from the state (3).
+        total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        for thread in threads:
+            try:
+                children = Path(f"/proc/{current}/task/{thread}/children").read_text().split()
+            except OSError:  # the thread ended meanwhile
+                continue
+            pending.extend(int(child) for child in children)
     return total
 
 
@@ -330,7 +356,10 @@ def percentiles(values: list[float]) -> str:
 
 
 def served_note(result: dict[str, Any]) -> str:
-    return f"statuses {result['statuses']}, server CPU {result['server_cpu_ms']:.1f} ms a request"
+    return (
+        f"statuses {result['statuses']}, degraded {result['degraded']}, "
+        f"server CPU {result['server_cpu_ms']:.1f} ms a request"
+    )
 
 
 def row(label: str, values: list[float], note: str = "") -> None:
@@ -394,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
                 served_note(text),
             )
             figures["text_p99_ms"] = float(np.percentile(text["latencies_ms"], 99))
+            figures["text_degraded"] = text["degraded"]
+            figures["text_server_cpu_ms"] = text["server_cpu_ms"]
+            recorded_before = decisions_recorded(run)
             steady = load(
                 server,
                 key,
@@ -403,10 +435,12 @@ def main(argv: list[str] | None = None) -> int:
                 home,
             )
             http = steady["latencies_ms"]
+            audited = decisions_recorded(run) - recorded_before
             row(
                 f"HTTP fraud decision at {args.rate:.0f} rps for {args.seconds:.0f} s",
                 http,
-                served_note(steady) + f", achieved {steady['achieved_rps']:.0f} rps",
+                served_note(steady)
+                + f", achieved {steady['achieved_rps']:.0f} rps, {audited:,} decision records",
             )
             figures.update(
                 served_cpu_ms=steady["server_cpu_ms"],
@@ -414,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
                 p99_ms=float(np.percentile(http, 99)),
                 achieved_rps=steady["achieved_rps"],
                 answered=steady["statuses"].get("200", 0),
+                degraded=steady["degraded"],
+                audited=audited,
                 sent=len(http),
                 generator_core_share=steady["generator_core_share"],
             )

@@ -1,9 +1,11 @@
-"""The deterministic witness of bench/decide.py: Python calls counted, in every thread."""
+"""bench/decide.py's counters: Python calls in every thread, and a process tree's CPU."""
 
+import os
+import subprocess
 import sys
 import threading
 
-from bench.decide import python_calls
+from bench.decide import python_calls, tree_cpu_seconds
 
 
 def leaf() -> int:
@@ -41,3 +43,35 @@ def test_counting_stops_with_the_work() -> None:
     python_calls(lambda: None)
     assert sys.getprofile() is None
     assert threading.getprofile() is None
+
+
+BUSY_CHILD = (
+    "import time\n"
+    "started = time.process_time()\n"
+    "while time.process_time() - started < 0.3: pass\n"
+    "print('busy', flush=True)\n"
+    "time.sleep(30)\n"
+)
+
+
+def test_a_child_started_from_another_thread_counts_in_the_tree_and_after_it_ends() -> None:
+    # given a child started from a thread other than the main one, which then ends
+    before = tree_cpu_seconds(os.getpid())
+    children: list[subprocess.Popen[str]] = []
+    starter = threading.Thread(
+        target=lambda: children.append(
+            subprocess.Popen([sys.executable, "-c", BUSY_CHILD], stdout=subprocess.PIPE, text=True)
+        )
+    )
+    starter.start()
+    starter.join()
+    child = children[0]
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "busy\n"
+        # then its CPU is in the tree while it lives
+        assert tree_cpu_seconds(os.getpid()) - before >= 0.3
+    finally:
+        child.kill()
+        child.wait()
+    # and once it has been waited for
+    assert tree_cpu_seconds(os.getpid()) - before >= 0.3
