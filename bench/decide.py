@@ -264,24 +264,25 @@ def tree_cpu_seconds(pid: int) -> float:
     A process's children are listed per thread that started them (``task/TID/children``): a
     child started from a thread other than the main one (the audit checkpointer's, say) counts
     too, and so do children that ended and were waited for (their parent's ``cutime`` and
-    ``cstime``; one that ended within a measured window counts whole, never less)."""
-    total, pending = 0.0, [pid]
-    while pending:
-        current = pending.pop()
+    ``cstime``). Children are read before their parent, so a child reaped between the two reads
+    is counted twice rather than missed: the figure can only err high."""
+    try:
+        threads = [task.name for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:  # gone meanwhile
+        return 0.0
+    total = 0.0
+    for thread in threads:
         try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            threads = [task.name for task in Path(f"/proc/{current}/task").iterdir()]
-        except OSError:  # gone meanwhile
+            children = Path(f"/proc/{pid}/task/{thread}/children").read_text().split()
+        except OSError:  # the thread ended meanwhile
             continue
-        # utime, stime, cutime, cstime: fields 14-17 of stat(5), counted from the state (3).
-        total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-        for thread in threads:
-            try:
-                children = Path(f"/proc/{current}/task/{thread}/children").read_text().split()
-            except OSError:  # the thread ended meanwhile
-                continue
-            pending.extend(int(child) for child in children)
-    return total
+        total += sum(tree_cpu_seconds(int(child)) for child in children)
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return total
+    # utime, stime, cutime, cstime: fields 14-17 of proc_pid_stat(5), counted from the state (3).
+    return total + sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)

@@ -46,12 +46,13 @@ _TABLE = AuditRow.__tablename__
 CLOSE_WAIT_S = 10.0  # how long closing waits for an append or read in flight before cancelling it
 LOCK_WAIT = "10s"  # an append waiting longer for the chain lock is refused, not left hanging
 
-# synchronous_commit is pinned in the transaction: an append is answered only once its commit is
-# on disk, whatever a database's, role's or session's default says (an operator's
-# `ALTER DATABASE ... SET synchronous_commit = off` would otherwise make a lost record possible
-# after an answered decision).
+# An append is answered only once its commit is on disk, whatever a database's, role's or
+# session's default says: `off` (an operator's `ALTER DATABASE ... SET synchronous_commit = off`
+# would make a lost record possible after an answered decision) is raised to `on` for the
+# transaction; every other level flushes locally and is kept (`remote_apply` for replicas, say).
 _APPEND = f"""BEGIN ISOLATION LEVEL READ COMMITTED;
-SET LOCAL synchronous_commit = on;
+SELECT set_config('synchronous_commit', 'on', true)
+ WHERE current_setting('synchronous_commit') = 'off';
 SET LOCAL lock_timeout = '{LOCK_WAIT}';
 SELECT pg_advisory_xact_lock({CHAIN_LOCK});
 WITH RECURSIVE
