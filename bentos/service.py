@@ -281,8 +281,10 @@ class RiskService:
         Idempotent by ``transaction_id`` (else ``message_id``): a repeat gets the stored decision
         (same ``decision_id``, ``replay: true``) and counts nothing again; the same id with a
         different request gets 409. A 503 means nothing was decided or counted: retry.
+        The answer's body is the decision's canonical JSON, the same bytes as its audit record's
+        decision (keys sorted): encoded once, for both.
         """
-        from starlette.responses import JSONResponse
+        from starlette.responses import JSONResponse, Response
 
         from decisioning.core.errors import AuditUnavailable, IdempotencyConflict
 
@@ -292,7 +294,7 @@ class RiskService:
         if refused:
             return out_of_bounds("/v1/decisions", refused)
         try:
-            decision = self.engine.decide(checked)
+            answer = self.engine.answer(checked)
         except AuditUnavailable as exc:
             record_error("/v1/decisions")
             # Not raised: BentoML replaces the message of any 5xx error with a generic one, and
@@ -310,9 +312,9 @@ class RiskService:
         except Exception:
             record_error("/v1/decisions")
             raise
-        record_decision(decision, "/v1/decisions", time.perf_counter() - started)
-        self.explanations.submit(decision)  # queued: the answer never waits for an LLM
-        return decision
+        record_decision(answer.decision, "/v1/decisions", time.perf_counter() - started)
+        self.explanations.submit(answer.decision)  # queued: the answer never waits for an LLM
+        return Response(answer.text, media_type="application/json")  # type: ignore[return-value]
 
     @bentoml.api(route="/v1/fraud/score")
     def fraud_score(self, transaction: TransactionEvent) -> FraudScore:

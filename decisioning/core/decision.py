@@ -107,6 +107,13 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def decision_record_text(decision_text: str, request_text: str) -> str:
+    """``canonical_json({"decision": decision, "request": request})`` from the canonical JSON of
+    each part: the two keys sort as written and canonical JSON has no whitespace, so the text is
+    the same to the byte (a property test holds them equal), and neither part is encoded twice."""
+    return f'{{"decision":{decision_text},"request":{request_text}}}'
+
+
 def input_hash(payload: dict[str, Any]) -> str:
     """Hash of the request as received (after validation), to tie a decision to its input."""
     return sha256_hex(canonical_json(payload))

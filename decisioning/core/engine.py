@@ -22,6 +22,8 @@ from decisioning.core.decision import (
     Evidence,
     RiskDecision,
     Subject,
+    canonical_json,
+    decision_record_text,
     input_hash,
     sha256_hex,
 )
@@ -82,6 +84,15 @@ class DecisionRequest(BaseModel):
 
 
 @dataclass(frozen=True)
+class Answer:
+    """A decision and its canonical JSON: the text its audit record holds, so an answer sent as
+    that text is the record's, byte for byte, and the decision is encoded once."""
+
+    decision: RiskDecision
+    text: str
+
+
+@dataclass(frozen=True)
 class ReplayReport:
     decision_id: str
     differences: dict[str, tuple[Any, Any]] = field(default_factory=dict)
@@ -111,6 +122,13 @@ class DecisionEngine(Generic[Trail]):
     def decide(self, request: DecisionRequest) -> RiskDecision:
         """Assess, apply the policy, write the audit record, record the payment, return.
 
+        ``answer`` does the same and also returns the decision's canonical JSON.
+        """
+        return self.answer(request).decision
+
+    def answer(self, request: DecisionRequest) -> Answer:
+        """Assess, apply the policy, write the audit record, record the payment, return.
+
         A decision the audit store did not record is never returned: ``AuditUnavailable`` from
         the store goes to the caller, which answers 503 (a dependency failed, not the request),
         and nothing was counted, so a retry is safe. A request whose id was decided before gets
@@ -129,6 +147,7 @@ class DecisionEngine(Generic[Trail]):
                 problems,
             )
             payload = request.model_dump(mode="json", exclude_none=True)
+            request_text = canonical_json(payload)
             decision = RiskDecision(
                 decision_id=request.decision_id,
                 subject=request.subject,
@@ -150,15 +169,18 @@ class DecisionEngine(Generic[Trail]):
                     decided=self.clock(),
                 ),
                 trace_id=trace_id,
-                input_hash=input_hash(payload),
+                input_hash=sha256_hex(request_text),
                 degraded=outcome.degraded,
             )
+            recorded = decision.model_dump(mode="json")
+            decision_text = canonical_json(recorded)
             with tracer.start_as_current_span("audit.write"):
                 try:
                     self.audit.append(
                         DECISION_KIND,
                         decision.decision_id,
-                        {"decision": decision.model_dump(mode="json"), "request": payload},
+                        {"decision": recorded, "request": payload},
+                        text=decision_record_text(decision_text, request_text),
                     )
                 except AuditUnavailable:
                     raise
@@ -168,7 +190,8 @@ class DecisionEngine(Generic[Trail]):
                     stored = _stored_body(self.audit, decision.decision_id)
                     if stored is None:
                         raise
-                    return _repeated(stored, decision)
+                    repeated = _repeated(stored, decision)
+                    return Answer(repeated, canonical_json(repeated.model_dump(mode="json")))
             _record_payment(fraud)
             span.set_attribute("risk.decision_id", decision.decision_id)
             span.set_attribute("risk.action", decision.action)
@@ -179,7 +202,7 @@ class DecisionEngine(Generic[Trail]):
                 decision.risk_category,
                 len(decision.degraded),
             )
-            return decision
+            return Answer(decision, decision_text)
 
     def replay(self, decision_id: str) -> ReplayReport:
         """Recompute a stored decision from what it recorded and report every difference."""

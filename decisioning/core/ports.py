@@ -64,8 +64,13 @@ class StoredRecord(Protocol):
 class AuditTrail(Protocol):
     """The append-only record every decision is written to before it is answered."""
 
-    def append(self, kind: str, record_id: str, body: dict[str, Any]) -> StoredRecord:
-        """Store one record durably; raises ``AuditUnavailable`` when it cannot say it did."""
+    def append(
+        self, kind: str, record_id: str, body: dict[str, Any], *, text: str | None = None
+    ) -> StoredRecord:
+        """Store one record durably; raises ``AuditUnavailable`` when it cannot say it did.
+
+        ``text`` is the body's canonical JSON when the caller has already built it (it must be
+        ``canonical_json(body)``: the record's hash covers it)."""
         ...
 
     def get(self, record_id: str) -> StoredRecord | None: ...

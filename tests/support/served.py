@@ -36,6 +36,18 @@ def post_decision(
         return error.code, json.loads(error.read() or b"{}")
 
 
+def recorded_decision(home: Path, decision_id: str, profile: str = "local") -> dict[str, Any]:
+    """The ``decision`` of a decision's audit record under ``home``."""
+    settings = load_settings({"RISK_HOME": str(home), "RISK_ENV": profile})
+    store = AuditStore.open(settings.audit.url)
+    try:
+        record = store.get(decision_id)
+        assert record is not None, f"no audit record {decision_id}"
+        return dict(record.body["decision"])
+    finally:
+        store.close()
+
+
 def audit_rows(home: Path, profile: str = "local") -> int:
     """Decisions in the audit chain under ``home``, once the chain verified.
 

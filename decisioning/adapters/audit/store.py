@@ -201,8 +201,14 @@ class AuditStore:
             self._postgres.close()
         self._engine.dispose()
 
-    def append(self, kind: str, record_id: str, body: dict[str, Any]) -> AuditRecord:
+    def append(
+        self, kind: str, record_id: str, body: dict[str, Any], *, text: str | None = None
+    ) -> AuditRecord:
         """Add one record at the head of the chain; returns only once the database committed it.
+
+        ``text``: the body's canonical JSON, when the caller built it already (the engine builds
+        a decision's from its parts, ``decision_record_text``); it must equal
+        ``canonical_json(body)``, which is what is stored and hashed otherwise.
 
         Raises ``AuditUnavailable`` when the database cannot be reached or the connection breaks
         before the commit is confirmed (the row may then exist, but nobody was told it does).
@@ -211,7 +217,11 @@ class AuditStore:
             if len(value) > _LONGEST[name]:  # a database may cut it, and the hash would not match
                 raise ValueError(f"an audit {name} holds at most {_LONGEST[name]} characters")
         pending: PendingAppend[AuditRecord] = PendingAppend(
-            kind, record_id, utc_now().isoformat(), body, canonical_json(body)
+            kind,
+            record_id,
+            utc_now().isoformat(),
+            body,
+            canonical_json(body) if text is None else text,
         )
         record = self._writer.submit(pending)
         logger.debug("audit append kind=%s record_id=%s seq=%d", kind, record_id, record.seq)

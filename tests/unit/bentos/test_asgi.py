@@ -12,8 +12,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from starlette.testclient import TestClient
 
+from decisioning.core.decision import RiskDecision, canonical_json
 from tests.support.events import PAYMENT
-from tests.support.served import audit_rows
+from tests.support.served import audit_rows, recorded_decision
 from tests.support.spans import collected_spans
 from tests.unit.bentos.asgi import KEY
 
@@ -62,6 +63,25 @@ def test_a_payment_gets_a_complete_audited_decision(client: tuple[TestClient, Pa
     assert decision["action"] == "review", "a missing model must never approve"
     assert decision["trace_id"] and decision["decision_id"]
     assert audit_rows(home) == before + 1, "the decision must be in the audit store"
+
+
+def test_the_answer_is_the_audit_records_decision_byte_for_byte(
+    client: tuple[TestClient, Path],
+) -> None:
+    # an answer a client kept can be compared with the record, byte for byte
+    test_client, home = client
+    payment = {**PAYMENT, "transaction_id": f"{PAYMENT['transaction_id']}-bytes"}  # not a repeat
+
+    response = test_client.post(
+        "/v1/decisions", json={"transaction": payment}, headers={"Authorization": f"Bearer {KEY}"}
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    decision = response.json()
+    stored = recorded_decision(home, decision["decision_id"])
+    assert response.content == canonical_json(stored).encode()
+    assert RiskDecision.model_validate(decision).decision_id == decision["decision_id"]
 
 
 @pytest.fixture

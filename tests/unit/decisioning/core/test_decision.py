@@ -3,12 +3,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from decisioning.core.decision import (
     DecisionTimestamps,
     RiskDecision,
     canonical_json,
+    decision_record_text,
     input_hash,
 )
 
@@ -56,3 +59,27 @@ def test_canonical_json_and_input_hash_ignore_key_order() -> None:
     assert canonical_json({"b": 1, "a": NOW}) == canonical_json({"a": NOW, "b": 1})
     assert input_hash({"amount": 1.0, "id": "x"}) == input_hash({"id": "x", "amount": 1.0})
     assert input_hash({"amount": 1.0}) != input_hash({"amount": 1.01})
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(
+    st.dictionaries(st.text(), JSON_VALUES, max_size=6),
+    st.dictionaries(st.text(), JSON_VALUES, max_size=6),
+)
+def test_a_decision_record_built_from_its_parts_is_the_canonical_json_of_the_whole(
+    decision_part: dict[str, object], request_part: dict[str, object]
+) -> None:
+    # The record's hash covers these bytes: the engine's composed text must be canonical_json's.
+    composed = decision_record_text(canonical_json(decision_part), canonical_json(request_part))
+
+    assert composed == canonical_json({"decision": decision_part, "request": request_part})

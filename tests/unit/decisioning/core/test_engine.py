@@ -1,5 +1,6 @@
 """The engine with stand-in pillars: audited decisions, degradation, replay, request contract."""
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -7,10 +8,18 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from decisioning.adapters.audit import AuditStore
-from decisioning.core.decision import Evidence, FeatureValue, ModelVersion, ReasonCode, RiskDecision
+from decisioning.core.decision import (
+    Evidence,
+    FeatureValue,
+    ModelVersion,
+    ReasonCode,
+    RiskDecision,
+    canonical_json,
+    sha256_hex,
+)
 from decisioning.core.engine import DecisionEngine, DecisionRequest
 from decisioning.core.errors import AuditUnavailable
 from decisioning.core.events import TextEvent, TransactionEvent
@@ -95,6 +104,28 @@ def test_a_burst_is_declined_audited_and_explained(audit: AuditStore) -> None:
     assert len(decision.trace_id) == 32 and decision.input_hash
     stored = audit.get(decision.decision_id)
     assert stored is not None and stored.body["request"]["transaction"]["amount"] == 12.5
+    assert audit.verify().ok
+
+
+def test_an_answer_is_the_audit_records_decision_byte_for_byte(audit: AuditStore) -> None:
+    # given a decision taken, and the same request again (answered from the store)
+    request = DecisionRequest.model_validate({"transaction": PAYMENT})
+    decider = engine(audit, StandInFraud(count=10))
+    first, again = decider.answer(request), decider.answer(request)
+    # then each answer's text is its decision's canonical JSON
+    for answer in (first, again):
+        assert answer.text == canonical_json(answer.decision.model_dump(mode="json"))
+    assert json.loads(again.text) == {**json.loads(first.text), "replay": True}
+    # and the stored record is canonical JSON whose decision is the first answer's text
+    with audit._engine.connect() as connection:
+        stored_text = connection.execute(
+            text("SELECT body FROM audit_records WHERE record_id = :id"),
+            {"id": first.decision.decision_id},
+        ).scalar_one()
+    body = json.loads(stored_text)
+    assert stored_text == canonical_json(body)
+    assert canonical_json(body["decision"]) == first.text
+    assert body["decision"]["input_hash"] == sha256_hex(canonical_json(body["request"]))
     assert audit.verify().ok
 
 
