@@ -282,7 +282,7 @@ class RiskService:
         (same ``decision_id``, ``replay: true``) and counts nothing again; the same id with a
         different request gets 409. A 503 means nothing was decided or counted: retry.
         The answer's body is the decision's canonical JSON, the same bytes as its audit record's
-        decision (keys sorted): encoded once, for both.
+        decision (keys sorted): encoded once, for both; a repeat's has ``"replay":true``.
         """
         from starlette.responses import JSONResponse, Response
 

@@ -258,6 +258,12 @@ def feature_problems(
     return tuple(problems)
 
 
+def _finite(score: float) -> float | None:
+    """An evidence score, or unknown when it is not a number JSON can hold: a decision's text is
+    its answer and its audit record, and ``NaN`` in either would not parse as JSON."""
+    return score if math.isfinite(score) else None
+
+
 def conduct_input(assessment: ConductAssessment, message_id: str) -> ConductInput:
     flagged = assessment.flagged
     reasons: tuple[ReasonCode, ...] = ()
@@ -278,7 +284,7 @@ def conduct_input(assessment: ConductAssessment, message_id: str) -> ConductInpu
             quote=item.span.text,
             start=item.span.start,
             end=item.span.end,
-            score=item.score,
+            score=_finite(item.score),
         )
         for item in assessment.spans
     )
@@ -287,7 +293,7 @@ def conduct_input(assessment: ConductAssessment, message_id: str) -> ConductInpu
             kind="document",
             reference=hit.document.doc_id,
             quote=hit.snippet,
-            score=round(hit.score, 6),
+            score=_finite(round(hit.score, 6)),
         )
         for hit in assessment.documents
     )

@@ -80,6 +80,7 @@ def test_the_answer_is_the_audit_records_decision_byte_for_byte(
     assert response.headers["content-type"] == "application/json"
     decision = response.json()
     stored = recorded_decision(home, decision["decision_id"])
+    assert audit_rows(home) >= 1  # the chain verifies: every stored body is canonical JSON
     assert response.content == canonical_json(stored).encode()
     assert RiskDecision.model_validate(decision).decision_id == decision["decision_id"]
 
