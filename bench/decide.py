@@ -97,13 +97,14 @@ def drop_everything(run: str) -> None:
             connection.execute(f'DROP DATABASE IF EXISTS "risk_bench_{name}_{run}" WITH (FORCE)')
 
 
-def decisions_recorded(run: str) -> int:
-    """Decision records in the run's audit chain: each answered decision must have one, committed
-    before its answer was sent (``AuditStore.append`` returns only after the commit)."""
+def decisions_recorded() -> int:
+    """Decision records in the audit chain the service writes (``RISK_AUDIT_URL``): each answered
+    decision must have one, committed before its answer was sent (``AuditStore.append`` returns
+    only after the commit)."""
     from decisioning.core.engine import DECISION_KIND
 
-    database = ADMIN.rsplit("/", 1)[0] + f"/risk_bench_audit_{run}"
-    with psycopg.connect(database) as connection:
+    url = os.environ["RISK_AUDIT_URL"].replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as connection:
         row = connection.execute(
             "SELECT count(*) FROM audit_records WHERE kind = %s", (DECISION_KIND,)
         ).fetchone()
@@ -426,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             figures["text_p99_ms"] = float(np.percentile(text["latencies_ms"], 99))
             figures["text_degraded"] = text["degraded"]
             figures["text_server_cpu_ms"] = text["server_cpu_ms"]
-            recorded_before = decisions_recorded(run)
+            recorded_before = decisions_recorded()
             steady = load(
                 server,
                 key,
@@ -436,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                 home,
             )
             http = steady["latencies_ms"]
-            audited = decisions_recorded(run) - recorded_before
+            audited = decisions_recorded() - recorded_before
             row(
                 f"HTTP fraud decision at {args.rate:.0f} rps for {args.seconds:.0f} s",
                 http,

@@ -6,6 +6,8 @@ import json
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +38,22 @@ def post_decision(
         return error.code, json.loads(error.read() or b"{}")
 
 
+@contextmanager
+def _audit_store(home: Path, profile: str) -> Iterator[AuditStore]:
+    """The audit store a service under ``home`` writes, opened for the block."""
+    store = AuditStore.open(load_settings({"RISK_HOME": str(home), "RISK_ENV": profile}).audit.url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def recorded_decision(home: Path, decision_id: str, profile: str = "local") -> dict[str, Any]:
     """The ``decision`` of a decision's audit record under ``home``."""
-    settings = load_settings({"RISK_HOME": str(home), "RISK_ENV": profile})
-    store = AuditStore.open(settings.audit.url)
-    try:
+    with _audit_store(home, profile) as store:
         record = store.get(decision_id)
         assert record is not None, f"no audit record {decision_id}"
         return dict(record.body["decision"])
-    finally:
-        store.close()
 
 
 def audit_rows(home: Path, profile: str = "local") -> int:
@@ -54,11 +62,7 @@ def audit_rows(home: Path, profile: str = "local") -> int:
     Decisions only: the explanations of reviews and escalations (and their LLM calls) are
     appended in the background after the answer, so counting every record would race them.
     """
-    settings = load_settings({"RISK_HOME": str(home), "RISK_ENV": profile})
-    store = AuditStore.open(settings.audit.url)
-    try:
+    with _audit_store(home, profile) as store:
         report = store.verify()
         assert report.ok, f"the audit chain is broken at {report.first_broken_id}"
         return sum(1 for _ in store.records(kind="decision"))
-    finally:
-        store.close()
