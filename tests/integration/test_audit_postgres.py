@@ -600,31 +600,53 @@ def test_a_nul_in_a_record_id_is_refused_with_nothing_written(audit_url: str) ->
     store.close()
 
 
+# An insider's functions in public, found before pg_catalog's through the search path: each
+# would make the append's check or its raise a no-op if the append did not name pg_catalog's.
+SHADOWS = (
+    "CREATE FUNCTION public.current_setting(text) RETURNS text LANGUAGE sql AS $$ SELECT 'on' $$",
+    "CREATE FUNCTION public.set_config(text, text, boolean) RETURNS text LANGUAGE sql"
+    " AS $$ SELECT 'on' $$",
+    "CREATE FUNCTION public.never(text, text) RETURNS boolean LANGUAGE sql AS $$ SELECT false $$",
+    "CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.never)",
+)
+
+
 @pytest.mark.parametrize(
-    ("default", "expected"),
-    [("off", "on"), ("remote_apply", "remote_apply"), ("local", "local")],
+    ("default", "expected", "shadowed"),
+    [
+        ("off", "on", False),
+        ("remote_apply", "remote_apply", False),
+        ("local", "local", False),
+        ("off", "on", True),
+    ],
 )
 def test_an_append_commits_durably_whatever_the_database_default(
-    audit_url: str, default: str, expected: str
+    audit_url: str, default: str, expected: str, shadowed: bool
 ) -> None:
     # given a database default for synchronous_commit (off: a commit may return before it is on
-    # disk), and a trigger that notes the setting each inserted record's transaction ran with
-    AuditStore.open(audit_url).close()  # the schema
+    # disk), maybe an insider's shadows of the functions and operator the append uses, and a
+    # trigger that notes the setting each inserted record's transaction ran with
+    store = AuditStore.open(audit_url)  # the schema, migrated before any shadow exists
+    name = make_url(audit_url).database
     with psycopg.connect(_conninfo(audit_url), autocommit=True) as admin:
-        admin.execute(
-            f'ALTER DATABASE "{make_url(audit_url).database}" SET synchronous_commit = {default}'
-        )
+        admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = {default}')
+        if shadowed:
+            admin.execute(f'ALTER DATABASE "{name}" SET search_path = public, pg_catalog')
+            for statement in SHADOWS:
+                admin.execute(statement)
         admin.execute("CREATE TABLE seen (setting text)")
         admin.execute(
-            "CREATE FUNCTION note_setting() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            "INSERT INTO seen VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$"
+            "CREATE FUNCTION note_setting() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT"
+            " INTO seen VALUES (pg_catalog.current_setting('synchronous_commit')); RETURN NULL;"
+            " END $$"
         )
         admin.execute(
             "CREATE TRIGGER note_setting AFTER INSERT ON audit_records "
             "FOR EACH ROW EXECUTE FUNCTION note_setting()"
         )
-    # when a record is appended by a store whose sessions all began with that default
-    store = AuditStore.open(audit_url)
+    # when a record is appended in a session that began with that default (and those shadows)
+    store._postgres.close()  # type: ignore[union-attr]
+    store._engine.dispose()
     store.append("decision", "durable", {"n": 1})
     # then its transaction flushed its commit to disk: off was raised, a stricter level kept
     with psycopg.connect(_conninfo(audit_url)) as reader:

@@ -50,9 +50,11 @@ LOCK_WAIT = "10s"  # an append waiting longer for the chain lock is refused, not
 # session's default says: `off` (an operator's `ALTER DATABASE ... SET synchronous_commit = off`
 # would make a lost record possible after an answered decision) is raised to `on` for the
 # transaction; every other level flushes locally and is kept (`remote_apply` for replicas, say).
+# pg_catalog's functions and operator by name: a function or operator of the same name earlier in
+# a session's search path (an owner's `public.current_setting`, say) would make it a no-op.
 _APPEND = f"""BEGIN ISOLATION LEVEL READ COMMITTED;
-SELECT set_config('synchronous_commit', 'on', true)
- WHERE current_setting('synchronous_commit') = 'off';
+SELECT pg_catalog.set_config('synchronous_commit', 'on', true)
+ WHERE pg_catalog.current_setting('synchronous_commit') OPERATOR(pg_catalog.=) 'off';
 SET LOCAL lock_timeout = '{LOCK_WAIT}';
 SELECT pg_advisory_xact_lock({CHAIN_LOCK});
 WITH RECURSIVE
